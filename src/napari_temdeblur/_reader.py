@@ -1,0 +1,69 @@
+"""npe2 reader: the published dataset layout and acquisition session folders.
+
+Only folders in those layouts are claimed; anything else (a plain .tif, an unrelated folder) gets
+None so napari's other readers can take it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from ._layers import dataset_layers, session_layers
+from .core.dataset import find_splits, read_dataset
+from .core.errors import DataError
+from .core.session import is_session_folder, open_session
+
+
+def find_sessions(path: Path) -> list[Path]:
+    """Session folders at `path`, or among its children and grandchildren (e.g. ``OUT/Kidney/sess1``)."""
+    if is_session_folder(path):
+        return [path]
+    found = []
+    for child in sorted(p for p in path.iterdir() if p.is_dir()):
+        if is_session_folder(child):
+            found.append(child)
+        else:
+            found += [g for g in sorted(child.iterdir()) if g.is_dir() and is_session_folder(g)]
+    return found
+
+
+def get_reader(path):
+    """npe2 reader hook: a reader function for a dataset or session folder, else None."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    if not find_splits(path) and not find_sessions(path):
+        return None
+    return read_folder
+
+
+def read_folder(path) -> list[tuple]:
+    """Open every dataset split and acquisition session in a folder as napari layer data.
+
+    Broken pairs or sessions are skipped, and reported as one warning (a napari notification) that
+    names each file and the problem; the rest opens.
+    """
+    path = Path(path[0] if isinstance(path, list) else path)
+    layers, problems = [], []
+    if find_splits(path):
+        splits = read_dataset(path)
+        problems += [msg for s in splits for msg in s.skipped]
+        layers += dataset_layers(splits)
+    for folder in find_sessions(path):
+        try:
+            session = open_session(folder)
+        except DataError as exc:
+            problems.append(str(exc))
+            continue
+        problems += session.problems
+        layers += session_layers(session)
+    if not layers:
+        raise DataError(path, "nothing could be opened: " + "; ".join(problems))
+    if problems:
+        warnings.warn("napari-temdeblur skipped: " + "; ".join(problems), stacklevel=2)
+    return layers

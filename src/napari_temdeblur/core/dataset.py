@@ -1,0 +1,206 @@
+"""The published registered-dataset layout (Wieslander et al., Zenodo 10.5281/zenodo.4113244).
+
+::
+
+    <root>/<Sample>/<Split>/GT/<name>.tif               uint16 (H, W) sharp image at stream pixels
+    <root>/<Sample>/<Split>/Low/<name>/<name>_<k>.tif   uint16 (H, W) registered stream frames, k = 0..F-1
+    <root>/<Sample>/<Split>/GT_hr/...                   optional full-resolution ground truth (not read)
+
+Reading accepts the root, a sample folder or a split folder. A broken pair never stops the rest of a
+dataset from opening: it is skipped and reported in :attr:`DatasetSplit.skipped`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .tiffio import read_image, write_image
+
+SPLITS = ("Train", "Val", "Test")
+_SESSION = re.compile(r"sess(?:ion)?[_-]?(\d+)", re.IGNORECASE)
+
+
+@dataclass
+class BurstPair:
+    """One registered pair: a sharp GT image and the burst of stream frames registered onto it.
+
+    Attributes
+    ----------
+    name : str
+        Image name, e.g. ``sess2_im5``.
+    gt : numpy.ndarray
+        uint16 (H, W).
+    low : numpy.ndarray
+        uint16 (F, H, W), frames in acquisition order.
+    """
+
+    name: str
+    gt: np.ndarray
+    low: np.ndarray
+
+    @property
+    def session(self) -> int | None:
+        """Acquisition session number parsed from the name (``sess2_im5`` -> 2), or None."""
+        return session_of(self.name)
+
+
+@dataclass
+class DatasetSplit:
+    """All readable pairs of one ``<Sample>/<Split>`` folder, and what had to be skipped."""
+
+    sample: str
+    split: str
+    path: Path
+    pairs: list[BurstPair] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def session_of(name: str) -> int | None:
+    """Session number in an image name such as ``sess2_im5``; None when the name has none."""
+    match = _SESSION.search(name)
+    return int(match.group(1)) if match else None
+
+
+def is_split_folder(path: Path) -> bool:
+    """True when `path` holds the ``GT/`` and ``Low/`` folders of one dataset split."""
+    return (path / "GT").is_dir() and (path / "Low").is_dir()
+
+
+def find_splits(path: str | Path) -> list[tuple[str, str, Path]]:
+    """Locate the split folders under a dataset root, a sample folder or a split folder.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any of the three levels of the published layout.
+
+    Returns
+    -------
+    list of (sample, split, folder)
+        Sorted by sample, then Train/Val/Test order. Empty when `path` is not a dataset.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return []
+    if is_split_folder(path):
+        return [(path.parent.name, path.name, path)]
+    found = []
+    for child in sorted(p for p in path.iterdir() if p.is_dir()):
+        if is_split_folder(child):
+            found.append((path.name, child.name, child))
+        else:
+            found += [(child.name, g.name, g) for g in sorted(child.iterdir()) if g.is_dir() and is_split_folder(g)]
+    order = {name: i for i, name in enumerate(SPLITS)}
+    return sorted(found, key=lambda s: (s[0], order.get(s[1], len(order)), s[1]))
+
+
+def _frame_files(low_dir: Path, name: str) -> list[Path]:
+    pattern = re.compile(rf"^{re.escape(name)}_(\d+)\.tiff?$", re.IGNORECASE)
+    numbered = sorted(
+        (int(m.group(1)), p) for p in low_dir.iterdir() if (m := pattern.match(p.name)) is not None
+    )
+    indices = [k for k, _ in numbered]
+    if indices != list(range(len(indices))):
+        raise DataError(low_dir, f"frames must be numbered {name}_0 .. {name}_N without gaps; found {indices}")
+    return [p for _, p in numbered]
+
+
+def read_pair(gt_path: str | Path) -> BurstPair:
+    """Read one GT image ``<split>/GT/<name>.tif`` and its frames ``<split>/Low/<name>/<name>_<k>.tif``.
+
+    Raises
+    ------
+    DataError
+        Missing or unreadable frames, or frames whose shape differs from the GT's.
+    """
+    gt_path = Path(gt_path)
+    name = gt_path.stem
+    gt = read_image(gt_path)
+    low_dir = gt_path.parent.parent / "Low" / name
+    if not low_dir.is_dir():
+        raise DataError(low_dir, f"missing Low frames for GT {gt_path.name} (no folder Low/{name}/)")
+    files = _frame_files(low_dir, name)
+    if not files:
+        raise DataError(low_dir, f"missing Low frames for GT {gt_path.name} (no {name}_<k>.tif files)")
+    frames = []
+    for path in files:
+        frame = read_image(path)
+        if frame.shape != gt.shape:
+            raise DataError(path, f"frame shape {frame.shape} does not match GT {gt_path.name} shape {gt.shape}")
+        frames.append(frame)
+    return BurstPair(name=name, gt=gt, low=np.stack(frames))
+
+
+def read_split(split_dir: str | Path, sample: str | None = None, split: str | None = None) -> DatasetSplit:
+    """Read every pair of one split folder; broken pairs are skipped and listed, not fatal.
+
+    Pairs whose frame count differs from the split's most common count are skipped too, so the
+    result stacks into one (frames, images, H, W) array.
+    """
+    split_dir = Path(split_dir)
+    result = DatasetSplit(sample or split_dir.parent.name, split or split_dir.name, split_dir)
+    gt_files = sorted(p for p in (split_dir / "GT").iterdir() if p.suffix.lower() in (".tif", ".tiff"))
+    for gt_path in gt_files:
+        try:
+            result.pairs.append(read_pair(gt_path))
+        except DataError as exc:
+            result.skipped.append(str(exc))
+    counts = Counter(len(p.low) for p in result.pairs)
+    if len(counts) > 1:
+        keep = counts.most_common(1)[0][0]
+        for pair in [p for p in result.pairs if len(p.low) != keep]:
+            result.skipped.append(
+                f"{split_dir / 'Low' / pair.name}: {len(pair.low)} frames, but the split's other images have {keep}"
+            )
+        result.pairs = [p for p in result.pairs if len(p.low) == keep]
+    return result
+
+
+def read_dataset(path: str | Path) -> list[DatasetSplit]:
+    """Read a dataset root, sample folder or split folder.
+
+    Parameters
+    ----------
+    path : str or Path
+        Folder in the published layout (any level).
+
+    Returns
+    -------
+    list of DatasetSplit
+        One per split folder found, each with its readable pairs and skip messages.
+
+    Raises
+    ------
+    DataError
+        When `path` is not a folder, is empty, holds no split folders, or no pair at all is readable.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(path, "not a folder")
+    if not any(path.iterdir()):
+        raise DataError(path, "the folder is empty")
+    found = find_splits(path)
+    if not found:
+        raise DataError(path, "no dataset here: expected <Sample>/<Split>/GT/ and Low/ folders (published layout)")
+    splits = [read_split(folder, sample, split) for sample, split, folder in found]
+    if not any(s.pairs for s in splits):
+        reasons = "; ".join(msg for s in splits for msg in s.skipped) or "the GT folders hold no .tif images"
+        raise DataError(path, f"no readable GT/Low pair: {reasons}")
+    return splits
+
+
+def write_pair(split_dir: str | Path, pair: BurstPair) -> list[Path]:
+    """Write one pair in the published layout; returns the files written (GT first)."""
+    split_dir = Path(split_dir)
+    if pair.low.ndim != 3 or pair.low.shape[1:] != pair.gt.shape:
+        raise ValueError(f"{pair.name}: Low frames {pair.low.shape} do not match GT {pair.gt.shape}")
+    written = [write_image(split_dir / "GT" / f"{pair.name}.tif", pair.gt)]
+    for k, frame in enumerate(pair.low):
+        written.append(write_image(split_dir / "Low" / pair.name / f"{pair.name}_{k}.tif", frame))
+    return written

@@ -1,0 +1,29 @@
+"""The small sample pairs shipped in ``sample_data/`` and shown by napari's File > Open Sample."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from .config import SimulationConfig
+from .progress import drain
+from .simulate import simulate
+
+#: Repository folder holding the shipped samples (absent in a wheel install: samples are then simulated).
+SAMPLE_DATA_DIR = Path(__file__).resolve().parents[3] / "sample_data"
+SAMPLE_SEED = 7
+
+
+def sample_config() -> SimulationConfig:
+    """The demo acquisition cut to one session of two HQ images: a few pairs, simulated in about a second."""
+    return dataclasses.replace(SimulationConfig.demo(), sessions=1, hq_per_session=2)
+
+
+def write_samples(out: Path, specimens: tuple[str, ...] = ("kidney", "grid")) -> Path:
+    """Simulate the samples into `out` (published dataset layout, one folder per sample); returns `out`.
+
+    ``python -c "from napari_temdeblur.core.samples import *; write_samples(SAMPLE_DATA_DIR)"``
+    regenerates the shipped files.
+    """
+    drain(simulate(out, sample_config(), specimens, layout="dataset", seed=SAMPLE_SEED))
+    return out

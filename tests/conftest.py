@@ -1,0 +1,31 @@
+"""Shared fixtures: small simulated acquisitions, made once per test session."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from napari_temdeblur.core.config import SimulationConfig
+from napari_temdeblur.core.progress import drain
+from napari_temdeblur.core.simulate import simulate
+
+
+@pytest.fixture(scope="session")
+def small_cfg() -> SimulationConfig:
+    """The demo acquisition with three sessions of four images: Train, Val and Test all present."""
+    return dataclasses.replace(SimulationConfig.demo(), sessions=3, hq_per_session=4)
+
+
+@pytest.fixture(scope="session")
+def simulated_sessions(tmp_path_factory, small_cfg):
+    out = tmp_path_factory.mktemp("sessions")
+    result = drain(simulate(out, small_cfg, ["kidney", "grid"], layout="session", seed=3))
+    return result
+
+
+@pytest.fixture(scope="session")
+def simulated_dataset(tmp_path_factory, small_cfg):
+    out = tmp_path_factory.mktemp("dataset")
+    result = drain(simulate(out, small_cfg, ["kidney", "grid"], layout="dataset", seed=3))
+    return result

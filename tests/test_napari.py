@@ -1,0 +1,76 @@
+"""The plugin in a real napari viewer (under Xvfb): reader through npe2, and the sample data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_temdeblur._reader import get_reader
+
+
+def test_reader_claims_only_its_layouts(tmp_path, simulated_dataset, simulated_sessions):
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, np.ones((8, 8), np.uint16))
+    assert get_reader(str(plain)) is None
+    assert get_reader(str(tmp_path)) is None  # a folder with only a plain tif
+    assert get_reader(str(simulated_dataset.out)) is not None
+    assert get_reader(str(simulated_dataset.out / "Kidney" / "Test")) is not None
+    assert get_reader(str(simulated_sessions.folders["Kidney"][0])) is not None
+
+
+def test_dataset_opens_through_npe2(make_napari_viewer, simulated_dataset):
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(simulated_dataset.out / "Kidney"), plugin="napari-temdeblur")
+    names = [layer.name for layer in layers]
+    assert names == ["Kidney Train GT", "Kidney Train Low", "Kidney Val GT", "Kidney Val Low",
+                     "Kidney Test GT", "Kidney Test Low"]
+    gt, low = viewer.layers["Kidney Test GT"], viewer.layers["Kidney Test Low"]
+    assert low.data.ndim == 4 and low.data.shape[1:] == gt.data.shape
+    meta = gt.metadata["temdeblur"]
+    assert meta["split"] == "Test" and all(s == 3 for s in meta["sessions"])
+    assert gt.contrast_limits[0] > 0  # the window puts the grid bars at black
+    # the image slider moves GT and burst together; the frame slider steps through the burst
+    viewer.dims.set_point(1, 1)
+    viewer.dims.set_point(0, 3)
+    np.testing.assert_array_equal(low._data_view, low.data[3, 1])
+    np.testing.assert_array_equal(gt._data_view, gt.data[1])
+
+
+def test_session_opens_through_npe2(make_napari_viewer, simulated_sessions):
+    viewer = make_napari_viewer()
+    folder = simulated_sessions.folders["CalibrationGrid"][0]
+    layers = viewer.open(str(folder), plugin="napari-temdeblur")
+    hq, stream = layers
+    assert (hq.name, stream.name) == ("sess1 HQ", "sess1 stream")
+    assert hq.data.shape[1:] == (512, 512) and stream.data.shape[1:] == (256, 256)
+    np.testing.assert_allclose(hq.scale[1:], [0.5, 0.5])
+    assert hq.metadata["temdeblur"]["names"][0] == "sess1_im1"
+    # both cover the same field of view in world coordinates
+    np.testing.assert_allclose(np.array(hq.extent.world)[:, 1:], np.array(stream.extent.world)[:, 1:], atol=1)
+
+
+def test_broken_pair_opens_the_rest_and_warns(make_napari_viewer, simulated_dataset, tmp_path):
+    import shutil
+
+    copy = tmp_path / "Kidney"
+    shutil.copytree(simulated_dataset.out / "Kidney", copy)
+    victim = sorted((copy / "Test" / "GT").iterdir())[0]
+    shutil.rmtree(copy / "Test" / "Low" / victim.stem)
+    viewer = make_napari_viewer()
+    with pytest.warns(UserWarning, match=f"missing Low frames for GT {victim.name}"):
+        viewer.open(str(copy), plugin="napari-temdeblur")
+    test_gt = viewer.layers["Kidney Test GT"]
+    assert victim.stem not in test_gt.metadata["temdeblur"]["names"]
+    assert len(test_gt.data) == len(list((copy / "Test" / "GT").iterdir())) - 1
+
+
+@pytest.mark.parametrize("key, sample", [("kidney", "Kidney"), ("grid", "CalibrationGrid")])
+def test_sample_data_loads(make_napari_viewer, key, sample):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-temdeblur", key)
+    gt, low = viewer.layers
+    assert gt.name.startswith(sample) and gt.name.endswith("GT") and low.name.endswith("Low")
+    assert low.data.shape[0] == 5 and low.data.shape[1:] == gt.data.shape
+    lo, hi = gt.contrast_limits
+    assert 0 < lo < np.percentile(gt.data[gt.data > 0], 50) < hi

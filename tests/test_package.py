@@ -1,0 +1,71 @@
+"""Packaging contracts: light imports, the npe2 manifest, the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from napari_temdeblur.cli import main
+
+CORE_MODULES = [
+    "napari_temdeblur",
+    "napari_temdeblur.core.config",
+    "napari_temdeblur.core.dataset",
+    "napari_temdeblur.core.session",
+    "napari_temdeblur.core.simulate",
+    "napari_temdeblur.core.preprocess",
+    "napari_temdeblur.core.samples",
+    "napari_temdeblur._reader",
+    "napari_temdeblur._sample_data",
+    "napari_temdeblur.cli",
+]
+
+
+def test_importing_the_package_and_core_pulls_in_no_torch_napari_or_qt():
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in CORE_MODULES)
+        + "heavy = [m for m in ('torch', 'napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide6', 'magicgui') if m in sys.modules]\n"
+        + "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_manifest_is_valid_and_registered():
+    from npe2 import PluginManager, PluginManifest
+
+    manifest = PluginManifest.from_distribution("napari-temdeblur")
+    assert {r.command for r in manifest.contributions.readers} == {"napari-temdeblur.get_reader"}
+    assert {s.key for s in manifest.contributions.sample_data} == {"kidney", "grid"}
+    pm = PluginManager()
+    pm.discover()
+    assert pm.get_manifest("napari-temdeblur").name == "napari-temdeblur"
+
+
+def test_cli_simulate_both_layouts(tmp_path, capsys):
+    assert main(["simulate", str(tmp_path / "s"), "--specimen", "grid", "--sessions", "1", "--images", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote session layout" in out and "CalibrationGrid" in out
+    assert (tmp_path / "s/CalibrationGrid/sess1/stream.tif").is_file()
+    assert (tmp_path / "s/truth/CalibrationGrid/sess1.json").is_file()
+    assert main(["simulate", str(tmp_path / "d"), "--specimen", "kidney", "spots", "--layout", "dataset",
+                 "--sessions", "3", "--images", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote dataset layout" in out and "Test 3" in out
+    assert sorted(p.name for p in (tmp_path / "d/Spots").iterdir()) == ["Test", "Train", "Val"]
+
+
+def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
+    bad = tmp_path / "sim.json"
+    bad.write_text('{"dose": 1}')
+    assert main(["simulate", str(tmp_path / "x"), "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown simulation parameter(s): dose" in err and "Traceback" not in err
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "temdeblur"
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
+    assert "simulate" in out.stdout and "demo" in out.stdout

@@ -1,0 +1,127 @@
+"""Acquisition session folders: lazy opening, single-frame streams, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import psutil
+import pytest
+import tifffile
+
+from napari_temdeblur.core.errors import DataError
+from napari_temdeblur.core.session import open_session, write_session
+
+META = {"hq_pixel_size_nm": 15.625, "stream_pixel_size_nm": 31.25, "exposure_ms": 15.0,
+        "scan_direction": "up", "hq_overlap": 0.5}
+
+
+def _session(path, hq_size=32, stream_size=16, frames=6):
+    rng = np.random.default_rng(0)
+    hq = [rng.integers(0, 20000, (hq_size, hq_size), dtype=np.uint16) for _ in range(3)]
+    stream = rng.integers(0, 5000, (frames, stream_size, stream_size), dtype=np.uint16)
+    write_session(path, META, ["s_im1", "s_im2", "s_im10"], hq, stream)
+    return hq, stream
+
+
+def test_open_is_lazy_and_keeps_scan_order(tmp_path):
+    hq, stream = _session(tmp_path / "sess1")
+    session = open_session(tmp_path / "sess1")
+    assert session.hq_names == ["s_im1", "s_im2", "s_im10"]  # natural order, not im1, im10, im2
+    assert isinstance(session.stream, np.memmap)
+    assert type(session.hq).__module__.startswith("dask")
+    np.testing.assert_array_equal(np.asarray(session.stream), stream)
+    np.testing.assert_array_equal(np.asarray(session.hq[2]), hq[2])
+    assert session.binning == 2 and session.registration is None
+
+
+def test_stream_as_folder_of_single_frames(tmp_path):
+    _, stream = _session(tmp_path / "sess1")
+    (tmp_path / "sess1/stream.tif").unlink()
+    (tmp_path / "sess1/stream").mkdir()
+    for t, frame in enumerate(stream):
+        tifffile.imwrite(tmp_path / f"sess1/stream/{t}.tif", frame)
+    session = open_session(tmp_path / "sess1")
+    assert session.stream.shape == stream.shape
+    np.testing.assert_array_equal(session.stream[4].compute(), stream[4])
+
+
+def test_large_stream_opens_without_loading(tmp_path):
+    """A 2000-frame 1024 x 1024 uint16 stream (4 GB, sparse on disk) opens memory-mapped."""
+    _session(tmp_path / "big", hq_size=2048, stream_size=1024, frames=1)
+    big = tifffile.memmap(tmp_path / "big/stream.tif", shape=(2000, 1024, 1024), dtype=np.uint16)
+    big[1999, 5, 7] = 4321
+    big.flush()
+    del big
+    before = psutil.Process().memory_info().rss
+    session = open_session(tmp_path / "big")
+    assert session.stream.shape == (2000, 1024, 1024)
+    assert int(session.stream[1999, 5, 7]) == 4321
+    assert psutil.Process().memory_info().rss - before < 200 * 2**20
+
+
+def test_missing_session_json(tmp_path):
+    _session(tmp_path / "sess1")
+    (tmp_path / "sess1/session.json").unlink()
+    with pytest.raises(DataError, match="session.json is missing") as info:
+        open_session(tmp_path / "sess1")
+    assert str(tmp_path / "sess1") in str(info.value)
+
+
+def test_stream_not_half_the_hq_size(tmp_path):
+    _session(tmp_path / "sess1", hq_size=32, stream_size=20)
+    with pytest.raises(DataError, match="same field of view"):
+        open_session(tmp_path / "sess1")
+
+
+def test_truncated_stream(tmp_path):
+    _session(tmp_path / "sess1")
+    path = tmp_path / "sess1/stream.tif"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 300])
+    with pytest.raises(DataError, match="truncated") as info:
+        open_session(tmp_path / "sess1")
+    assert "stream.tif" in str(info.value)
+
+
+def test_bad_session_json(tmp_path):
+    _session(tmp_path / "sess1")
+    (tmp_path / "sess1/session.json").write_text("{not json")
+    with pytest.raises(DataError, match="not valid JSON"):
+        open_session(tmp_path / "sess1")
+    (tmp_path / "sess1/session.json").write_text(json.dumps({"format": "temdeblur-session/1", "hq_pixel_size_nm": 0}))
+    with pytest.raises(DataError, match="hq_pixel_size_nm must be a positive"):
+        open_session(tmp_path / "sess1")
+
+
+def test_corrupt_registration_is_reported_and_left_untouched(tmp_path):
+    _session(tmp_path / "sess1")
+    reg = tmp_path / "sess1/registration.json"
+    reg.write_text('{"format": "temdeblur-registration/1", "pairs": [')
+    session = open_session(tmp_path / "sess1")
+    assert session.registration is None
+    assert "registration.json" in session.problems[0] and "left untouched" in session.problems[0]
+    assert reg.read_text() == '{"format": "temdeblur-registration/1", "pairs": ['
+
+
+def test_valid_registration_is_restored(tmp_path):
+    _session(tmp_path / "sess1")
+    content = {"format": "temdeblur-registration/1",
+               "pairs": [{"hq": "s_im1", "init_translation_yx": [1.5, -2.0],
+                          "frames": [{"index": 2, "matrix": [[1, 0, -2.0], [0, 1, 1.5]], "correlation": 0.91}]}]}
+    (tmp_path / "sess1/registration.json").write_text(json.dumps(content))
+    assert open_session(tmp_path / "sess1").registration == content
+
+
+def test_simulated_session_opens(simulated_sessions, tmp_path):
+    folder = simulated_sessions.folders["Kidney"][0]
+    session = open_session(folder)
+    assert session.hq.shape[1:] == (512, 512) and session.stream.shape[1:] == (256, 256)
+    assert session.meta["scan_direction"] == "up"
+    assert not (folder / "truth").exists() and not any("truth" in p.name for p in folder.rglob("*"))
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    (copy / "hq" / "sess1_im1.tif").write_bytes(b"broken")
+    with pytest.raises(DataError, match="sess1_im1.tif: not a readable TIFF"):
+        open_session(copy)
