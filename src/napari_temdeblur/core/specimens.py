@@ -429,7 +429,8 @@ def _kidney(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
     a = r[7].uniform(1200, 4000, n)
     semi = np.stack([a, a * r[7].uniform(0.4, 0.9, n)], 1)
     villi = np.rint(np.pi * semi.sum(1) / 120)
-    depth = np.where(r[7].random(n) < 0.6, r[7].uniform(600, 1200, n), 0)
+    brush = 0.3 * (r[7].random(n) < 0.6)
+    depth = r[7].uniform(600, 1200, n)
     lumen = np.zeros(cv.shape, np.float32)
     rim = np.zeros(cv.shape, np.float32)
     sigma = _pixel_sigma(25, cv.px)
@@ -438,7 +439,7 @@ def _kidney(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
         inside = _edge(p.d, sigma)
         fringe = inside * _edge(-p.d - depth[p.item], 60) * np.cos(villi[p.item] * p.phi / 2) ** 8
         np.add.at(lumen.reshape(-1), p.flat, inside)
-        np.add.at(rim.reshape(-1), p.flat, 0.35 * _gauss_line(p.d - 50, 35, cv.px) + 0.3 * fringe)
+        np.add.at(rim.reshape(-1), p.flat, 0.35 * _gauss_line(p.d - 50, 35, cv.px) + brush[p.item] * fringe)
     lumen = np.minimum(lumen, 1)
     mass = mass * (1 - lumen) + 0.03 * lumen + rim
     return np.exp(-(np.maximum(mass, 0) + 0.04))
