@@ -11,14 +11,14 @@ import pytest
 from scipy import ndimage
 from skimage.registration import phase_cross_correlation
 
-from napari_temdeblur.core.acquisition import bin_pixels, detect, motion_kernel
+from napari_temdeblur.core.acquisition import bin_pixels, blurred_view, detect, motion_kernel
 from napari_temdeblur.core.config import SimulationConfig
 from napari_temdeblur.core.dataset import read_dataset
 from napari_temdeblur.core.preprocess import apply_window, suggest_window
 from napari_temdeblur.core.progress import drain
 from napari_temdeblur.core.session import open_session
 from napari_temdeblur.core.simulate import simulate
-from napari_temdeblur.core.specimens import support_grid_bars
+from napari_temdeblur.core.specimens import render_specimen, support_grid_bars
 
 
 def _truth(result, sample, session):
@@ -126,7 +126,30 @@ def test_truth_translation_matches_the_images(simulated_sessions, small_cfg):
         residuals.append(-shift - (np.array([ty, tx]) - [oy, ox]))
     residuals = np.abs(residuals)
     assert len(residuals) >= 3
-    assert np.median(residuals) < 0.3 and residuals.max() < 0.6, residuals
+    # the truth is the blur's centroid; vibration makes streaks uneven, so a correlation peak can sit
+    # up to about a pixel from it along the scan. A sign or axis mix-up would be off by many pixels.
+    assert np.median(residuals) < 0.5 and residuals.max() < 1.5, residuals
+
+
+@pytest.mark.parametrize("blur", [0.0, 24.0])
+@pytest.mark.parametrize("frame_pos", [(230.3, 185.6), (170.8, 215.2)])
+def test_frame_formation_convention_is_exact(frame_pos, blur):
+    """A noise-free frame at a known fractional position, with a uniform vertical streak, lands where
+    true_translations' formula says (to interpolation accuracy)."""
+    rng = np.random.default_rng(0)
+    strip = ndimage.gaussian_filter(render_specimen("kidney", (900, 900), 15.625, rng), 0.7)
+    hq_pos = np.array([200, 200])
+    hq_down = bin_pixels(strip[200:712, 200:712], 2)
+    pos = np.array(frame_pos)
+    path = np.stack([np.linspace(pos[0] - blur / 2, pos[0] + blur / 2, 96), np.full(96, pos[1])], axis=1)
+    kernel, corner = motion_kernel(path)
+    frame = bin_pixels(blurred_view(strip, kernel, corner, 512), 2)
+    ty, tx = (hq_pos - pos) / 2
+    m, oy, ox = 64, int(round(ty)), int(round(tx))
+    ref = hq_down[m:-m, m:-m]
+    moving = frame[m + oy : m + oy + ref.shape[0], m + ox : m + ox + ref.shape[1]]
+    shift, _, _ = phase_cross_correlation(ref, moving, upsample_factor=50, normalization=None)
+    np.testing.assert_allclose(-shift, [ty - oy, tx - ox], atol=0.2)
 
 
 def test_same_seed_same_bytes(tmp_path):

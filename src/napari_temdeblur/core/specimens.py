@@ -47,9 +47,8 @@ class _Canvas:
         for r0 in range(0, self.shape[0], step):
             yield slice(r0, min(r0 + step, self.shape[0]))
 
-    def uniform_points(self, rng: np.random.Generator, n: int, margin: float = 0.0) -> np.ndarray:
-        low, high = -margin, np.add(self.extent, margin)
-        return rng.uniform(low, high, (n, 2))
+    def uniform_points(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.uniform((0, 0), self.extent, (n, 2))
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,8 @@ class _Field:
         iy, fy = self._axis(y, 0)
         ix, fx = self._axis(x, 1)
         rows = self.grid[iy] * (1 - fy)[:, None] + self.grid[iy + 1] * fy[:, None]
-        return rows[:, ix] * (1 - fx) + rows[:, ix + 1] * fx
+        # np.take keeps C order, where rows[:, ix] would return a transposed layout that slows later maths.
+        return np.take(rows, ix, axis=1) * (1 - fx) + np.take(rows, ix + 1, axis=1) * fx
 
     def _axis(self, t: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
         g = np.clip(t / self.step + self.pad, 0, self.grid.shape[axis] - 1.001)
@@ -80,16 +80,17 @@ class _Field:
 def _noise(cv: _Canvas, scale_nm: float, rng: np.random.Generator) -> _Field:
     """Zero-mean, unit-variance Gaussian random field with correlation length ``scale_nm``.
 
-    The white noise lives on a grid of ``scale_nm / 3`` spacing in nanometres, not pixels, which keeps the
+    The white noise lives on a grid of ``scale_nm / 2`` spacing in nanometres, not pixels, which keeps the
     field (and every later draw) independent of the pixel size and costs far less than a per-pixel filter.
     """
-    step = max(scale_nm / 3, cv.px / 2)
+    step = max(scale_nm / 2, cv.px / 2)
     sigma = scale_nm / step
     pad = math.ceil(3 * sigma) + 2  # keeps the wrap-around of the filter outside the image
     n = [math.ceil(e / step) + 2 * pad for e in cv.extent]
     white = rng.standard_normal(n, dtype=np.float32)
     # Gaussian-filtered unit white noise has std 1 / (2 sqrt(pi) sigma) in 2-D.
-    grid = ndimage.gaussian_filter(white, sigma, mode="wrap") * np.float32(2 * math.sqrt(math.pi) * sigma)
+    grid = ndimage.gaussian_filter(white, sigma, mode="wrap", truncate=3.0, output=white)
+    grid *= np.float32(2 * math.sqrt(math.pi) * sigma)
     return _Field(grid, step, pad)
 
 
@@ -122,6 +123,8 @@ def _bar(d: np.ndarray, width: np.ndarray | float, sigma: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Patch:
+    """Flattened pixels near a batch of ellipses, one entry per (ellipse, pixel) pair."""
+
     item: np.ndarray  # which ellipse each covered pixel belongs to
     flat: np.ndarray  # flat pixel index into the image
     y: np.ndarray  # pixel centre, nm
@@ -145,43 +148,47 @@ def _ellipse_patches(
     column axis towards the row axis. ``wobble`` (n, k, 2) holds amplitude and phase of harmonics 2..k+1
     of the radius, which makes outlines irregular. Patches are cut in chunks of about ``budget`` pixels.
     """
-    n = len(centres)
-    if n == 0:
+    if len(centres) == 0:
         return
-    amp = np.zeros((n, 0)) if wobble is None else wobble[..., 0]
-    reach = semi.max(axis=1) * (1 + amp.sum(axis=1)) + reach_nm + cv.px
-    sizes = 8 * np.ceil((2 * reach / cv.px + 2) / 8).astype(int)
-    harmonics = np.arange(2, amp.shape[1] + 2)
-    for p in np.unique(sizes):
-        members = np.flatnonzero(sizes == p)
-        for ids in np.array_split(members, math.ceil(len(members) * p * p / budget)):
-            r0 = np.rint(centres[ids] / cv.px - p / 2).astype(int)
-            rr = r0[:, 0, None, None] + np.arange(p)[None, :, None]
-            cc = r0[:, 1, None, None] + np.arange(p)[None, None, :]
-            y = ((rr + 0.5) * cv.px).astype(np.float32)
-            x = ((cc + 0.5) * cv.px).astype(np.float32)
-            dy, dx = y - centres[ids, 0, None, None], x - centres[ids, 1, None, None]
-            cos, sin = np.cos(angles[ids])[:, None, None], np.sin(angles[ids])[:, None, None]
-            a, b = semi[ids, 0, None, None], semi[ids, 1, None, None]
-            u, v = (dx * cos + dy * sin) / a, (dy * cos - dx * sin) / b
-            rho, phi = np.hypot(u, v), np.arctan2(v, u)
+    f32 = np.float32
+    centres, a, b = centres.astype(f32), semi[:, 0].astype(f32), semi[:, 1].astype(f32)
+    cos, sin = np.cos(angles).astype(f32), np.sin(angles).astype(f32)
+    grow = 1 + (np.zeros(len(a), f32) if wobble is None else wobble[..., 0].sum(axis=1))
+    # Normalised radius beyond which a pixel is farther than reach_nm outside the outline.
+    limit = (grow + (reach_nm + cv.px) / np.minimum(a, b)).astype(f32)
+    # Half extents (y, x) of the rotated ellipse's bounding box; patches come in a few sizes and never
+    # exceed the image, so a large ellipse over a small image costs no more than the image.
+    half = np.stack([np.hypot(a * sin, b * cos), np.hypot(a * cos, b * sin)], 1) * grow[:, None] + reach_nm
+    visible = np.all((centres + half > 0) & (centres - half < np.asarray(cv.extent)), axis=1)
+    shape = np.asarray(cv.shape)
+    sizes = np.minimum(8 * np.ceil((2 * half / cv.px + 3) / 8).astype(int), shape)
+    harmonics = np.arange(2, 2 + (0 if wobble is None else wobble.shape[1]), dtype=f32)
+    for size in np.unique(sizes[visible], axis=0):
+        members = np.flatnonzero(visible & (sizes == size).all(axis=1))
+        for ids in np.array_split(members, math.ceil(len(members) * size.prod() / budget)):
+            # Shifting a clipped patch into the image keeps every pixel of the ellipse that lies inside.
+            r0 = np.clip(np.rint(centres[ids] / cv.px - size / 2).astype(int), 0, shape - size)
+            rr = r0[:, 0, None, None] + np.arange(size[0])[None, :, None]
+            cc = r0[:, 1, None, None] + np.arange(size[1])[None, None, :]
+            dy = ((rr + 0.5) * cv.px).astype(f32) - centres[ids, 0, None, None]
+            dx = ((cc + 0.5) * cv.px).astype(f32) - centres[ids, 1, None, None]
+            c, s = cos[ids, None, None], sin[ids, None, None]
+            u, v = (dx * c + dy * s) / a[ids, None, None], (dy * c - dx * s) / b[ids, None, None]
+            rho = np.hypot(u, v)
+            keep = rho < limit[ids, None, None]
+            item = np.broadcast_to(ids[:, None, None], keep.shape)[keep]
+            rr, cc = np.broadcast_to(rr, keep.shape)[keep], np.broadcast_to(cc, keep.shape)[keep]
+            u, v, rho = u[keep], v[keep], rho[keep]
+            phi = np.arctan2(v, u)
             radius = np.ones_like(rho)
             if wobble is not None:
-                w = wobble[ids, None, None]
-                radius += (w[..., 0] * np.cos(harmonics * phi[..., None] + w[..., 1])).sum(axis=-1)
+                w = wobble[item].astype(f32)
+                radius += (w[..., 0] * np.cos(harmonics * phi[:, None] + w[..., 1])).sum(axis=-1)
             # First-order distance: rho is 1-homogeneous, so |grad rho| = |(u/a, v/b)| / rho.
-            grad = np.hypot(u / a, v / b) / np.maximum(rho, 1e-6)
-            d = (rho - radius) / np.maximum(grad, 1e-9)
-            keep = (rr >= 0) & (rr < cv.shape[0]) & (cc >= 0) & (cc < cv.shape[1]) & (d < reach_nm)
-            flat = rr * cv.shape[1] + cc
-            yield _Patch(
-                np.broadcast_to(ids[:, None, None], keep.shape)[keep],
-                np.broadcast_to(flat, keep.shape)[keep],
-                np.broadcast_to(y, keep.shape)[keep],
-                np.broadcast_to(x, keep.shape)[keep],
-                d[keep].astype(np.float32),
-                phi[keep].astype(np.float32),
-            )
+            grad = np.hypot(u / a[item], v / b[item]) / np.maximum(rho, f32(1e-6))
+            d = (rho - radius) / np.maximum(grad, f32(1e-9))
+            y, x = ((rr + 0.5) * cv.px).astype(f32), ((cc + 0.5) * cv.px).astype(f32)
+            yield _Patch(item, rr * cv.shape[1] + cc, y, x, d, phi)
 
 
 def _add_ellipses(
@@ -211,16 +218,30 @@ def _draw_polylines(cv: _Canvas, curves: np.ndarray, amp: np.ndarray, sigma_nm: 
     Each line is sampled every half pixel; the samples' mass is splatted bilinearly and blurred, which
     keeps the line integral (so the look after pixel integration) the same at every pixel size.
     """
+    out = np.zeros(cv.shape, np.float32)
+    length = np.hypot(*np.moveaxis(np.diff(curves, axis=1), -1, 0)).sum(axis=1)
+    for ids in np.array_split(np.arange(len(curves)), math.ceil(2 * length.sum() / cv.px / 2**20) or 1):
+        _splat_polylines(out, cv, curves[ids], amp[ids] * math.sqrt(2 * math.pi) * sigma_nm)
+    # The bilinear splat already blurs with variance px^2 / 6; pixel integration wants px^2 / 12 extra.
+    residual = math.sqrt(max(sigma_nm**2 - cv.px**2 / 12, (0.3 * cv.px) ** 2)) / cv.px
+    return ndimage.gaussian_filter(out, residual, truncate=3.0, output=out)
+
+
+def _splat_polylines(out: np.ndarray, cv: _Canvas, curves: np.ndarray, density: np.ndarray) -> None:
+    """Add the mass of polylines (n, m, 2) in nm, ``density`` per nm of length, to ``out`` bilinearly."""
     p0 = curves[:, :-1].reshape(-1, 2)
-    seg = (curves[:, 1:] - curves[:, :-1]).reshape(-1, 2)
+    seg = np.diff(curves, axis=1).reshape(-1, 2)
+    density = np.repeat(density, curves.shape[1] - 1)
+    # Only segments that touch the image are sampled, so off-image parts of long curves cost nothing.
+    low, high = np.minimum(p0, p0 + seg), np.maximum(p0, p0 + seg)
+    near = np.all((high > -cv.px) & (low < np.add(cv.extent, cv.px)), axis=1)
+    p0, seg, density = p0[near], seg[near], density[near]
     length = np.hypot(seg[:, 0], seg[:, 1])
     k = np.maximum(np.ceil(length / (cv.px / 2)).astype(int), 1)
     s = np.repeat(np.arange(len(seg)), k)
     t = (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k) + 0.5) / k[s]
     pts = (p0[s] + t[:, None] * seg[s]) / cv.px - 0.5  # fractional pixel-centre index
-    seg_amp = np.repeat(amp, curves.shape[1] - 1)
-    mass = seg_amp[s] * math.sqrt(2 * math.pi) * sigma_nm * length[s] / k[s] / cv.px**2
-    out = np.zeros(cv.shape, np.float32)
+    mass = (density * length / k)[s] / cv.px**2
     base = np.floor(pts).astype(int)
     frac = pts - base
     for oy in (0, 1):
@@ -229,18 +250,19 @@ def _draw_polylines(cv: _Canvas, curves: np.ndarray, amp: np.ndarray, sigma_nm: 
             w = mass * np.abs(1 - oy - frac[:, 0]) * np.abs(1 - ox - frac[:, 1])
             ok = (r >= 0) & (r < cv.shape[0]) & (c >= 0) & (c < cv.shape[1])
             np.add.at(out.reshape(-1), r[ok] * cv.shape[1] + c[ok], w[ok].astype(np.float32))
-    # The bilinear splat already blurs with variance px^2 / 6; pixel integration wants px^2 / 12 extra.
-    residual = math.sqrt(max(sigma_nm**2 - cv.px**2 / 12, (0.3 * cv.px) ** 2)) / cv.px
-    return ndimage.gaussian_filter(out, residual, truncate=3.0)
 
 
 def _random_curves(
     rng: np.random.Generator, starts: np.ndarray, lengths: np.ndarray, bend: float, m: int = 48
 ) -> np.ndarray:
-    """Smoothly bending polylines (n, m, 2) in nm; ``bend`` is the rms turn (radians) per length."""
+    """Smoothly bending polylines (n, m, 2) in nm from ``starts`` (n, 2); larger ``bend`` turns more.
+
+    The heading follows smoothed random turns normalised so that each curve turns by about
+    ``bend / 2`` radians (rms) end to end, whatever its length.
+    """
     n = len(starts)
     turns = ndimage.gaussian_filter1d(rng.normal(0, 1, (n, m - 1)), 4, axis=1)
-    turns *= bend / max(float(np.sqrt(np.mean(turns**2))), 1e-9) / m
+    turns *= bend / np.sqrt(np.mean(turns**2, axis=1, keepdims=True)) / m
     theta = rng.uniform(0, 2 * np.pi, (n, 1)) + np.cumsum(turns, axis=1)
     ds = (lengths / (m - 1))[:, None]
     steps = np.stack([np.sin(theta) * ds, np.cos(theta) * ds], axis=-1)
@@ -269,7 +291,11 @@ def _cell_seeds(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
 
 
 def _seed_table(cv: _Canvas, seeds: np.ndarray) -> np.ndarray:
-    """For each coarse node, its 4 nearest seeds: a pixel's two nearest seeds are always among them."""
+    """The 4 nearest seeds of each 1 um node; a pixel's two nearest seeds are among its node's four.
+
+    With cells about 8x larger than a node, that fails only where four seeds are nearly equidistant,
+    right at a cell corner, and then picks an almost identical boundary.
+    """
     n = [math.ceil((e + 2 * _WARP_MARGIN_NM) / _NODE_NM) for e in cv.extent]
     iy, ix = np.meshgrid(*(np.arange(k) for k in n), indexing="ij")
     nodes = (np.stack([iy, ix], axis=-1).reshape(-1, 2) + 0.5) * _NODE_NM - _WARP_MARGIN_NM
@@ -283,18 +309,24 @@ def _voronoi(
     """Nearest seed (cell label) and distance (nm) to the nearest cell boundary at points ``y, x``."""
     iy = np.clip(((y + _WARP_MARGIN_NM) / _NODE_NM).astype(np.intp), 0, table.shape[0] - 1)
     ix = np.clip(((x + _WARP_MARGIN_NM) / _NODE_NM).astype(np.intp), 0, table.shape[1] - 1)
-    cand = table[iy, ix]
-    s = seeds.astype(np.float32)
-    d2 = (y[..., None] - s[cand, 0]) ** 2 + (x[..., None] - s[cand, 1]) ** 2
-    first = np.argmin(d2, axis=-1)[..., None]
-    near = np.take_along_axis(d2, first, -1)[..., 0]
-    np.put_along_axis(d2, first, np.inf, -1)
-    second = np.argmin(d2, axis=-1)[..., None]
-    i1 = np.take_along_axis(cand, first, -1)[..., 0]
-    i2 = np.take_along_axis(cand, second, -1)[..., 0]
-    sep = np.hypot(s[i1, 0] - s[i2, 0], s[i1, 1] - s[i2, 1])
+    node = iy * table.shape[1] + ix
+    candidates = table.reshape(-1, table.shape[2])
+    sy, sx = seeds[:, 0].astype(np.float32), seeds[:, 1].astype(np.float32)
+    # Running nearest and second-nearest over the candidates, one 2-D array at a time.
+    d1 = np.full(y.shape, np.inf, np.float32)
+    d2 = d1.copy()
+    i1 = np.zeros(y.shape, np.int32)
+    i2 = i1.copy()
+    for k in range(candidates.shape[1]):
+        c = candidates[node, k]
+        d = (y - sy[c]) ** 2 + (x - sx[c]) ** 2
+        first, second = d < d1, d < d2
+        d2 = np.where(first, d1, np.where(second, d, d2))
+        i2 = np.where(first, i1, np.where(second, c, i2))
+        d1 = np.where(first, d, d1)
+        i1 = np.where(first, c, i1)
     # Exact distance to the bisector between the two nearest seeds: the local cell boundary.
-    return i1, (np.take_along_axis(d2, second, -1)[..., 0] - near) / (2 * sep)
+    return i1, (d2 - d1) / (2 * np.hypot(sy[i1] - sy[i2], sx[i1] - sx[i2]))
 
 
 def _kidney_nuclei(
@@ -311,9 +343,11 @@ def _kidney_nuclei(
     centres = seeds - shift + rng.normal(0, 300, (n, 2))
     wobble = _wobble(rng, n, 0.12)
     chromatin = (_noise(cv, 150, rng), _noise(cv, 450, rng))
+    # Nucleoli: dense round bodies well inside the nucleus (within 0.4 of its minor semi-axis).
     has_nucleolus = present & (rng.random(n) < 0.5)
-    offset = rng.uniform(-0.4, 0.4, (n, 2)) * semi[:, 1:]
-    nucleoli = (centres + offset, np.repeat(rng.uniform(300, 650, (n, 1)), 2, 1), rng.uniform(0.3, 0.5, n))
+    nucleolus_centres = centres + rng.uniform(-0.4, 0.4, (n, 2)) * semi[:, 1:]
+    nucleolus_semi = np.repeat(rng.uniform(300, 650, (n, 1)), 2, 1)
+    nucleolus_mass = rng.uniform(0.3, 0.5, n)
 
     cover = np.zeros(cv.shape, np.float32)
     mass = np.zeros(cv.shape, np.float32)
@@ -322,19 +356,26 @@ def _kidney_nuclei(
     for p in _ellipse_patches(cv, centres[keep], semi[keep], angles[keep], 4 * sigma + 100, wobble[keep]):
         inside = _edge(p.d, sigma)
         mottle = 0.6 * chromatin[0].at(p.y, p.x) + 0.8 * chromatin[1].at(p.y, p.x)
-        clumps = 1 / (1 + np.exp(-3 * (mottle - 0.4)))
+        clumps = 1 / (1 + np.exp(-4 * (mottle - 0.4)))
         # Heterochromatin lines the inside of the envelope, decaying over ~250 nm.
-        dense = 0.5 + 0.25 * clumps + 0.25 * np.exp(np.minimum(p.d, 0) / 250)
+        dense = 0.45 + 0.35 * clumps + 0.25 * np.exp(np.minimum(p.d, 0) / 250)
         np.add.at(cover.reshape(-1), p.flat, inside)
         np.add.at(mass.reshape(-1), p.flat, inside * dense + 0.35 * _gauss_line(p.d + 30, 20, cv.px))
     k = np.flatnonzero(has_nucleolus)
-    _add_ellipses(mass, cv, nucleoli[0][k], nucleoli[1][k], angles[k], nucleoli[2][k], 40, _wobble(rng, len(k), 0.2))
+    _add_ellipses(
+        mass, cv, nucleolus_centres[k], nucleolus_semi[k], angles[k], nucleolus_mass[k], 40, _wobble(rng, len(k), 0.2)
+    )
     return np.minimum(cover, 1), mass
 
 
 def _kidney_organelles(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
-    """Mass thickness of cytoplasmic content: granules, elongated mitochondria, fine membranes."""
-    out = np.zeros(cv.shape, np.float32)
+    """Mass thickness of cytoplasmic content: fine membranes, granules, elongated mitochondria."""
+    # Short, curved membranes of the endoplasmic reticulum and vesicles; drawn first so that the
+    # blurred line image can take the other organelles in place.
+    n = rng.poisson(0.4 * cv.area_um2)
+    curves = _random_curves(rng, cv.uniform_points(rng, n), rng.uniform(300, 1500, n), 2.5)
+    out = _draw_polylines(cv, curves, rng.uniform(0.1, 0.25, n), 15)
+
     n = rng.poisson(0.5 * cv.area_um2)
     a = _log_uniform(rng, 50, 250, n)
     dark = rng.choice([0.45, 0.85, 1.55], n, p=[0.7, 0.2, 0.1]) * rng.uniform(0.8, 1.2, n)
@@ -354,12 +395,6 @@ def _kidney_organelles(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
         texture = 1 + 0.3 * matrix.at(p.y, p.x)
         value = amp[p.item] * _edge(p.d, sigma) * texture + 0.12 * _gauss_line(p.d + 15, 12, cv.px)
         np.add.at(out.reshape(-1), p.flat, value)
-
-    # Short, curved membranes (endoplasmic reticulum, vesicles) at two widths.
-    for sigma, amp, per_um2 in ((15, 0.18, 0.3), (30, 0.12, 0.15)):
-        n = rng.poisson(per_um2 * cv.area_um2)
-        curves = _random_curves(rng, cv.uniform_points(rng, n), rng.uniform(300, 1500, n), 2.5)
-        out += _draw_polylines(cv, curves, amp * rng.uniform(0.6, 1.2, n), sigma)
     return out
 
 
@@ -368,23 +403,53 @@ def _kidney_fibres(cv: _Canvas, rng: np.random.Generator, interstitium: _Field) 
     starts = cv.uniform_points(rng, rng.poisson(0.3 * cv.area_um2))
     starts = starts[interstitium.at(starts[:, 0], starts[:, 1]) > _INTERSTITIUM_LEVEL - 0.3]
     n, m = len(starts), 48
-    spines = _random_curves(rng, starts, rng.uniform(3000, 10000, n), 1.0, m)
+    spines = _random_curves(rng, starts, rng.uniform(3000, 10000, n), 2.0, m)
     per_bundle = rng.integers(3, 10, n)
     bundle = np.repeat(np.arange(n), per_bundle)
     rank = np.arange(len(bundle)) - np.repeat(np.cumsum(per_bundle) - per_bundle, per_bundle)
-    spacing = rng.uniform(90, 160, n)[bundle]
+    spacing = rng.uniform(70, 130, n)[bundle]
     offset = (rank - (per_bundle[bundle] - 1) / 2) * spacing
-    wiggle = ndimage.gaussian_filter1d(rng.normal(0, 1, (len(bundle), m)), 4, axis=1) * 120
+    wiggle = ndimage.gaussian_filter1d(rng.normal(0, 1, (len(bundle), m)), 3, axis=1) * 150
     tangent = np.gradient(spines, axis=1)[bundle]
-    normal = np.stack([tangent[..., 1], -tangent[..., 0]], -1) / np.hypot(*np.moveaxis(tangent, -1, 0))[..., None]
+    tangent /= np.linalg.norm(tangent, axis=-1, keepdims=True)
+    normal = np.stack([tangent[..., 1], -tangent[..., 0]], -1)
     fibrils = spines[bundle] + normal * (offset[:, None] + wiggle)[..., None]
     amp = rng.uniform(0.3, 0.45, len(bundle))
     thick = rng.random(len(bundle)) < 0.4
     out = _draw_polylines(cv, fibrils[~thick], amp[~thick], 25)
-    return out + _draw_polylines(cv, fibrils[thick], amp[thick], 50)
+    out += _draw_polylines(cv, fibrils[thick], amp[thick], 50)
+    return out
+
+
+def _kidney_lumens(cv: _Canvas, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Coverage of the lumens and mass of their linings.
+
+    Lumens are empty, bright spaces lined by a thin dark rim; tubular ones carry a brush border of
+    microvilli, fine lines about 120 nm apart reaching from the rim into the lumen.
+    """
+    n = rng.poisson(cv.area_um2 / 300)
+    a = rng.uniform(1000, 4000, n)
+    semi = np.stack([a, a * rng.uniform(0.4, 0.9, n)], 1)
+    centres, angles, wobble = cv.uniform_points(rng, n), rng.uniform(0, np.pi, n), _wobble(rng, n, 0.25)
+    brush = 0.3 * (rng.random(n) < 0.6)
+    depth = np.minimum(rng.uniform(600, 1200, n), 0.4 * semi[:, 1])  # never converging to the centre
+    villi = np.rint(np.pi * semi.sum(1) / 120)
+    # Overlapping lumens would show each other's rims inside; keep them apart.
+    keep = _non_overlapping(centres, a * (1 + wobble[..., 0].sum(axis=1)), gap=500)
+    cover = np.zeros(cv.shape, np.float32)
+    lining = np.zeros(cv.shape, np.float32)
+    sigma = _pixel_sigma(25, cv.px)
+    for p in _ellipse_patches(cv, centres[keep], semi[keep], angles[keep], 200, wobble[keep]):
+        i = keep[p.item]
+        inside = _edge(p.d, sigma)
+        fringe = inside * _edge(-p.d - depth[i], 60) * np.cos(villi[i] * p.phi / 2) ** 8
+        np.add.at(cover.reshape(-1), p.flat, inside)
+        np.add.at(lining.reshape(-1), p.flat, 0.35 * _gauss_line(p.d - 50, 35, cv.px) + brush[i] * fringe)
+    return np.minimum(cover, 1, out=cover), lining
 
 
 def _kidney(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
+    """Tubule cells with membranes, nuclei and organelles; interstitium with fibres; lumens."""
     r = _children(rng, 8)
     seeds = _cell_seeds(cv, r[0])
     table = _seed_table(cv, seeds)
@@ -394,61 +459,56 @@ def _kidney(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
     # Band-limited cytoplasm texture from cell-scale shading down to the fine granularity of ribosomes.
     cytoplasm = [(_noise(cv, s, r[2]), w) for s, w in ((2500, 0.05), (700, 0.03), (200, 0.03), (60, 0.035))]
     inter = _noise(cv, 4000, r[3])
-    inter_grad = [_Field(np.gradient(inter.grid, inter.step, axis=a), inter.step, inter.pad) for a in (0, 1)]
+    inter_grad = [_Field(g, inter.step, inter.pad) for g in np.gradient(inter.grid, inter.step)]
 
     y, x = cv.centres(0), cv.centres(1)
     mass = np.empty(cv.shape, np.float32)
-    in_inter = np.empty(cv.shape, np.float32)
+    cellular = np.empty(cv.shape, np.float32)  # 1 in the tubules, 0 in the interstitial space
     edge = _pixel_sigma(30, cv.px)
     for rows in cv.bands():
+        yb = y[rows]
         # Warping the coordinates makes the Voronoi membranes wavy, like interdigitating cell borders.
-        yw = y[rows, None] + 400 * warp[0].image(y[rows], x) + 100 * warp[2].image(y[rows], x)
-        xw = x[None, :] + 400 * warp[1].image(y[rows], x) + 100 * warp[3].image(y[rows], x)
+        yw = yb[:, None] + 400 * warp[0].image(yb, x) + 100 * warp[2].image(yb, x)
+        xw = x[None, :] + 400 * warp[1].image(yb, x) + 100 * warp[3].image(yb, x)
         label, dist = _voronoi(seeds, table, yw, xw)
-        cells = 0.42 + tone[label] + sum(w * f.image(y[rows], x) for f, w in cytoplasm)
+        cells = 0.42 + tone[label] + sum(w * f.image(yb, x) for f, w in cytoplasm)
         cells += 0.3 * _gauss_line(dist, membrane_sigma[label], cv.px)
-        level = inter.image(y[rows], x)
-        slope = np.hypot(inter_grad[0].image(y[rows], x), inter_grad[1].image(y[rows], x))
-        d = (_INTERSTITIUM_LEVEL - level) / np.maximum(slope, 1e-9)  # nm to the tubule border, < 0 inside
-        in_inter[rows] = _edge(d, edge)
-        matrix = 0.28 + 0.03 * cytoplasm[0][0].image(y[rows], x) + 0.03 * cytoplasm[3][0].image(y[rows], x)
+        slope = np.hypot(inter_grad[0].image(yb, x), inter_grad[1].image(yb, x))
+        d = (inter.image(yb, x) - _INTERSTITIUM_LEVEL) / np.maximum(slope, 1e-9)  # nm, < 0 in the tubules
+        cellular[rows] = _edge(d, edge)
+        matrix = 0.28 + 0.03 * cytoplasm[0][0].image(yb, x) + 0.03 * cytoplasm[3][0].image(yb, x)
         # The tubule's basement membrane runs just outside the interstitial space.
-        mass[rows] = cells * (1 - in_inter[rows]) + in_inter[rows] * matrix + 0.3 * _gauss_line(d - 60, 45, cv.px)
+        mass[rows] = matrix + cellular[rows] * (cells - matrix) + 0.3 * _gauss_line(d + 60, 45, cv.px)
 
     shift = np.stack([400 * warp[i].at(seeds[:, 0], seeds[:, 1]) for i in (0, 1)], 1)
     fibroblast = inter.at(seeds[:, 0], seeds[:, 1]) > _INTERSTITIUM_LEVEL
+    del warp, cytoplasm, inter_grad  # the fine texture grids are as large as the image
+    organelles = _kidney_organelles(cv, r[5])
+    organelles *= cellular
+    mass += organelles
+    del organelles
     cover, nuclei = _kidney_nuclei(cv, r[4], seeds, shift, fibroblast)
-    mass += _kidney_organelles(cv, r[5]) * (1 - in_inter)
-    mass = mass * (1 - cover) + nuclei
-    mass += _kidney_fibres(cv, r[6], inter) * in_inter
+    mass *= np.subtract(1, cover, out=cover)  # a nucleus displaces the cytoplasm around it
+    mass += nuclei
     del cover, nuclei
-
-    # Lumens: empty, bright spaces lined by a thin dark rim; tubular ones carry a brush border of
-    # microvilli, fine lines about 120 nm apart reaching from the rim into the lumen.
-    n = r[7].poisson(cv.area_um2 / 300)
-    a = r[7].uniform(1200, 4000, n)
-    semi = np.stack([a, a * r[7].uniform(0.4, 0.9, n)], 1)
-    villi = np.rint(np.pi * semi.sum(1) / 120)
-    brush = 0.3 * (r[7].random(n) < 0.6)
-    depth = r[7].uniform(600, 1200, n)
-    lumen = np.zeros(cv.shape, np.float32)
-    rim = np.zeros(cv.shape, np.float32)
-    sigma = _pixel_sigma(25, cv.px)
-    args = (cv.uniform_points(r[7], n), semi, r[7].uniform(0, np.pi, n), 200)
-    for p in _ellipse_patches(cv, *args, _wobble(r[7], n, 0.25)):
-        inside = _edge(p.d, sigma)
-        fringe = inside * _edge(-p.d - depth[p.item], 60) * np.cos(villi[p.item] * p.phi / 2) ** 8
-        np.add.at(lumen.reshape(-1), p.flat, inside)
-        np.add.at(rim.reshape(-1), p.flat, 0.35 * _gauss_line(p.d - 50, 35, cv.px) + brush[p.item] * fringe)
-    lumen = np.minimum(lumen, 1)
-    mass = mass * (1 - lumen) + 0.03 * lumen + rim
-    return np.exp(-(np.maximum(mass, 0) + 0.04))
+    fibres = _kidney_fibres(cv, r[6], inter)
+    fibres *= np.subtract(1, cellular, out=cellular)
+    mass += fibres
+    del fibres, cellular
+    lumen, lining = _kidney_lumens(cv, r[7])
+    mass *= 1 - lumen
+    mass += 0.03 * lumen + lining
+    # Beer-Lambert, over a thin support film and resin that every pixel sees.
+    np.maximum(mass, 0, out=mass)
+    mass += 0.04
+    return np.exp(np.negative(mass, out=mass), out=mass)
 
 
 # --- calibration grating replica --------------------------------------------------------------------
 
 
 def _grid(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
+    """Slightly rotated cross-grating replica with line-to-line variation, dust and torn holes."""
     r = _children(rng, 4)
     theta = r[0].choice([-1, 1]) * math.radians(r[0].uniform(3, 10))
     cos, sin = math.cos(theta), math.sin(theta)
@@ -478,8 +538,8 @@ def _grid(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
             band += amps[line] * gain * _bar(coord - k * period, widths[line], edge)
         mass[rows] = band
 
-    n = r[3].poisson(cv.area_um2 / 100)
-    a = _log_uniform(r[3], 100, 1000, n)
+    n = r[3].poisson(cv.area_um2 / 50)
+    a = _log_uniform(r[3], 60, 1000, n)
     semi = np.stack([a, a * r[3].uniform(0.5, 1, n)], 1)
     angles = r[3].uniform(0, np.pi, n)
     _add_ellipses(mass, cv, cv.uniform_points(r[3], n), semi, angles, r[3].uniform(0.8, 2.0, n), 20,
@@ -491,8 +551,9 @@ def _grid(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
     semi = np.stack([a, a * r[3].uniform(0.3, 0.8, n)], 1)
     _add_ellipses(holes, cv, cv.uniform_points(r[3], n), semi, r[3].uniform(0, np.pi, n), np.ones(n), 20,
                   _wobble(r[3], n, 0.4))
-    holes = np.minimum(holes, 1)
-    return np.exp(-(mass * (1 - holes) + 0.05 * holes))
+    np.minimum(holes, 1, out=holes)
+    mass -= holes * (mass - 0.05)  # bare film where the replica is torn away
+    return np.exp(np.negative(mass, out=mass), out=mass)
 
 
 # --- the paper's synthetic test images (its Fig 3) --------------------------------------------------
@@ -544,7 +605,10 @@ def _spots(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
     paint = np.zeros(cv.shape, np.float32)
     _add_ellipses(cover, cv, centres[keep], semi, np.zeros(len(semi)), np.ones(len(semi)), 10)
     _add_ellipses(paint, cv, centres[keep], semi, np.zeros(len(semi)), values[keep], 10)
-    return out * (1 - np.minimum(cover, 1)) + paint
+    np.minimum(cover, 1, out=cover)
+    out -= cover * out  # spots are painted over the lines
+    out += paint
+    return out
 
 
 def _non_overlapping(centres: np.ndarray, radii: np.ndarray, gap: float) -> np.ndarray:
@@ -608,7 +672,8 @@ def render_specimen(
     if not (math.isfinite(pixel_size_nm) and pixel_size_nm > 0):
         raise ValueError(f"pixel_size_nm must be positive and finite, got {pixel_size_nm!r}")
     image = _RENDERERS[kind](_Canvas((int(shape[0]), int(shape[1])), float(pixel_size_nm)), rng)
-    return np.clip(image, 0, 1).astype(np.float32, copy=False)
+    image = image.astype(np.float32, copy=False)
+    return np.clip(image, 0, 1, out=image)
 
 
 def support_grid_bars(
