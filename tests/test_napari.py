@@ -42,7 +42,7 @@ def test_session_opens_through_npe2(make_napari_viewer, simulated_sessions):
     folder = simulated_sessions.folders["CalibrationGrid"][0]
     layers = viewer.open(str(folder), plugin="napari-temdeblur")
     hq, stream = layers
-    assert (hq.name, stream.name) == ("sess1 HQ", "sess1 stream")
+    assert (hq.name, stream.name) == ("CalibrationGrid sess1 HQ", "CalibrationGrid sess1 stream")
     assert hq.data.shape[1:] == (512, 512) and stream.data.shape[1:] == (256, 256)
     np.testing.assert_allclose(hq.scale[1:], [0.5, 0.5])
     assert hq.metadata["temdeblur"]["names"][0] == "sess1_im1"
@@ -87,3 +87,24 @@ def test_samples_are_simulated_when_the_files_are_absent(monkeypatch, tmp_path):
     for (a, _, _), (b, _, _) in zip(simulated, shipped):
         assert a.shape == b.shape and a.dtype == b.dtype
         assert a.mean() == pytest.approx(b.mean(), rel=0.02)
+
+
+def test_session_without_json_is_claimed_and_explained(simulated_sessions, tmp_path):
+    import shutil
+
+    from napari_temdeblur.core.errors import DataError
+
+    copy = tmp_path / "sess1"
+    shutil.copytree(simulated_sessions.folders["Kidney"][0], copy)
+    (copy / "session.json").unlink()
+    reader = get_reader(str(copy))
+    assert reader is not None
+    with pytest.raises(DataError, match="session.json is missing"):
+        reader(str(copy))
+
+
+def test_folder_of_sessions_opens_every_session(simulated_sessions):
+    layers = get_reader(str(simulated_sessions.out))(str(simulated_sessions.out))
+    names = [kw["name"] for _, kw, _ in layers]
+    assert len(names) == len(set(names)) == 2 * 2 * 3  # 2 specimens x 3 sessions x (HQ, stream)
+    assert "Kidney sess3 stream" in names and "CalibrationGrid sess1 HQ" in names

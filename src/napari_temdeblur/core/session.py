@@ -62,7 +62,9 @@ class Session:
 
     @property
     def name(self) -> str:
-        return self.path.name
+        """Display name: the sample (when session.json gives one) and the folder, e.g. ``Kidney sess2``."""
+        sample = self.meta.get("sample")
+        return f"{sample} {self.path.name}" if sample else self.path.name
 
     @property
     def binning(self) -> float:
