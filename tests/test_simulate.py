@@ -14,7 +14,7 @@ from skimage.registration import phase_cross_correlation
 from napari_temdeblur.core.acquisition import bin_pixels, blurred_view, detect, motion_kernel
 from napari_temdeblur.core.config import SimulationConfig
 from napari_temdeblur.core.dataset import read_dataset
-from napari_temdeblur.core.preprocess import apply_window, suggest_window
+from napari_temdeblur.core.intensity import apply_window, suggest_window
 from napari_temdeblur.core.progress import drain
 from napari_temdeblur.core.session import open_session
 from napari_temdeblur.core.simulate import simulate

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .core.dataset import DatasetSplit
-from .core.preprocess import IntensityWindow, suggest_window
+from .core.intensity import IntensityWindow, suggest_window
 from .core.session import Session
 
 #: Frames sampled from a stream to suggest its contrast window without reading it all.
