@@ -41,4 +41,6 @@ pip_install() {
 # GPU users: install the CUDA build of torch into the venv before this script (see README).
 "$venv/bin/python" -c "import torch" 2>/dev/null || pip_install "torch==${TEMDEBLUR_TORCH_VERSION:-2.13.0}"
 pip_install -e "$here$extra"
+# napari's window needs a Qt binding; the package leaves the choice to the user (napari's convention)
+"$venv/bin/python" -c "import qtpy" 2>/dev/null || pip_install "PyQt6>6.5"
 echo "setup_env: ready in $venv"

@@ -7,6 +7,7 @@ import pytest
 import tifffile
 
 from napari_temdeblur._reader import get_reader
+from napari_temdeblur.core.tiffio import write_image
 
 
 def test_reader_claims_only_its_layouts(tmp_path, simulated_dataset, simulated_sessions):
@@ -29,7 +30,7 @@ def test_dataset_opens_through_npe2(make_napari_viewer, simulated_dataset):
     assert low.data.ndim == 4 and low.data.shape[1:] == gt.data.shape
     meta = gt.metadata["temdeblur"]
     assert meta["split"] == "Test" and all(s == 3 for s in meta["sessions"])
-    assert gt.contrast_limits[0] > 0  # the window puts the grid bars at black
+    assert gt.contrast_limits == [meta["window"]["low"], meta["window"]["high"]]
     # the image slider moves GT and burst together; the frame slider steps through the burst
     viewer.dims.set_point(1, 1)
     viewer.dims.set_point(0, 3)
@@ -108,3 +109,26 @@ def test_folder_of_sessions_opens_every_session(simulated_sessions):
     names = [kw["name"] for _, kw, _ in layers]
     assert len(names) == len(set(names)) == 2 * 2 * 3  # 2 specimens x 3 sessions x (HQ, stream)
     assert "Kidney sess3 stream" in names and "CalibrationGrid sess1 HQ" in names
+
+
+def test_one_bad_session_does_not_stop_the_others(simulated_sessions, tmp_path):
+    import shutil
+
+    for k in (1, 2):
+        shutil.copytree(simulated_sessions.folders["Kidney"][k - 1], tmp_path / f"sess{k}")
+    blank = tmp_path / "sess2/stream.tif"
+    write_image(blank, np.zeros((4, 256, 256), np.uint16))
+    with pytest.warns(UserWarning, match="sess2.*no nonzero pixels"):
+        layers = get_reader(str(tmp_path))(str(tmp_path))
+    assert [kw["name"] for _, kw, _ in layers] == ["Kidney sess1 HQ", "Kidney sess1 stream"]
+
+
+def test_split_without_low_folder_is_claimed_and_explained(tmp_path):
+    from napari_temdeblur.core.errors import DataError
+
+    (tmp_path / "GT").mkdir()
+    tifffile.imwrite(tmp_path / "GT/sess1_im1.tif", np.ones((8, 8), np.uint16))
+    reader = get_reader(str(tmp_path))
+    assert reader is not None
+    with pytest.raises(DataError, match="missing Low frames for GT sess1_im1.tif"):
+        reader(str(tmp_path))

@@ -52,6 +52,15 @@ def test_cli_simulate_both_layouts(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "d/Spots").iterdir()) == ["Test", "Train", "Val"]
 
 
+def test_cli_refuses_to_mix_two_simulations(tmp_path, capsys):
+    args = ["simulate", str(tmp_path), "--specimen", "lines", "--sessions", "1", "--images", "2"]
+    assert main(args) == 0
+    assert main(args) == 2
+    assert "Lines already exists" in capsys.readouterr().err
+    assert main([*args[:-1], "1", "--overwrite"]) == 0
+    assert sorted(p.name for p in (tmp_path / "Lines/sess1/hq").iterdir()) == ["sess1_im1.tif"]
+
+
 def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
     bad = tmp_path / "sim.json"
     bad.write_text('{"dose": 1}')

@@ -75,14 +75,31 @@ def test_stream_not_half_the_hq_size(tmp_path):
         open_session(tmp_path / "sess1")
 
 
-def test_truncated_stream(tmp_path):
+@pytest.mark.parametrize("kwargs", [{}, {"compression": "zlib"}, {"contiguous": False}, {"imagej": True}],
+                         ids=["contiguous", "compressed", "paged", "imagej"])
+@pytest.mark.parametrize("keep", [0.5, 0.99])
+def test_truncated_stream(tmp_path, kwargs, keep):
+    """A stream cut short must not open with the frames it has left, whatever the TIFF flavour."""
     _session(tmp_path / "sess1")
     path = tmp_path / "sess1/stream.tif"
+    tifffile.imwrite(path, np.random.default_rng(1).integers(0, 5000, (34, 16, 16), dtype=np.uint16), **kwargs)
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) - 300])
+    path.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(DataError, match="truncated") as info:
         open_session(tmp_path / "sess1")
     assert "stream.tif" in str(info.value)
+
+
+def test_truncated_frame_file_is_caught_at_open(tmp_path):
+    _, stream = _session(tmp_path / "sess1")
+    (tmp_path / "sess1/stream.tif").unlink()
+    (tmp_path / "sess1/stream").mkdir()
+    for t, frame in enumerate(stream):
+        tifffile.imwrite(tmp_path / f"sess1/stream/{t}.tif", frame)
+    cut = tmp_path / "sess1/stream/3.tif"
+    cut.write_bytes(cut.read_bytes()[:-100])
+    with pytest.raises(DataError, match="3.tif: .*truncated"):
+        open_session(tmp_path / "sess1")
 
 
 def test_bad_session_json(tmp_path):
@@ -125,3 +142,8 @@ def test_simulated_session_opens(simulated_sessions, tmp_path):
     (copy / "hq" / "sess1_im1.tif").write_bytes(b"broken")
     with pytest.raises(DataError, match="sess1_im1.tif: not a readable TIFF"):
         open_session(copy)
+
+
+def test_a_four_frame_stream_stays_grey_scale(tmp_path):
+    _session(tmp_path / "sess1", frames=4)
+    assert open_session(tmp_path / "sess1").stream.shape == (4, 16, 16)

@@ -182,11 +182,24 @@ def test_dataset_splits_follow_the_paper(simulated_dataset, small_cfg):
         assert all(p.low.shape[0] == small_cfg.burst_frames for s in splits.values() for p in s.pairs)
 
 
-def test_dataset_residual_is_a_few_tenths_of_a_pixel(simulated_dataset, small_cfg):
+def test_dataset_frames_are_registered_to_their_gt(simulated_dataset, small_cfg):
+    """Every written Low frame lies on its GT's grid: an independent cross-correlation finds it within a
+    fraction of a pixel (the injected residual plus the blur-centroid offset), never pixels away."""
     truth, _ = _truth(simulated_dataset, "Kidney", 2)
+    split = {p.name: p for s in read_dataset(simulated_dataset.out / "Kidney") for p in s.pairs}
+    shifts = []
+    for record in truth["pairs"]:
+        pair = split[record["name"]]
+        gt = ndimage.gaussian_filter(pair.gt.astype(float), 1.0)
+        for frame in pair.low:
+            moving = ndimage.gaussian_filter(frame.astype(float), 1.0)
+            shift, _, _ = phase_cross_correlation(gt, moving, upsample_factor=20, normalization=None)
+            shifts.append(shift)
+    shifts = np.abs(shifts)
+    assert len(shifts) == 5 * len(truth["pairs"]) > 0
+    assert np.median(shifts) < 0.5 and shifts.max() < 1.5, shifts
     errors = np.concatenate([np.subtract(p["applied_translation_yx"], p["true_translation_yx"]) for p in truth["pairs"]])
-    rms = np.sqrt(np.mean(errors**2))
-    assert 0.5 * small_cfg.registration_residual_px < rms < 1.6 * small_cfg.registration_residual_px
+    assert 0 < np.sqrt(np.mean(errors**2)) < 3 * small_cfg.registration_residual_px
 
 
 def test_motion_kernel_conserves_mass_and_position():

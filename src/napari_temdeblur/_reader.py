@@ -57,11 +57,14 @@ def read_folder(path) -> list[tuple]:
     for folder in find_sessions(path):
         try:
             session = open_session(folder)
+            layers += session_layers(session)
         except DataError as exc:
             problems.append(str(exc))
             continue
+        except ValueError as exc:  # e.g. a blank stream leaves no intensities to window
+            problems.append(f"{folder}: {exc}")
+            continue
         problems += session.problems
-        layers += session_layers(session)
     if not layers:
         raise DataError(path, "nothing could be opened: " + "; ".join(problems))
     if problems:

@@ -43,7 +43,8 @@ def _report(result: SimulationResult, layout: str) -> None:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     cfg = _simulation_config(args)
-    result = drain(simulate(args.out, cfg, args.specimen, layout=args.layout, seed=args.seed), _print_progress)
+    work = simulate(args.out, cfg, args.specimen, layout=args.layout, seed=args.seed, overwrite=args.overwrite)
+    result = drain(work, _print_progress)
     _report(result, args.layout)
     return 0
 
@@ -53,7 +54,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = SimulationConfig.demo()
     print(f"napari-temdeblur demo: simulating a small kidney-like and calibration-grid acquisition in {out}")
     for layout in LAYOUTS:
-        result = drain(simulate(out / layout, cfg, ["kidney", "grid"], layout=layout, seed=args.seed), _print_progress)
+        work = simulate(out / layout, cfg, ["kidney", "grid"], layout=layout, seed=args.seed, overwrite=True)
+        result = drain(work, _print_progress)
         _report(result, layout)
     print(f"open either folder in napari (napari {out / 'dataset'}) to browse it with the plugin")
     return 0
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--config", help="JSON file of simulation parameters (overrides --size)")
     sim.add_argument("--sessions", type=int, help="sessions per specimen")
     sim.add_argument("--images", type=int, help="HQ images per session")
+    sim.add_argument("--overwrite", action="store_true", help="replace earlier output of the same specimens")
     sim.set_defaults(func=cmd_simulate)
 
     demo = sub.add_parser("demo", help="the end-to-end demo on simulated data")

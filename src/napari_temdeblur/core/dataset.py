@@ -68,8 +68,12 @@ def session_of(name: str) -> int | None:
 
 
 def is_split_folder(path: Path) -> bool:
-    """True when `path` holds the ``GT/`` and ``Low/`` folders of one dataset split."""
-    return (path / "GT").is_dir() and (path / "Low").is_dir()
+    """True when `path` holds the ``GT/`` folder of one dataset split.
+
+    ``Low/`` is not required here, so a split missing it is still read and each GT is reported as
+    lacking its frames, rather than the folder being passed over in silence.
+    """
+    return (path / "GT").is_dir()
 
 
 def find_splits(path: str | Path) -> list[tuple[str, str, Path]]:

@@ -9,8 +9,10 @@ from .config import SimulationConfig
 from .progress import drain
 from .simulate import simulate
 
-#: Repository folder holding the shipped samples (absent in a wheel install: samples are then simulated).
-SAMPLE_DATA_DIR = Path(__file__).resolve().parents[3] / "sample_data"
+_CHECKOUT = Path(__file__).resolve().parents[3]
+#: Repository folder holding the shipped samples. Only a source checkout (editable install) has it;
+#: elsewhere this points nowhere and samples are simulated.
+SAMPLE_DATA_DIR = _CHECKOUT / "sample_data" if (_CHECKOUT / "pyproject.toml").is_file() else _CHECKOUT / ".no-sample-data"
 SAMPLE_SEED = 7
 
 
@@ -25,5 +27,5 @@ def write_samples(out: Path, specimens: tuple[str, ...] = ("kidney", "grid")) ->
     ``python -c "from napari_temdeblur.core.samples import *; write_samples(SAMPLE_DATA_DIR)"``
     regenerates the shipped files.
     """
-    drain(simulate(out, sample_config(), specimens, layout="dataset", seed=SAMPLE_SEED))
+    drain(simulate(out, sample_config(), specimens, layout="dataset", seed=SAMPLE_SEED, overwrite=True))
     return out

@@ -128,12 +128,15 @@ def _stream(path: Path):
 
 def _hq(path: Path) -> tuple[list[str], object]:
     folder = path / "hq"
-    files = sorted(p for p in folder.glob("*.tif*")) if folder.is_dir() else []
+    files = [
+        p for p in (folder.iterdir() if folder.is_dir() else [])
+        if p.suffix.lower() in (".tif", ".tiff") and not p.name.startswith(".")
+    ]
     if not files:
         raise DataError(path, "no HQ images found: expected hq/<name>.tif")
     # scan order: natural sort so im10 follows im9
     files.sort(key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.stem)])
-    return [p.stem for p in files], stack_files_lazily(files)
+    return [p.stem for p in files], stack_files_lazily(files, what="HQ image")
 
 
 def _check_field_of_view(path: Path, meta: dict, hq_shape: tuple, stream_shape: tuple) -> None:

@@ -13,6 +13,7 @@ The truth lies beside the data, never inside a session folder, so registration c
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +200,7 @@ def simulate(
     specimens: Sequence[str] = ("kidney",),
     layout: str = "session",
     seed: int = 0,
+    overwrite: bool = False,
 ) -> Generator[Progress, None, SimulationResult]:
     """Simulate sessions of each specimen and write them in the chosen layout.
 
@@ -214,6 +216,9 @@ def simulate(
         truth with a residual of ``cfg.registration_residual_px``).
     seed : int
         The same seed and configuration give the same bytes.
+    overwrite : bool
+        Replace earlier output of the same samples in `out`. Without it, existing sample folders are
+        an error: mixing files of two simulations would make the truth wrong.
 
     Yields
     ------
@@ -230,6 +235,11 @@ def simulate(
     if unknown or not specimens:
         raise ValueError(f"unknown specimen(s) {unknown or specimens}; choose from {', '.join(SPECIMENS)}")
     out = Path(out)
+    earlier = [p for s in specimens for p in (out / SAMPLE_NAMES[s], out / "truth" / SAMPLE_NAMES[s]) if p.exists()]
+    if earlier and not overwrite:
+        raise ValueError(f"{earlier[0]} already exists: choose another output folder or overwrite it")
+    for path in earlier:
+        shutil.rmtree(path)
     out.mkdir(parents=True, exist_ok=True)
     result = SimulationResult(out)
     cfg.save(out / "simulation.json", seed=seed, specimens=list(specimens), layout=layout)

@@ -31,6 +31,23 @@ def _check_page_kind(path: Path, dtype: np.dtype, shape: tuple[int, ...], sample
         )
 
 
+def _check_complete(path: Path, tif: tifffile.TiffFile, shape: tuple[int, ...]) -> None:
+    """Catch a file cut short: tifffile then quietly returns the pages it could reach."""
+    declared = tif.shaped_metadata[0].get("shape") if tif.shaped_metadata else None
+    if tif.is_imagej:
+        declared = None if tif.imagej_metadata is None else tif.imagej_metadata.get("images")
+        declared = None if declared is None else [declared, *shape[-2:]]
+    if declared is not None and tuple(declared) != shape and int(np.prod(declared)) != int(np.prod(shape)):
+        raise DataError(path, f"header declares shape {tuple(declared)} but the file holds {shape} (truncated?)")
+    last = tif.pages[len(tif.pages) - 1]
+    end = max((o + n for o, n in zip(last.dataoffsets, last.databytecounts)), default=0)
+    series = tif.series[0]
+    if series.dataoffset is not None:  # contiguous data: one block, described by the first page only
+        end = max(end, series.dataoffset + series.nbytes)
+    if end > tif.filehandle.size:
+        raise DataError(path, f"file is {tif.filehandle.size} bytes but its pixel data end at byte {end} (truncated?)")
+
+
 def tiff_info(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of the first image series of a TIFF file, read from its header only.
 
@@ -57,8 +74,11 @@ def tiff_info(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
             series = tif.series[0]
             page = tif.pages.first
             shape, dtype, samples = tuple(series.shape), series.dtype, page.samplesperpixel
+            _check_complete(path, tif, shape)
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
+    except DataError:
+        raise
     except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError, struct.error) as exc:
         raise DataError(path, f"not a readable TIFF file (corrupt or truncated?): {exc}") from None
     _check_page_kind(path, dtype, shape, samples)
@@ -149,7 +169,7 @@ def _dask_pages(path: Path, shape: tuple[int, int, int], dtype: np.dtype):
     return da.stack(frames)
 
 
-def stack_files_lazily(paths: list[Path]):
+def stack_files_lazily(paths: list[Path], what: str = "frame"):
     """A dask array (frames, rows, cols) over single-frame TIFF files, read on demand.
 
     Every header is checked up front, so a bad file is reported at open time, not while browsing.
@@ -164,10 +184,10 @@ def stack_files_lazily(paths: list[Path]):
         other_shape, other_dtype = tiff_info(path)
         if (other_shape, other_dtype) != (shape, dtype):
             raise DataError(
-                path, f"frame is {other_shape} {other_dtype}, but {paths[0].name} is {shape} {dtype}"
+                path, f"{what} is {other_shape} {other_dtype}, but {paths[0].name} is {shape} {dtype}"
             )
     if len(shape) != 2:
-        raise DataError(paths[0], f"expected a single 2-D frame, found shape {shape}")
+        raise DataError(paths[0], f"expected a single 2-D {what}, found shape {shape}")
     frames = [da.from_delayed(dask.delayed(read_image)(p), shape=shape, dtype=dtype) for p in paths]
     return da.stack(frames)
 
@@ -195,7 +215,8 @@ def write_image(path: str | Path, data: np.ndarray, *, metadata: dict | None = N
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        tifffile.imwrite(tmp, data, metadata=metadata, contiguous=True)
+        # minisblack: tifffile would otherwise store a 3- or 4-frame stack as one planar RGB(A) image
+        tifffile.imwrite(tmp, data, metadata=metadata, contiguous=True, photometric="minisblack")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
