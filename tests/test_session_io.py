@@ -25,6 +25,16 @@ def _session(path, hq_size=32, stream_size=16, frames=6):
     return hq, stream
 
 
+def _session_with_frame_files(path):
+    """A session whose stream is a folder of single-frame TIFFs, ``stream/<t>.tif``."""
+    _, stream = _session(path)
+    (path / "stream.tif").unlink()
+    (path / "stream").mkdir()
+    for t, frame in enumerate(stream):
+        tifffile.imwrite(path / f"stream/{t}.tif", frame)
+    return stream
+
+
 def test_open_is_lazy_and_keeps_scan_order(tmp_path):
     hq, stream = _session(tmp_path / "sess1")
     session = open_session(tmp_path / "sess1")
@@ -37,11 +47,7 @@ def test_open_is_lazy_and_keeps_scan_order(tmp_path):
 
 
 def test_stream_as_folder_of_single_frames(tmp_path):
-    _, stream = _session(tmp_path / "sess1")
-    (tmp_path / "sess1/stream.tif").unlink()
-    (tmp_path / "sess1/stream").mkdir()
-    for t, frame in enumerate(stream):
-        tifffile.imwrite(tmp_path / f"sess1/stream/{t}.tif", frame)
+    stream = _session_with_frame_files(tmp_path / "sess1")
     session = open_session(tmp_path / "sess1")
     assert session.stream.shape == stream.shape
     np.testing.assert_array_equal(session.stream[4].compute(), stream[4])
@@ -91,11 +97,7 @@ def test_truncated_stream(tmp_path, kwargs, keep):
 
 
 def test_truncated_frame_file_is_caught_at_open(tmp_path):
-    _, stream = _session(tmp_path / "sess1")
-    (tmp_path / "sess1/stream.tif").unlink()
-    (tmp_path / "sess1/stream").mkdir()
-    for t, frame in enumerate(stream):
-        tifffile.imwrite(tmp_path / f"sess1/stream/{t}.tif", frame)
+    stream = _session_with_frame_files(tmp_path / "sess1")
     cut = tmp_path / "sess1/stream/3.tif"
     cut.write_bytes(cut.read_bytes()[:-100])
     with pytest.raises(DataError, match="3.tif: .*truncated"):
