@@ -131,3 +131,10 @@ def test_inconsistent_frame_counts_keep_the_majority(dataset):
     (split,) = read_dataset(dataset / "Kidney" / "Train")
     assert [p.name for p in split.pairs] == ["sess1_im1", "sess1_im2"]
     assert "3 frames" in split.skipped[0] and "have 5" in split.skipped[0]
+
+
+def test_hidden_files_are_not_images(dataset):
+    """macOS copies leave ``._name.tif`` resource forks beside every image; they are not data."""
+    (dataset / "Kidney/Train/GT/._sess1_im1.tif").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (split,) = read_dataset(dataset / "Kidney" / "Train")
+    assert [p.name for p in split.pairs] == ["sess1_im1", "sess1_im2"] and split.skipped == []

@@ -12,20 +12,7 @@ from pathlib import Path
 from ._layers import dataset_layers, session_layers
 from .core.dataset import find_splits, read_dataset
 from .core.errors import DataError
-from .core.session import is_session_folder, open_session
-
-
-def find_sessions(path: Path) -> list[Path]:
-    """Session folders at `path`, or among its children and grandchildren (e.g. ``OUT/Kidney/sess1``)."""
-    if is_session_folder(path):
-        return [path]
-    found = []
-    for child in sorted(p for p in path.iterdir() if p.is_dir()):
-        if is_session_folder(child):
-            found.append(child)
-        else:
-            found += [g for g in sorted(child.iterdir()) if g.is_dir() and is_session_folder(g)]
-    return found
+from .core.session import find_sessions, open_session
 
 
 def get_reader(path):

@@ -17,8 +17,8 @@ from .core.simulate import SAMPLE_NAMES
 
 
 def _sample(specimen: str) -> list[tuple]:
-    folder = SAMPLE_DATA_DIR / SAMPLE_NAMES[specimen]
-    if folder.is_dir():
+    folder = None if SAMPLE_DATA_DIR is None else SAMPLE_DATA_DIR / SAMPLE_NAMES[specimen]
+    if folder is not None and folder.is_dir():
         return dataset_layers(read_dataset(folder))
     with tempfile.TemporaryDirectory(prefix="temdeblur-sample-") as tmp:
         write_samples(Path(tmp), (specimen,))

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
+from .folders import find_folders, tiff_files
 from .tiffio import read_image, write_image
 
 SPLITS = ("Train", "Val", "Test")
@@ -92,14 +93,7 @@ def find_splits(path: str | Path) -> list[tuple[str, str, Path]]:
     path = Path(path)
     if not path.is_dir():
         return []
-    if is_split_folder(path):
-        return [(path.parent.name, path.name, path)]
-    found = []
-    for child in sorted(p for p in path.iterdir() if p.is_dir()):
-        if is_split_folder(child):
-            found.append((path.name, child.name, child))
-        else:
-            found += [(child.name, g.name, g) for g in sorted(child.iterdir()) if g.is_dir() and is_split_folder(g)]
+    found = [(split.parent.name, split.name, split) for split in find_folders(path, is_split_folder)]
     order = {name: i for i, name in enumerate(SPLITS)}
     return sorted(found, key=lambda s: (s[0], order.get(s[1], len(order)), s[1]))
 
@@ -149,8 +143,7 @@ def read_split(split_dir: str | Path, sample: str | None = None, split: str | No
     """
     split_dir = Path(split_dir)
     result = DatasetSplit(sample or split_dir.parent.name, split or split_dir.name, split_dir)
-    gt_files = sorted(p for p in (split_dir / "GT").iterdir() if p.suffix.lower() in (".tif", ".tiff"))
-    for gt_path in gt_files:
+    for gt_path in tiff_files(split_dir / "GT"):
         try:
             result.pairs.append(read_pair(gt_path))
         except DataError as exc:

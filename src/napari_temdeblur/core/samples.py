@@ -11,8 +11,8 @@ from .simulate import simulate
 
 _CHECKOUT = Path(__file__).resolve().parents[3]
 #: Repository folder holding the shipped samples. Only a source checkout (editable install) has it;
-#: elsewhere this points nowhere and samples are simulated.
-SAMPLE_DATA_DIR = _CHECKOUT / "sample_data" if (_CHECKOUT / "pyproject.toml").is_file() else _CHECKOUT / ".no-sample-data"
+#: elsewhere it is None and samples are simulated.
+SAMPLE_DATA_DIR: Path | None = _CHECKOUT / "sample_data" if (_CHECKOUT / "pyproject.toml").is_file() else None
 SAMPLE_SEED = 7
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
+from .folders import find_folders, tiff_files
 from .tiffio import open_stack_lazily, stack_files_lazily, write_image
 
 SESSION_FORMAT = "temdeblur-session/1"
@@ -84,6 +85,11 @@ def is_session_folder(path: str | Path) -> bool:
     return (path / "hq").is_dir() and ((path / "stream.tif").is_file() or (path / "stream").is_dir())
 
 
+def find_sessions(path: str | Path) -> list[Path]:
+    """Session folders at `path`, or among its children and grandchildren (e.g. ``OUT/Kidney/sess1``)."""
+    return find_folders(Path(path), is_session_folder)
+
+
 def _read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
@@ -117,7 +123,7 @@ def _stream(path: Path):
     if folder.is_dir():
         numbered = sorted(
             (int(m.group(1)), p)
-            for p in folder.iterdir()
+            for p in tiff_files(folder)
             if (m := re.fullmatch(r"\D*(\d+)\.tiff?", p.name, re.IGNORECASE)) is not None
         )
         if numbered:
@@ -128,10 +134,7 @@ def _stream(path: Path):
 
 def _hq(path: Path) -> tuple[list[str], object]:
     folder = path / "hq"
-    files = [
-        p for p in (folder.iterdir() if folder.is_dir() else [])
-        if p.suffix.lower() in (".tif", ".tiff") and not p.name.startswith(".")
-    ]
+    files = tiff_files(folder) if folder.is_dir() else []
     if not files:
         raise DataError(path, "no HQ images found: expected hq/<name>.tif")
     # scan order: natural sort so im10 follows im9
