@@ -1,0 +1,1 @@
+"""napari dock widgets: thin front ends over the core generators."""
