@@ -18,9 +18,15 @@ TORCH_CORE_MODULES = {"models", "nets", "losses", "metrics", "train", "training_
 
 def test_importing_the_package_and_core_pulls_in_no_torch_napari_or_qt():
     code = f"""
-import importlib, pkgutil, sys
+import importlib, sys
+from pathlib import Path
 import napari_temdeblur.core as core
-core_modules = [m.name for m in pkgutil.walk_packages(core.__path__, "napari_temdeblur.core.")]
+# List module files rather than walk_packages, which imports every subpackage (some import torch).
+root = Path(core.__path__[0])
+core_modules = sorted(
+    "napari_temdeblur.core." + ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+    for p in root.rglob("*.py") if p.name != "__init__.py" or p.parent != root
+)
 torch_based = [m for m in core_modules if m.split(".")[2] in {TORCH_CORE_MODULES!r}]
 light = {LIGHT_MODULES!r} + [m for m in core_modules if m not in torch_based]
 for name in light:

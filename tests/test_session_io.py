@@ -97,7 +97,7 @@ def test_truncated_stream(tmp_path, kwargs, keep):
 
 
 def test_truncated_frame_file_is_caught_at_open(tmp_path):
-    stream = _session_with_frame_files(tmp_path / "sess1")
+    _session_with_frame_files(tmp_path / "sess1")
     cut = tmp_path / "sess1/stream/3.tif"
     cut.write_bytes(cut.read_bytes()[:-100])
     with pytest.raises(DataError, match="3.tif: .*truncated"):

@@ -92,7 +92,10 @@ def session_layers(session: Session) -> list[tuple]:
     The stream is in stream pixels. HQ images get scale 1/binning in y and x so both show the same
     field of view at the same size, and a scale along the first axis that spreads the N HQ images over
     the T frames: scrolling the stream shows the HQ image taken at about the same place (nominal,
-    until registration says better).
+    until registration says better). The HQ layer is also offset so that pixel *areas* coincide: the
+    `binning` x `binning` HQ pixels averaged into one stream pixel cover exactly that stream pixel (napari
+    puts pixel centres at integer world coordinates, so without the offset the HQ image would sit 1/4
+    stream pixel down-right of the stream for binning 2).
     """
     n_hq, n_frames = session.hq.shape[0], session.stream.shape[0]
     pitch = (n_frames - 1) / (n_hq - 1) if n_hq > 1 else 1.0
@@ -109,6 +112,7 @@ def session_layers(session: Session) -> list[tuple]:
     hq_kwargs = {
         "name": f"{session.name} HQ",
         "scale": (pitch, 1 / session.binning, 1 / session.binning),
+        "translate": (0, (1 / session.binning - 1) / 2, (1 / session.binning - 1) / 2),
         "contrast_limits": _contrast(hq_window),
         "axis_labels": ("frame", "y", "x"),
         "metadata": {"temdeblur": {**info, "kind": "hq", "names": session.hq_names, "window": hq_window.to_dict()}},

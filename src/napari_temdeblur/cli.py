@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
+from . import _cli_demo, _cli_register, _cli_train
 from .core.config import SimulationConfig
 from .core.errors import DataError
 from .core.progress import Progress, drain
@@ -14,7 +14,7 @@ from .core.simulate import LAYOUTS, SimulationResult, simulate
 from .core.specimens import SPECIMENS
 
 
-def _print_progress(event: Progress) -> None:
+def print_progress(event: Progress) -> None:
     # one line per session/stage rather than per frame keeps logs readable
     if event.done == event.total or event.message:
         detail = f" - {event.message}" if event.message else ""
@@ -44,20 +44,8 @@ def _report(result: SimulationResult, layout: str) -> None:
 def cmd_simulate(args: argparse.Namespace) -> int:
     cfg = _simulation_config(args)
     work = simulate(args.out, cfg, args.specimen, layout=args.layout, seed=args.seed, overwrite=args.overwrite)
-    result = drain(work, _print_progress)
+    result = drain(work, print_progress)
     _report(result, args.layout)
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    cfg = SimulationConfig.demo()
-    print(f"napari-temdeblur demo: simulating a small kidney-like and calibration-grid acquisition in {out}")
-    for layout in LAYOUTS:
-        work = simulate(out / layout, cfg, ["kidney", "grid"], layout=layout, seed=args.seed, overwrite=True)
-        result = drain(work, _print_progress)
-        _report(result, layout)
-    print(f"open either folder in napari (napari {out / 'dataset'}) to browse it with the plugin")
     return 0
 
 
@@ -79,10 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--overwrite", action="store_true", help="replace earlier output of the same specimens")
     sim.set_defaults(func=cmd_simulate)
 
-    demo = sub.add_parser("demo", help="the end-to-end demo on simulated data")
-    demo.add_argument("--out", default="demo_output", help="output folder")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=cmd_demo)
+    _cli_register.add_parser(sub)
+    _cli_train.add_parser(sub)
+    _cli_demo.add_parser(sub)
     return parser
 
 

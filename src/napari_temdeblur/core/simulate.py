@@ -62,9 +62,28 @@ def hq_name(session: int, index: int) -> str:
 def true_translations(acq: AcquiredSession, binning: int) -> np.ndarray:
     """(N_hq, T, 2) true (ty, tx) per HQ image and frame, stream px (DESIGN.md's matrix convention):
     where the origin of the HQ image, resampled to stream pixels, lies in the stream frame."""
-    hq = acq.plan.hq_positions[:, None, :].astype(float)
-    frames = np.array([e.centroid for e in acq.plan.exposures])[None, :, :]
+    return _translations(acq.plan.hq_positions, [e.centroid for e in acq.plan.exposures], binning)
+
+
+def _translations(hq_positions, frame_positions, binning) -> np.ndarray:
+    hq = np.asarray(hq_positions, float)[:, None, :]
+    frames = np.asarray(frame_positions, float)[None, :, :]
     return (hq - frames) / binning
+
+
+def read_true_translations(truth_file: str | Path) -> dict[str, np.ndarray]:
+    """True translations from a truth file ``OUT/truth/<Sample>/sess<k>.json``.
+
+    Returns
+    -------
+    dict
+        HQ name -> float64 (T, 2) (ty, tx) per stream frame, stream px, as :func:`true_translations`.
+    """
+    record = json.loads(Path(truth_file).read_text())
+    table = _translations(
+        [h["position"] for h in record["hq"]], [f["position"] for f in record["frames"]], record["stream_binning"]
+    )
+    return {h["name"]: table[i] for i, h in enumerate(record["hq"])}
 
 
 def session_meta(cfg: SimulationConfig, sample: str, session: int) -> dict:

@@ -6,14 +6,13 @@ always gives the same precise message instead of a raw tifffile traceback.
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
+from .atomic import atomic_write
 from .errors import DataError
 
 #: Detector counts: the MiniTEM writes 16-bit images; 8-bit exports are accepted too.
@@ -211,14 +210,8 @@ def write_image(path: str | Path, data: np.ndarray, *, metadata: dict | None = N
     data = np.asarray(data)
     if data.dtype not in ACCEPTED_DTYPES:
         raise ValueError(f"refusing to write {path}: dtype {data.dtype}, expected uint8 or uint16")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        # minisblack: tifffile would otherwise store a 3- or 4-frame stack as one planar RGB(A) image
-        tifffile.imwrite(tmp, data, metadata=metadata, contiguous=True, photometric="minisblack")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    # minisblack: tifffile would otherwise store a 3- or 4-frame stack as one planar RGB(A) image
+    return atomic_write(
+        path,
+        lambda tmp: tifffile.imwrite(tmp, data, metadata=metadata, contiguous=True, photometric="minisblack"),
+    )

@@ -1,0 +1,135 @@
+"""``temdeblur train``: train a network on registered datasets, with a progress display.
+
+Torch-based modules are imported inside the command, so ``temdeblur --help`` and the other
+subcommands start without loading torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+
+def _frames(text: str) -> int | tuple[int, int]:
+    """``5`` or a range ``3-5``."""
+    try:
+        parts = [int(p) for p in text.split("-")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"frames must be a count like 5 or a range like 3-5, got {text!r}") from None
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    raise argparse.ArgumentTypeError(f"frames must be a count like 5 or a range like 3-5, got {text!r}")
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """Register the ``train`` subcommand on an ``add_subparsers`` object."""
+    p = sub.add_parser(
+        "train", help="train a restoration network on registered datasets",
+        description="Train a network on the Train split of DATA, choosing the best epoch on its Val split. "
+                    "One epoch is --steps-per-epoch optimiser steps (default: one crop per training image) "
+                    "followed by validation. Ctrl-C stops and keeps the best checkpoint.",
+    )
+    p.add_argument("data", nargs="+", metavar="DATA", help="dataset folder(s) in the published layout")
+    p.add_argument("--model", required=True,
+                   help="network: bu, bdu-t, bdu-uc, bdu-uc-ssim (the paper's best) or deblurgan")
+    p.add_argument("--out", required=True, help="run folder (best.pt, last.pt, config.json, history.csv)")
+    p.add_argument("--epochs", type=int, default=2000, help="epochs in total (default 2000, as the paper)")
+    p.add_argument("--steps-per-epoch", type=int, help="optimiser steps per epoch (default: ceil(images / batch))")
+    p.add_argument("--patch", type=int, default=128, help="training crop side, px (default 128)")
+    p.add_argument("--batch", type=int, default=8, help="crops per step (default 8)")
+    p.add_argument("--frames", type=_frames,
+                   help="frames per burst, a count or a range like 3-5 (default 5; deblurgan: 3)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the paper's for the model)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", choices=("full", "tiny"), default="full",
+                   help="full: the published network widths; tiny: a very small network for quick checks")
+    p.add_argument("--patience", type=int, help="stop after this many epochs without a better val SSIM")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop after this much wall-clock time")
+    p.add_argument("--val-tile", type=int, default=128, help="validation tile side, px (default 128)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.set_defaults(func=cmd_train)
+    return p
+
+
+class _Display:
+    """Prints training events: the device first, a batch line on terminals, one line per epoch."""
+
+    def __init__(self, model: str, stream=None):
+        self.stream = stream or sys.stdout
+        self.model, self.live = model, self.stream.isatty()
+        self.best: tuple[int, float] | None = None
+
+    def __call__(self, event) -> None:
+        from .core.train import BatchDone, EpochDone, TrainStarted
+
+        if isinstance(event, TrainStarted):
+            self.line(
+                f"training {self.model} ({event.parameters:,} parameters) on {event.device}\n"
+                f"  {event.train_images} training images, one epoch = {event.steps_per_epoch} steps; "
+                f"{event.val_tiles} validation tiles\n"
+                f"  input (centre frame) val SSIM {event.input_val_ssim:.4f}, PSNR {event.input_val_psnr:.2f} dB"
+                + (f"\n  resuming after epoch {event.done}" if event.done else "")
+            )
+        elif isinstance(event, BatchDone) and self.live:
+            print(f"\r  epoch {event.epoch} step {event.step}/{event.total} loss {event.loss:.4f}",
+                  end="", file=self.stream, flush=True)
+        elif isinstance(event, EpochDone):
+            if event.is_best:
+                self.best = (event.epoch, event.val_ssim)
+            width = len(str(event.total))
+            self.line(
+                f"epoch {event.epoch:>{width}}/{event.total}  loss {event.train_loss:.4f}  val SSIM "
+                f"{event.val_ssim:.4f}  PSNR {event.val_psnr:5.2f} dB  {event.seconds:6.1f} s"
+                + ("  * best" if event.is_best else "")
+            )
+
+    def line(self, text: str) -> None:
+        # \r + clear-to-end-of-line wipes a batch line still on screen
+        print(("\r\033[K" if self.live else "") + text, file=self.stream, flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .core.models import ModelConfig
+    from .core.train import TrainConfig, default_frames, train
+    from .core.training_data import TrainingData
+
+    model = ModelConfig.tiny(args.model) if args.width == "tiny" else ModelConfig.full(args.model)
+    cfg = TrainConfig(
+        model=model, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, patch=args.patch,
+        batch=args.batch, frames=args.frames if args.frames is not None else default_frames(model), lr=args.lr,
+        device=args.device, seed=args.seed, patience=args.patience, time_limit_s=args.time_limit,
+        val_tile=args.val_tile,
+    )
+    data = TrainingData.from_folders(args.data)
+    for message in data.skipped:
+        print(f"  skipped: {message}")
+    display = _Display(model.name)
+    work = train(cfg, data, args.out, resume=args.resume)
+    try:
+        while True:
+            display(next(work))
+    except StopIteration as stop:
+        result = stop.value
+    except KeyboardInterrupt:
+        work.close()
+        display.line("interrupted")
+        if display.best is None:
+            print("no epoch finished; nothing new was saved")
+        else:
+            print(f"best epoch {display.best[0]} (val SSIM {display.best[1]:.4f}) kept in {args.out}/best.pt; "
+                  f"continue with --resume")
+        return 130
+    if result.best_epoch is None:
+        print(f"stopped ({result.stopped_reason}) before an epoch finished; nothing was saved")
+        return 0
+    verdict = "beats" if result.best_val_ssim > result.input_val_ssim else "does NOT beat"
+    print(f"{result.stopped_reason}: best epoch {result.best_epoch}, val SSIM {result.best_val_ssim:.4f} "
+          f"({verdict} the input's {result.input_val_ssim:.4f})")
+    print(f"checkpoint: {result.out / 'best.pt'}")
+    if math.isnan(result.best_val_ssim):
+        print("warning: the validation SSIM is not a number; the training diverged (try a smaller --lr)")
+    return 0

@@ -1,0 +1,400 @@
+"""The registration dock: align a stream frame with an HQ image by hand, refine it with ECC, export.
+
+The microscopist picks the session's HQ and stream layers (as the reader opens them), presses
+"Find frames" for the HQ image on screen, corrects the proposed alignment by dragging the stream over
+the HQ image (magenta over green: grey where they agree) or by typing the translation, and presses
+"Register". The core registers in a thread worker and saves each pair into the session's
+``registration.json`` at once; the registered bursts appear as layers beside the session.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info, show_warning
+
+from ..core.errors import DataError
+from ..core.matching import match_frames
+from ..core.progress import Progress
+from ..core.register import PairFailed
+from ..core.registration_io import MOTIONS, InitialGuess, RegistrationSettings, load_registrations
+from ..core.session import Session, open_session
+from . import _alignment as align
+from ._bursts import follow_hq_stack, show_bursts
+from ._export import ExportBox
+from ._registration_run import describe_pair, init_frame, register_and_extract
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image
+
+#: Colours that add up to grey where the stream frame and the HQ image agree.
+HQ_COLORMAP, STREAM_COLORMAP, STREAM_OPACITY = "green", "magenta", 0.7
+
+
+class RunState(Enum):
+    """What the dock is doing; it alone decides which buttons are enabled."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def _meta(layer) -> dict:
+    return layer.metadata.get("temdeblur", {}) if layer is not None else {}
+
+
+class RegistrationWidget(Container):
+    """Dock widget registering the HQ images of one acquisition session with its fast stream.
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+        The viewer holding the session layers (``<session> HQ`` and ``<session> stream``).
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = napari_viewer
+        self._session: Session | None = None
+        self._registered: dict = {}  # HQ name -> PairRegistration, as saved in registration.json
+        self._bursts: dict = {}  # HQ name -> BurstPair shown in the registered layers
+        self._inits: dict[str, InitialGuess] = {}  # HQ name -> the user's last alignment for it
+        self._moved_layer: Image | None = None  # the stream layer whose moves we follow
+        self._worker = None
+        self.state = RunState.IDLE
+
+        self.hq_layer = ComboBox(label="HQ layer", choices=self._choices("hq"))
+        self.stream_layer = ComboBox(label="stream layer", choices=self._choices("stream"))
+        self.hq_image = ComboBox(label="HQ image", choices=self._hq_names)
+        self.find_button = PushButton(text="Find frames")
+        self.drag = CheckBox(text="Drag to align", value=False)
+        tip = "where the HQ image's origin lies in the stream frame: (row, col) in stream pixels"
+        self.shift_y = FloatSpinBox(label="translation y", min=-1e5, max=1e5, step=0.25, tooltip=tip)
+        self.shift_x = FloatSpinBox(label="translation x", min=-1e5, max=1e5, step=0.25, tooltip=tip)
+        self.frames = SpinBox(label="burst frames", min=3, max=8, value=RegistrationSettings().frames)
+        self.motion = ComboBox(label="motion", choices=MOTIONS, value=RegistrationSettings().motion)
+        self.register_button = PushButton(text="Register")
+        self.register_all_button = PushButton(text="Register all")
+        self.cancel_button = PushButton(text="Cancel")
+        self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
+        self.status = Label(label="status")
+        self.result = Label(label="frames")
+        self.registered = Label(label="registered")
+        self.exporter = ExportBox(lambda: self.hq_image.value)
+        self.extend([
+            self.hq_layer, self.stream_layer, self.hq_image, self.find_button, self.drag, self.shift_y,
+            self.shift_x, self.frames, self.motion, self.register_button, self.register_all_button,
+            self.cancel_button, self.progress, self.status, self.result, self.registered, self.exporter,
+        ])
+
+        self.hq_layer.changed.connect(self._pick_session)
+        self.stream_layer.changed.connect(self._pick_session)
+        self.hq_image.changed.connect(self._go_to_hq)
+        self.drag.changed.connect(self._toggle_drag)
+        self.shift_y.changed.connect(self._type_translation)
+        self.shift_x.changed.connect(self._type_translation)
+        self.find_button.clicked.connect(self.find_frames)
+        self.register_button.clicked.connect(self.register_current)
+        self.register_all_button.clicked.connect(self.register_all)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.exporter.export_button.clicked.connect(self.export)
+        self._viewer.dims.events.current_step.connect(self._follow_dims)
+        self._viewer.layers.events.removed.connect(self._layer_removed)
+        self._pick_session()
+
+    # --- layers and the session --------------------------------------------------------------
+
+    def _choices(self, kind: str):
+        def choices(_widget) -> list[tuple[str, Image]]:  # the session reader tags its layers by kind
+            return [(layer.name, layer) for layer in self._viewer.layers if _meta(layer).get("kind") == kind]
+
+        return choices
+
+    def _hq_names(self, _widget) -> list[str]:
+        return list(self._session.hq_names) if self._session is not None else []
+
+    @property
+    def _layers(self) -> tuple[Image, Image]:
+        return self.hq_layer.value, self.stream_layer.value
+
+    def _ready(self) -> bool:
+        """A session is open and both of its layers are still in the viewer."""
+        return self._session is not None and all(layer in self._viewer.layers for layer in self._layers)
+
+    def _pick_session(self) -> None:
+        """Open the session behind the chosen layers, colour them, and restore its registrations."""
+        hq, stream = (layer if layer in self._viewer.layers else None for layer in self._layers)
+        self.cancel()
+        self._worker = None
+        self._follow_moves(stream)
+        self._session, self._registered, self._bursts, self._inits = None, {}, {}, {}
+        if hq is not None and stream is not None:
+            if _meta(hq).get("path") != _meta(stream).get("path"):
+                show_warning(f"'{hq.name}' and '{stream.name}' come from different sessions: pick the pair of one session")
+            else:
+                self._open(Path(_meta(stream)["path"]), hq, stream)
+        with self.hq_image.changed.blocked():
+            self.hq_image.reset_choices()
+        self._show_registered()
+        self._set_state(RunState.IDLE, "" if self._session is None else f"session {self._session.name}")
+        if self._session is not None:
+            name = self._session.hq_names[self.current_index()]
+            with self.hq_image.changed.blocked():
+                self.hq_image.value = name
+            self._restore(name)
+
+    def _layer_removed(self, event) -> None:
+        if event.value in self._layers:  # the choices may empty without a change event
+            self._pick_session()
+
+    def _open(self, path: Path, hq: Image, stream: Image) -> None:
+        try:
+            self._session = open_session(path)
+            self._registered = load_registrations(self._session)
+            # earlier alignments by hand stay the start of a later "Register all"
+            self._inits = {
+                name: InitialGuess(pair.init_frame, pair.init_translation_yx)
+                for name, pair in self._registered.items()
+                if pair.init_source == "user" and pair.init_frame is not None
+            }
+        except (DataError, ValueError) as exc:
+            show_error(f"cannot open the session for registration: {exc}")
+            self._session = None
+            return
+        hq.colormap, stream.colormap = HQ_COLORMAP, STREAM_COLORMAP
+        stream.blending, stream.opacity = "additive", STREAM_OPACITY
+
+    def _follow_moves(self, stream: Image | None) -> None:
+        """Follow translate/affine changes of the chosen stream layer (and stop following the last one)."""
+        old = self._moved_layer
+        if old is stream:
+            return
+        if old is not None:
+            old.events.translate.disconnect(self._layer_moved)
+            old.events.affine.disconnect(self._layer_moved)
+            self._set_drag(old, False)
+        if stream is not None:
+            stream.events.translate.connect(self._layer_moved)
+            stream.events.affine.connect(self._layer_moved)
+            self._set_drag(stream, self.drag.value)
+        self._moved_layer = stream
+
+    # --- where we are: HQ image, frame, translation -------------------------------------------
+
+    def _frame_axis(self) -> int:
+        return self._viewer.dims.ndim - self.stream_layer.value.ndim
+
+    def current_index(self) -> int:
+        """Index of the HQ image on screen."""
+        return align.frame_index(self.hq_layer.value, self._viewer.dims.point)
+
+    def current_frame(self) -> int:
+        """Index of the stream frame on screen."""
+        return align.frame_index(self.stream_layer.value, self._viewer.dims.point)
+
+    def translation_yx(self) -> tuple[float, float]:
+        """The alignment on screen, (ty, tx) in stream px: the HQ origin's place in the stream frame."""
+        return align.translation_yx(*self._layers, self._session.binning)
+
+    def initial_guess(self) -> InitialGuess:
+        """What a registration of the HQ image on screen starts from: the frame and alignment shown."""
+        return InitialGuess(frame=self.current_frame(), translation_yx=self.translation_yx())
+
+    def _show_frame(self, index: int, frame: int) -> None:
+        """Show stream frame `frame` with HQ image `index` over it."""
+        hq, stream = self._layers
+        position = align.frame_world(stream, frame)
+        align.show_hq_at_frame(hq, index, position)
+        self._viewer.dims.set_point(self._frame_axis(), position)
+        follow_hq_stack(self._viewer, self._session, hq)
+
+    def _follow_dims(self, _event=None) -> None:
+        """The slider moved: the HQ image on screen becomes the current one."""
+        if not self._ready():
+            return
+        name = self._session.hq_names[self.current_index()]
+        if name != self.hq_image.value:
+            with self.hq_image.changed.blocked():
+                self.hq_image.value = name
+            self._restore(name)
+
+    def _go_to_hq(self, name: str) -> None:
+        """The user chose an HQ image: show it over its registered (or nominal) stream frame."""
+        if not self._ready() or name is None:
+            return
+        index = self._session.hq_names.index(name)
+        pair = self._registered.get(name)
+        if pair is not None:
+            self._show_frame(index, init_frame(pair))
+        else:
+            self._viewer.dims.set_point(self._frame_axis(), align.frame_world(self.hq_layer.value, index))
+        self._restore(name)
+
+    def _restore(self, name: str) -> None:
+        """Apply what is known about HQ image `name`: its saved alignment, result and split."""
+        pair = self._registered.get(name)
+        if pair is not None:
+            align.set_translation_yx(*self._layers, self._session.binning, pair.init_translation_yx)
+        self.result.value = describe_pair(pair) if pair is not None else "not registered yet"
+        self.exporter.show_split(name)
+
+    def _layer_moved(self, _event=None) -> None:
+        """The stream layer moved (drag, transform mode, typed numbers): show the new numbers."""
+        if not self._ready():
+            return
+        for box, value in zip((self.shift_y, self.shift_x), self.translation_yx()):
+            with box.changed.blocked():
+                box.value = value
+
+    def _remember(self) -> None:
+        """Keep the user's alignment of the HQ image on screen, for "Register all"."""
+        self._inits[self._session.hq_names[self.current_index()]] = self.initial_guess()
+
+    def _type_translation(self) -> None:
+        if self._ready():
+            align.set_translation_yx(*self._layers, self._session.binning, (self.shift_y.value, self.shift_x.value))
+            self._remember()
+
+    def _drag(self, layer: Image, event):
+        """Mouse-drag callback on the stream layer (while "Drag to align" is on)."""
+        yield from align.drag_stream(layer, event)
+        self._remember()
+
+    def _toggle_drag(self, on: bool) -> None:
+        stream = self.stream_layer.value
+        if stream is not None:
+            self._set_drag(stream, on)
+            if on:
+                self._viewer.layers.selection.active = stream
+
+    def _set_drag(self, stream: Image, on: bool) -> None:
+        """Make a mouse drag move the stream layer (instead of panning the view) while `on`."""
+        callbacks = stream.mouse_drag_callbacks
+        if on and self._drag not in callbacks:
+            callbacks.append(self._drag)
+        elif not on and self._drag in callbacks:
+            callbacks.remove(self._drag)
+        stream.mouse_pan = not on
+
+    # --- runs -----------------------------------------------------------------------------------
+
+    def _settings(self) -> RegistrationSettings:
+        return RegistrationSettings(frames=self.frames.value, motion=self.motion.value)
+
+    def _set_state(self, state: RunState, message: str = "") -> None:
+        self.state = state
+        ready = self._session is not None and state is not RunState.RUNNING
+        for button in (self.find_button, self.register_button, self.register_all_button, self.exporter.export_button):
+            button.enabled = ready
+        self.cancel_button.enabled = state is RunState.RUNNING
+        self.status.value = f"{state.value}: {message}" if message else state.value
+
+    def _start(self, func, *args, on_result) -> None:
+        worker = create_worker(func, *args, _ignore_errors=True)
+
+        def current(handler):
+            # a worker left behind by a change of session reports to no one
+            return lambda *value: handler(*value) if self._worker is worker else None
+
+        worker.returned.connect(current(on_result))
+        worker.errored.connect(current(self._failed))
+        worker.finished.connect(current(self._finished))
+        if hasattr(worker, "yielded"):
+            worker.yielded.connect(current(self._progressed))
+        self._worker = worker
+        self.progress.value, self.progress.max = 0, 0  # busy until the first progress event
+        self._set_state(RunState.RUNNING, "working")
+        worker.start()
+
+    def find_frames(self) -> None:
+        """Match the HQ image on screen against the stream; show the best frame at the proposed alignment."""
+        index = self.current_index()
+        self._start(match_frames, self._session, index, self._settings(), on_result=self._matched)
+
+    def _matched(self, match) -> None:
+        index = self._session.hq_names.index(match.hq)
+        self._show_frame(index, match.best_frame)
+        align.set_translation_yx(*self._layers, self._session.binning, match.translation_yx)
+        self._set_state(RunState.DONE, f"{match.hq}: best frame {match.best_frame} (score {match.score:.3f})")
+
+    def register_current(self) -> None:
+        """Register the HQ image on screen, starting from the frame and alignment shown."""
+        self._remember()
+        name = self._session.hq_names[self.current_index()]
+        self._register({name: self._inits[name]}, [name])
+
+    def register_all(self) -> None:
+        """Register every HQ image of the session: from the user's alignment where given, else matched."""
+        self._register(dict(self._inits), None)
+
+    def _register(self, inits: dict, names: list[str] | None) -> None:
+        # earlier registrations get their bursts shown too (all of them are redone when names is None)
+        restored = [p for n, p in self._registered.items() if n not in self._bursts and names and n not in names]
+        work = (self._session, self._settings(), inits, names, restored)
+        self._start(register_and_extract, *work, on_result=self._registered_done)
+
+    def _progressed(self, event: Progress) -> None:
+        self.progress.max = max(event.total, 1)
+        self.progress.value = min(event.done, event.total)
+        self.status.value = f"{RunState.RUNNING.value}: {event.stage} {event.message}".rstrip()
+        if isinstance(event, PairFailed):
+            show_warning(f"{event.hq} was not registered: {event.message}")
+
+    def _registered_done(self, result) -> None:
+        pairs, bursts = result
+        self._registered.update({pair.hq: pair for pair in pairs})
+        self._bursts.update(bursts)
+        for pair in pairs:
+            for message in pair.messages:
+                show_warning(f"{pair.hq}: {message}")
+        if self._bursts:
+            show_bursts(self._viewer, self._session, self._bursts, *self._layers)
+            if self.drag.value:  # the new layers became active; the drag works on the active layer only
+                self._viewer.layers.selection.active = self.stream_layer.value
+        self._show_registered()
+        current = self.hq_image.value
+        self.result.value = describe_pair(self._registered[current]) if current in self._registered else self.result.value
+        if pairs:
+            self._set_state(RunState.DONE, f"registered and saved {len(pairs)} HQ image(s)")
+        else:
+            self._set_state(RunState.FAILED, "no HQ image could be registered (see the warnings)")
+
+    def _failed(self, exc: Exception) -> None:
+        show_error(f"registration failed: {exc}")
+        self._set_state(RunState.FAILED, str(exc))
+
+    def _finished(self) -> None:
+        """The worker ended; still running means it was cancelled (a cancelled worker returns nothing)."""
+        self._worker = None
+        if self.state is RunState.RUNNING:
+            self._registered = load_registrations(self._session)
+            self._show_registered()
+            self._set_state(RunState.IDLE, f"cancelled; {len(self._registered)} registered HQ image(s) kept")
+
+    def cancel(self) -> None:
+        """Stop the running worker at its next step; registrations already saved are kept."""
+        if self._worker is not None:
+            self._worker.quit()
+
+    # --- results ---------------------------------------------------------------------------------
+
+    def _show_registered(self) -> None:
+        lines = [f"{name}: {len(pair.accepted)} frames" for name, pair in self._registered.items()]
+        self.registered.value = "\n".join(lines) if lines else "none yet"
+
+    def export(self) -> None:
+        """Write the registered bursts of the session in the published dataset layout."""
+        try:
+            written = self.exporter.export(self._session, list(self._registered.values()))
+        except (DataError, ValueError, OSError) as exc:
+            show_error(f"export failed: {exc}")
+            self._set_state(RunState.FAILED, f"export failed: {exc}")
+            return
+        show_info(f"wrote {len(written)} files to {self.exporter.out.value}")
+        self._set_state(RunState.DONE, f"exported to {self.exporter.out.value}")

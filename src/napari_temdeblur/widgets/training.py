@@ -1,0 +1,309 @@
+"""The "Train network" dock: pick data and settings, run the core trainer in a thread worker.
+
+The dock reads its controls into a :class:`~napari_temdeblur.core.train.TrainConfig`, runs
+:func:`napari_temdeblur.core.train.train` in a napari thread worker and follows its typed events.
+Everything it shows follows one :class:`TrainingStatus`; the Train button reads "Stop" while the
+state is ``training``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QEvent
+from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
+
+from ..core.checkpoint import BEST
+from ..core.progress import Progress
+from ..core.train import (
+    HISTORY,
+    STOP,
+    BatchDone,
+    EpochDone,
+    TrainConfig,
+    TrainResult,
+    TrainStarted,
+    read_history,
+    train,
+)
+from ..core.train.run import best_of
+from ..core.training_data import TrainingData
+from ._burst_layers import find_bursts, hold_out, validation_for
+from ._history_plot import HistoryPlot
+from ._training_errors import describe_error
+from ._training_form import SettingsForm
+from ._training_state import EpochRecord, TrainingState, TrainingStatus
+
+if TYPE_CHECKING:
+    import napari
+
+
+class DataSource(Enum):
+    """Where the training pairs come from."""
+
+    LAYERS = "burst layers in the viewer"
+    FOLDER = "dataset folder"
+
+
+#: Validation choice that holds out images of the training bursts.
+HOLD_OUT = "hold out from the training bursts"
+
+
+def run_training(
+    cfg: TrainConfig, load_data: Callable[[], TrainingData], out: Path, resume: bool
+) -> Generator[Progress, str | None, TrainResult | None]:
+    """The worker's generator: load the data, then train; returns the core's TrainResult.
+
+    A value sent in (``worker.send(STOP)``) goes on to the core trainer, which stops after the
+    current batch, keeps its checkpoints and returns a result with ``stopped_reason="cancelled"``.
+    A Stop that arrives before training starts returns None.
+    """
+    if (yield Progress("loading training data", 0, 1)) == STOP:
+        return None
+    data = load_data()
+    return (yield from train(cfg, data, out, resume=resume))
+
+
+class TrainingWidget(QWidget):
+    """Dock widget that trains a burst restoration network.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer whose burst layers can be trained on; its theme colours the plot.
+    """
+
+    def __init__(self, napari_viewer: napari.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.status = TrainingStatus()
+        self._worker = None
+        self._run_folder: Path | None = None
+
+        self.source = ComboBox(
+            label="training data", choices=[(s.value, s) for s in DataSource], value=DataSource.LAYERS
+        )
+        self.train_layers = ComboBox(label="train bursts", choices=self._burst_titles)
+        self.val_layers = ComboBox(label="validation", choices=self._val_choices)
+        self.data_folder = FileEdit(label="dataset folder", mode="d", nullable=True)
+        self.data = Container(widgets=[self.source, self.train_layers, self.val_layers, self.data_folder])
+        self.settings = SettingsForm()
+        self.device_in_use = Label(label="device in use", value="-")
+        self.train_button = PushButton(text="Train")
+        self.epoch_bar = ProgressBar(label="epoch", min=0, max=1, value=0)
+        self.batch_bar = ProgressBar(label="batch", min=0, max=1, value=0)
+        self.progress = Container(widgets=[self.device_in_use, self.train_button, self.epoch_bar, self.batch_bar])
+        self.status_label, self.result_label = Label(), Label()
+        self.outcome = Container(widgets=[self.status_label, self.result_label], labels=False)
+        for label in (self.status_label, self.result_label):  # long messages wrap, never widen the dock
+            label.native.setWordWrap(True)
+            label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.plot = HistoryPlot(napari_viewer.theme)
+        layout = QVBoxLayout(self)
+        for container in (self.data, self.settings.container, self.progress, self.outcome):
+            layout.addWidget(container.native)
+        layout.addWidget(self.plot)
+
+        self.source.changed.connect(self._show_source)
+        self.train_layers.changed.connect(self._choose_validation)
+        self.train_button.changed.connect(self._on_button)
+        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            event.connect(self._refresh_layers)
+        napari_viewer.events.theme.connect(self._on_theme)  # a method: napari holds it weakly
+        self.status.events.state.connect(self._render_state)
+        self.status.events.message.connect(lambda text: setattr(self.status_label, "value", text))
+        self.status.events.device.connect(lambda text: setattr(self.device_in_use, "value", text or "-"))
+        self.status.events.history.connect(self._render_history)
+        self.status.events.best_epoch.connect(self._render_history)
+        self._refresh_layers()
+        self._show_source()
+        self._render_state()
+
+    # --- training data ---------------------------------------------------------------------------
+
+    def data_loader(self) -> tuple[Callable[[], TrainingData], str]:
+        """A function that builds the training data (run in the worker), and a note about it.
+
+        Pairs are cut from the layers here, so a bad choice fails at once; reading a folder and
+        deriving intensity windows happen in the worker.
+        """
+        if self.source.value is DataSource.FOLDER:
+            folder = self.data_folder.value
+            if folder is None or not str(folder).strip():
+                raise ValueError("choose a dataset folder (published layout: <Sample>/<Split>/GT and Low)")
+            return (lambda: TrainingData.from_folders([folder])), f"training on the dataset in {folder}"
+        bursts = {b.title: b for b in find_bursts(self.viewer.layers)}
+        if self.train_layers.value not in bursts:
+            raise ValueError(
+                "no burst layers to train on: open a registered dataset (File > Open Folder), register "
+                "a session, or choose a dataset folder"
+            )
+        chosen = [bursts[self.train_layers.value]]
+        train_pairs = chosen[0].pairs()
+        if self.val_layers.value in bursts:
+            chosen.append(bursts[self.val_layers.value])
+            val_pairs = chosen[1].pairs()
+            note = f"training on {chosen[0].title}, validating on {chosen[1].title}"
+        else:
+            train_pairs, val_pairs = hold_out(train_pairs)
+            held = ", ".join(p.name for p in val_pairs)
+            note = f"no validation layers open: holding out {held} of {chosen[0].title} for validation"
+        # The layers' windows are what the user sees (the reader's per-sample windows).
+        gt_window, low_window = chosen[0].windows()
+        sources = [layer.name for burst in chosen for layer in (burst.gt, burst.low)]
+        return (
+            lambda: TrainingData.from_pairs(
+                train_pairs, val_pairs, gt_window=gt_window, low_window=low_window, sources=sources
+            )
+        ), note
+
+    # --- running ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start training with the current settings (what the Train button does)."""
+        if self.status.running:
+            return
+        try:
+            cfg, out = self.settings.train_config(), self.settings.output_folder()
+            load, note = self.data_loader()
+        except ValueError as exc:
+            self._fail(exc)
+            return
+        self.status.history, self.status.best_epoch, self.status.best_checkpoint = (), None, None
+        self.status.device, self.status.message, self.result_label.value = "", note, ""
+        self.epoch_bar.max, self.epoch_bar.value = cfg.epochs, 0
+        self.batch_bar.value = 0
+        self._run_folder = out
+        self.status.state = TrainingState.TRAINING
+        show_info(f"napari-temdeblur: {note}")
+        # The dock reports errors itself (status line + notification), so napari must not re-raise them.
+        worker = create_worker(
+            run_training, cfg, load, out, self.settings.resume.value, _start_thread=False, _ignore_errors=True
+        )
+        worker.yielded.connect(self._on_event)
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(self._fail)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        worker.start()
+
+    def stop(self) -> None:
+        """Stop after the current batch; best.pt keeps the best epoch so far."""
+        if self._worker is not None and self.status.running:
+            self._worker.send(STOP)
+            self.status.message = "stopping after this batch ..."
+
+    def _on_button(self) -> None:
+        if self.status.running:
+            self.stop()
+        else:
+            self.start()
+
+    def _on_event(self, event: Progress) -> None:
+        if isinstance(event, TrainStarted):
+            self.status.device = event.device
+            self.epoch_bar.max, self.epoch_bar.value = event.total, event.done
+            self.batch_bar.max = event.steps_per_epoch
+            if event.done and (self._run_folder / HISTORY).is_file():  # resumed: plot the earlier epochs too
+                rows = read_history(self._run_folder / HISTORY)
+                self.status.history = tuple(EpochRecord(r["epoch"], r["train_loss"], r["val_ssim"]) for r in rows)
+                self.status.best_epoch = best_of(rows)[0]
+            self.status.message = (
+                f"{event.parameters:,} parameters, {event.train_images} training images, {event.val_tiles} "
+                f"val tiles (input SSIM {event.input_val_ssim:.4f})"
+            )
+        elif isinstance(event, BatchDone):
+            self.batch_bar.max, self.batch_bar.value = event.total, event.done
+            self.status.message = f"epoch {event.epoch}, step {event.done}/{event.total}: loss {event.loss:.4f}"
+        elif isinstance(event, EpochDone):
+            self.epoch_bar.value = event.done
+            self.status.best_epoch = event.best_epoch
+            self.status.best_checkpoint = self._run_folder / BEST
+            self.status.history = (*self.status.history, EpochRecord(event.epoch, event.train_loss, event.val_ssim))
+            self.status.message = (
+                f"epoch {event.epoch}: loss {event.train_loss:.4f}, val SSIM {event.val_ssim:.4f}, "
+                f"PSNR {event.val_psnr:.2f} dB"
+            )
+        else:
+            self.status.message = event.message or event.stage
+
+    def _on_returned(self, result: TrainResult | None) -> None:
+        if result is None or result.stopped_reason == "cancelled":
+            self.status.message = f"stopped after {len(self.status.history)} epoch(s)"
+            self.status.state = TrainingState.STOPPED
+            return
+        self.status.best_epoch = result.best_epoch
+        self.status.message = (
+            f"{result.stopped_reason} after {len(result.history)} epochs: best val SSIM {result.best_val_ssim:.4f} "
+            f"at epoch {result.best_epoch} (unrestored input {result.input_val_ssim:.4f})"
+        )
+        self.status.state = TrainingState.DONE
+
+    def _fail(self, exc: BaseException) -> None:
+        message = describe_error(exc, self._run_folder)
+        self.status.message = message
+        self.status.state = TrainingState.FAILED
+        show_error(f"napari-temdeblur training: {message}")
+
+    def _on_finished(self) -> None:
+        self._worker = None
+
+    # --- state -> controls -----------------------------------------------------------------------
+
+    def _render_state(self) -> None:
+        running = self.status.running
+        self.train_button.text = "Stop" if running else "Train"
+        self.data.enabled = self.settings.container.enabled = not running
+        best = self.status.best_checkpoint
+        if not running and best is not None and best.is_file():
+            self.result_label.value = f"best: epoch {self.status.best_epoch}, {best}"
+
+    def _on_theme(self, event) -> None:
+        self.plot.set_theme(event.value)
+
+    def _render_history(self) -> None:
+        self.plot.plot(self.status.history, self.status.best_epoch)
+
+    def _show_source(self) -> None:
+        from_layers = self.source.value is DataSource.LAYERS
+        self.train_layers.visible = self.val_layers.visible = from_layers
+        self.data_folder.visible = not from_layers
+
+    def _burst_titles(self, _widget=None) -> list[str]:
+        return [b.title for b in find_bursts(self.viewer.layers)]
+
+    def _val_choices(self, _widget=None) -> list[str]:
+        return [HOLD_OUT] + [t for t in self._burst_titles() if t != self.train_layers.value]
+
+    def _refresh_layers(self, _event=None) -> None:
+        """New or removed layers: keep the user's choices where they still exist, else the defaults."""
+        previous = self.train_layers.value
+        self.train_layers.reset_choices()
+        if previous not in self.train_layers.choices:
+            preferred = next((b.title for b in find_bursts(self.viewer.layers) if b.split == "Train"), None)
+            if preferred is not None:
+                self.train_layers.value = preferred
+        self._choose_validation(keep=True)
+
+    def _choose_validation(self, _value=None, keep: bool = False) -> None:
+        """The Val split of the training sample when open, else holding out; `keep` a user's pick."""
+        previous = self.val_layers.value
+        self.val_layers.reset_choices()
+        if keep and previous not in (None, HOLD_OUT) and previous in self.val_layers.choices:
+            return
+        bursts = find_bursts(self.viewer.layers)
+        train = next((b for b in bursts if b.title == self.train_layers.value), None)
+        val = validation_for(train, bursts) if train is not None else None
+        self.val_layers.value = val.title if val is not None else HOLD_OUT
+
+    def event(self, event: QEvent) -> bool:
+        """Removing the dock (napari unparents its widget) stops a run; best.pt and last.pt stay valid."""
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
+            self.stop()
+        return super().event(event)

@@ -1,0 +1,324 @@
+"""The registration dock in a real viewer: alignment read-back, drag, Find frames, Register, restore, export."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from napari.utils.transforms import Affine
+from scipy import ndimage
+
+from napari_temdeblur.core.config import SimulationConfig
+from napari_temdeblur.core.matching import hq_at_stream_pixels
+from napari_temdeblur.core.register import extract_burst, load_registrations
+from napari_temdeblur.core.progress import drain
+from napari_temdeblur.core.session import open_session
+from napari_temdeblur.core.simulate import simulate
+from napari_temdeblur.widgets import _alignment as align
+from napari_temdeblur.widgets._burst_layers import find_bursts
+
+
+@pytest.fixture(scope="module")
+def one_session(tmp_path_factory):
+    """One small kidney session (2 HQ images, 13 stream frames) and its truth, simulated once."""
+    cfg = dataclasses.replace(SimulationConfig.demo(), sessions=1, hq_per_session=2)
+    out = tmp_path_factory.mktemp("regwidget")
+    result = drain(simulate(out, cfg, ["kidney"], layout="session", seed=5))
+    return result.folders["Kidney"][0], json.loads(result.truth[0].read_text())
+
+
+@pytest.fixture
+def session_dir(one_session, tmp_path):
+    """A fresh copy of the session: the widget writes registration.json into it."""
+    return shutil.copytree(one_session[0], tmp_path / "sess1")
+
+
+def truth_yx(truth: dict, hq: int, frame: int) -> np.ndarray:
+    """(ty, tx) stream px of HQ image `hq` in stream frame `frame` (as core.simulate.true_translations)."""
+    position = np.array(truth["hq"][hq]["position"], float)
+    return (position - np.array(truth["frames"][frame]["position"])) / truth["stream_binning"]
+
+
+def open_layers(viewer, folder):
+    hq, stream = viewer.open(str(folder), plugin="napari-temdeblur")
+    return hq, stream
+
+
+def test_translation_read_back_follows_the_layer_transforms(make_napari_viewer, session_dir):
+    viewer = make_napari_viewer()
+    hq, stream = open_layers(viewer, session_dir)
+    # the reader lays HQ pixels 2q, 2q+1 over stream pixel q, so hq_down pixel q is shown at world q;
+    # stream pixel p at p + d: the stream pixel over hq_down pixel q is q - d, so (ty, tx) = -d
+    stream.translate = (0, 3.0, -5.5)
+    np.testing.assert_allclose(align.translation_yx(hq, stream, 2), (-3.0, 5.5))
+    # napari's transform mode edits the affine: its translation counts too
+    stream.affine = Affine(translate=(0, 1.0, 2.0))
+    np.testing.assert_allclose(align.translation_yx(hq, stream, 2), (-4.0, 3.5))
+    # setting the numbers moves the layer so the read-back returns them, also under a rotation
+    stream.affine = Affine(rotate=3.0, ndim=3)
+    align.set_translation_yx(hq, stream, 2, (-7.25, 4.5))
+    np.testing.assert_allclose(align.translation_yx(hq, stream, 2), (-7.25, 4.5), atol=1e-9)
+
+
+def _affine_of(map_point, ndim=3):
+    """(A, b) with map_point(p) == A @ p + b, read off napari's (affine) transform at unit points."""
+    b = np.asarray(map_point(np.zeros(ndim)), float)
+    return np.stack([np.asarray(map_point(np.eye(ndim)[i]), float) - b for i in range(ndim)], 1), b
+
+
+def test_true_translation_overlays_the_images(make_napari_viewer, session_dir, one_session):
+    """Set through the layers, the simulator's true (ty, tx) shows each stream pixel over the HQ content
+    it imaged: shifting the overlay any further only lowers the agreement (up to the ~1 px streak
+    centroid ambiguity along the scan)."""
+    viewer = make_napari_viewer()
+    hq, stream = open_layers(viewer, session_dir)
+    frame = 3
+    align.set_translation_yx(hq, stream, 2, tuple(truth_yx(one_session[1], 0, frame)))
+    session = open_session(session_dir)
+    hq_down = hq_at_stream_pixels(session, 0)
+    frame_img = np.asarray(session.stream[frame], float)
+    a_s, b_s = _affine_of(stream.data_to_world)
+    a_h, b_h = _affine_of(hq.world_to_data)
+    rows, cols = np.mgrid[30:220, 30:220]
+    points = np.stack([np.full(rows.size, frame), rows.ravel(), cols.ravel()]).astype(float)
+    hq_px = (a_h @ (a_s @ points + b_s[:, None]) + b_h[:, None])[1:]
+    down = (hq_px - 0.5) / 2  # hq_down pixel q is centred on HQ pixel 2q + 0.5
+
+    def agreement(dy, dx):
+        seen = ndimage.map_coordinates(hq_down, down + [[dy], [dx]], order=1, mode="constant", cval=np.nan)
+        ok = np.isfinite(seen)
+        return np.corrcoef(seen[ok], frame_img[rows, cols].ravel()[ok])[0, 1]
+
+    shifts = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)]
+    scores = [agreement(dy, dx) for dy, dx in shifts]
+    best = shifts[int(np.argmax(scores))]
+    assert max(scores) > 0.9
+    assert abs(best[0]) <= 1 and best[1] == 0
+
+
+def test_drag_moves_the_stream_by_the_mouse_displacement(make_napari_viewer, session_dir):
+    viewer = make_napari_viewer()
+    hq, stream = open_layers(viewer, session_dir)
+    before = np.array(align.translation_yx(hq, stream, 2))
+    event = SimpleNamespace(type="mouse_press", position=(4.0, 100.0, 50.0))
+    drag = align.drag_stream(stream, event)
+    next(drag)
+    for y, x in ((102.0, 49.0), (106.5, 47.0)):
+        event.type, event.position = "mouse_move", (4.0, y, x)
+        next(drag)
+    event.type = "mouse_release"
+    with pytest.raises(StopIteration):
+        next(drag)
+    np.testing.assert_allclose(stream.translate[1:], (6.5, -3.0))
+    # moving the stream down moves the HQ origin up in the frame
+    np.testing.assert_allclose(align.translation_yx(hq, stream, 2), before - (6.5, -3.0))
+
+
+# --- the dock ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dock(make_napari_viewer, session_dir):
+    """A viewer with the session open and the dock added through the manifest, as a user would."""
+    viewer = make_napari_viewer()
+    open_layers(viewer, session_dir)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-temdeblur", "Register stream")
+    return viewer, widget
+
+
+def wait_idle(qtbot, widget, timeout=30_000):
+    from napari_temdeblur.widgets.registration import RunState
+
+    qtbot.waitUntil(lambda: widget.state is not RunState.RUNNING, timeout=timeout)
+    assert widget.state is not RunState.FAILED, widget.status.value
+
+
+def test_dock_opens_through_the_manifest_and_picks_the_session(dock):
+    from napari._app_model import get_app_model
+
+    viewer, widget = dock
+    menu = get_app_model().menus.get_menu("napari/layers/register")  # Layers > Register
+    assert "napari-temdeblur.registration_widget" in [item.command.id for item in menu if hasattr(item, "command")]
+    hq, stream = viewer.layers
+    assert type(widget).__name__ == "RegistrationWidget"
+    assert widget.hq_layer.value is hq and widget.stream_layer.value is stream
+    assert list(widget.hq_image.choices) == ["sess1_im1", "sess1_im2"]
+    assert hq.colormap.name == "green" and stream.colormap.name == "magenta"
+    assert stream.blending == "additive" and 0 < stream.opacity < 1
+    assert widget.registered.value == "none yet"
+    assert widget.find_button.enabled and not widget.cancel_button.enabled
+
+
+def test_drag_toggle_attaches_the_drag_and_stops_panning(dock):
+    viewer, widget = dock
+    stream = widget.stream_layer.value
+    widget.drag.value = True
+    assert widget._drag in stream.mouse_drag_callbacks and not stream.mouse_pan
+    assert viewer.layers.selection.active is stream
+    widget.drag.value = False
+    assert widget._drag not in stream.mouse_drag_callbacks and stream.mouse_pan
+
+
+def test_numbers_follow_the_layer_and_move_it(dock):
+    viewer, widget = dock
+    stream = widget.stream_layer.value
+    stream.translate = (0, -4.0, 9.0)  # as a drag leaves it
+    assert (widget.shift_y.value, widget.shift_x.value) == (4.0, -9.0)
+    widget.shift_x.value = 2.5
+    np.testing.assert_allclose(stream.translate[1:], (-4.0, -2.5))
+
+
+def test_find_frames_moves_the_slider_to_the_best_frame(dock, qtbot, one_session):
+    viewer, widget = dock
+    widget.hq_image.value = "sess1_im2"
+    assert widget.current_index() == 1
+    widget.find_frames()
+    wait_idle(qtbot, widget)
+    truth = one_session[1]
+    nearest = int(np.argmin([np.abs(truth_yx(truth, 1, t)).sum() for t in range(len(truth["frames"]))]))
+    assert abs(widget.current_frame() - nearest) <= 1
+    assert widget.current_index() == 1  # the HQ image stays on screen over its best frame
+    proposed = np.array([widget.shift_y.value, widget.shift_x.value])
+    np.testing.assert_allclose(proposed, truth_yx(truth, 1, widget.current_frame()), atol=4)
+
+
+def test_register_from_a_drag_saves_shows_and_keeps_the_viewer_responsive(dock, qtbot, one_session, session_dir):
+    from qtpy.QtCore import QTimer
+
+    from napari_temdeblur.widgets.registration import RunState
+
+    viewer, widget = dock
+    truth = one_session[1]
+    frame = 3
+    viewer.dims.set_point(0, frame)
+    assert widget.current_index() == 0 and widget.current_frame() == frame
+    # a hand drag lands a few pixels off the truth
+    hand = truth_yx(truth, 0, frame) + (2.5, -3.0)
+    stream = widget.stream_layer.value
+    stream.translate = (0, *(-hand))
+    np.testing.assert_allclose((widget.shift_y.value, widget.shift_x.value), hand, atol=0.005)  # shown to 0.01 px
+
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(widget.state))
+    timer.start(0)
+    widget.register_button.clicked()
+    assert widget.state is RunState.RUNNING  # the click returned at once: the work runs in a thread
+    assert widget.cancel_button.enabled and not widget.register_button.enabled
+    wait_idle(qtbot, widget)
+    timer.stop()
+    assert RunState.RUNNING in ticks  # the event loop kept running during the registration
+    assert widget.state is RunState.DONE and widget.register_button.enabled
+
+    saved = json.loads((session_dir / "registration.json").read_text())
+    (pair,) = saved["pairs"]
+    assert pair["hq"] == "sess1_im1" and pair["init_frame"] == frame and pair["init_source"] == "user"
+    np.testing.assert_allclose(pair["init_translation_yx"], hand, atol=1e-3)
+    accepted = [f for f in pair["frames"] if f["flag"] is None]
+    assert len(accepted) >= 3
+    for f in accepted:
+        (a, b, tx), (c, d, ty) = f["matrix"]
+        np.testing.assert_allclose((ty, tx), truth_yx(truth, 0, f["index"]), atol=1.5)
+    gt = viewer.layers["Kidney sess1 registered GT"]
+    low = viewer.layers["Kidney sess1 registered Low"]
+    assert gt.data.shape[0] == 2 and low.data.shape[1:] == gt.data.shape
+    assert low.data.shape[0] == len(accepted)
+    assert gt.metadata["temdeblur"]["frame_counts"] == [len(accepted), 0]
+    assert gt.data[0].any() and not gt.data[1].any()  # only the first HQ image is registered
+    # the training dock takes the registered layers as one burst: the core's burst, padding cut off
+    (shown,) = [b for b in find_bursts(list(viewer.layers)) if b.title == "Kidney sess1 registered"]
+    (burst,) = shown.pairs()
+    expected = extract_burst(open_session(session_dir), load_registrations(session_dir)["sess1_im1"])
+    np.testing.assert_array_equal(burst.gt, expected.gt)
+    # the file keeps matrices to 1e-6 px: a cubic resampling of them may round one count differently
+    np.testing.assert_allclose(burst.low.astype(int), expected.low, atol=1)
+    for f in pair["frames"]:
+        assert f"frame {f['index']}: r = {f['correlation']:.3f}" in widget.result.value
+    assert widget.registered.value == f"sess1_im1: {len(accepted)} frames"
+
+
+def test_reopening_restores_the_registrations(make_napari_viewer, qtbot, session_dir):
+    from napari_temdeblur.core.register import register_session
+    from napari_temdeblur.core.registration_io import InitialGuess, RegistrationSettings
+
+    session = open_session(session_dir)
+    init = InitialGuess(frame=9, translation_yx=(0.5, -2.0))
+    drain(register_session(session, RegistrationSettings(), inits={"sess1_im2": init}, names=["sess1_im2"]))
+    viewer = make_napari_viewer()
+    open_layers(viewer, session_dir)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-temdeblur", "Register stream")
+    assert widget.registered.value.startswith("sess1_im2: ")
+    widget.hq_image.value = "sess1_im2"
+    assert widget.current_frame() == 9 and widget.current_index() == 1
+    assert (widget.shift_y.value, widget.shift_x.value) == (0.5, -2.0)
+    assert widget.result.value.startswith("frame ")
+
+
+def test_cancel_keeps_what_was_saved(dock, qtbot, session_dir):
+    from napari_temdeblur.widgets.registration import RunState
+
+    viewer, widget = dock
+    widget.register_all_button.clicked()
+    qtbot.waitUntil((session_dir / "registration.json").is_file, timeout=30_000)  # the first image is saved
+    widget.cancel_button.clicked()
+    wait_idle(qtbot, widget)
+    kept = load_registrations(session_dir)
+    assert widget.state is RunState.IDLE and f"cancelled; {len(kept)} registered" in widget.status.value
+    assert "sess1_im1" in kept
+    assert widget.registered.value == "\n".join(f"{n}: {len(p.accepted)} frames" for n, p in kept.items())
+
+
+def test_a_drag_is_kept_for_register_all_and_the_export_follows_the_splits(dock, qtbot, tmp_path, session_dir):
+    from napari_temdeblur.core.dataset import read_dataset
+    from napari_temdeblur.widgets.registration import RunState
+
+    viewer, widget = dock
+    viewer.dims.set_point(0, 3)
+    widget.drag.value = True
+    stream = widget.stream_layer.value
+    before = np.array(widget.translation_yx())
+    event = SimpleNamespace(type="mouse_press", position=(3.0, 50.0, 50.0))
+    for callback in stream.mouse_drag_callbacks:  # as napari runs them for a drag on the active layer
+        drag = callback(stream, event)
+        next(drag)
+        event.type, event.position = "mouse_move", (3.0, 52.0, 47.0)
+        next(drag)
+        event.type = "mouse_release"
+        with pytest.raises(StopIteration):
+            next(drag)
+    widget.hq_image.value = "sess1_im2"  # another image on screen: Register all still has the drag on im1
+    widget.register_all_button.clicked()
+    wait_idle(qtbot, widget)
+    assert viewer.layers.selection.active is stream  # still draggable after the new layers came
+    saved = {p["hq"]: p for p in json.loads((session_dir / "registration.json").read_text())["pairs"]}
+    assert saved["sess1_im1"]["init_frame"] == 3 and saved["sess1_im1"]["init_source"] == "user"
+    np.testing.assert_allclose(saved["sess1_im1"]["init_translation_yx"], before - (2.0, -3.0), atol=1e-3)
+
+    box = widget.exporter
+    box.export_button.clicked()  # no folder chosen yet: refused with a message, nothing written
+    assert widget.state is RunState.FAILED and "choose the dataset folder" in widget.status.value
+    box.split_by.value = "per HQ image"
+    widget.hq_image.value = "sess1_im2"
+    box.split.value = "Val"
+    widget.hq_image.value = "sess1_im1"
+    assert box.split.value == "Train"
+    box.out.value = tmp_path / "data"
+    box.export_button.clicked()
+    assert widget.state is RunState.DONE
+    splits = {s.split: [p.name for p in s.pairs] for s in read_dataset(tmp_path / "data")}
+    assert splits == {"Train": ["sess1_im1"], "Val": ["sess1_im2"]}
+
+
+def test_removing_the_layers_during_a_run_leaves_the_dock_idle(dock, qtbot):
+    from napari_temdeblur.widgets.registration import RunState
+
+    viewer, widget = dock
+    widget.register_all_button.clicked()
+    viewer.layers.clear()
+    qtbot.wait(300)
+    assert widget.state is RunState.IDLE and widget.registered.value == "none yet"
+    assert not widget.register_button.enabled and not widget.cancel_button.enabled
