@@ -334,6 +334,15 @@ def test_extract_burst_pads_a_rotation_with_zeros(shifted):
 
 # --- command line ----------------------------------------------------------------------------------
 
+def test_cli_starts_from_the_hand_alignment_saved_by_the_dock(shifted, capsys):
+    ty, tx = SHIFTS[2]
+    hand = InitialGuess(2, (ty + 1.0, tx - 1.5))
+    drain(register_session(shifted, RegistrationSettings(streak=False), inits={"s1_im1": hand}))
+    assert main(["register", str(shifted.path)]) == 0
+    pair = load_registrations(shifted)["s1_im1"]
+    assert (pair.init_source, pair.init_frame, pair.init_translation_yx) == ("user", 2, hand.translation_yx)
+
+
 def test_cli_registers_a_session_and_writes_a_dataset(kidney_session, tmp_path, capsys):
     session, truth = kidney_session
     name = session.hq_names[0]

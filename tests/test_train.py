@@ -219,6 +219,26 @@ def test_stop_and_close_keep_the_saved_epochs(data, tmp_path):
     assert load_checkpoint(out / "last.pt").epoch == 1
 
 
+def test_bursts_shorter_than_the_frames_asked_for_are_named(data, tmp_path):
+    # registration leaves flagged frames out, so a registered burst may hold fewer frames
+    short = dataclasses.replace(data.val[0], low=data.val[0].low[:2])
+    with pytest.raises(ValueError, match=rf"some validation bursts have fewer: {short.name} \(2\)"):
+        next(train(config("bu"), dataclasses.replace(data, val=[short]), tmp_path / "r"))
+    short = dataclasses.replace(data.train[1], low=data.train[1].low[:2])
+    with pytest.raises(ValueError, match=rf"some training bursts have fewer: {short.name} \(2\)"):
+        next(train(config("bu"), dataclasses.replace(data, train=[data.train[0], short]), tmp_path / "s"))
+
+
+def test_a_run_stopped_before_its_first_epoch_leaves_the_folder_usable(data, tmp_path):
+    out = tmp_path / "r"
+    work = train(config("bu", epochs=1), data, out)
+    next(work)  # TrainStarted: config.json is written, no weights yet
+    with pytest.raises(StopIteration):
+        work.send(STOP)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
+    assert drain(train(config("bu", epochs=1), data, out)).best_epoch == 1
+
+
 def test_out_of_memory_becomes_a_hint(data, tmp_path, monkeypatch):
     def oom(self, inputs, targets):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

@@ -1,6 +1,7 @@
 """``temdeblur register``: register acquisition sessions from the command line (core only).
 
-Without ``--init`` the frame matcher's proposal starts each HQ image; ``--init FILE`` gives hand-picked
+Each HQ image starts from the frame matcher's proposal, or from the hand alignment saved for it in
+``registration.json`` (the dock's); ``--init FILE`` gives hand-picked
 starts ``{"<hq name>": {"frame": t, "translation_yx": [dy, dx]}}`` (what the widget records from drags).
 Each session's ``registration.json`` is written after every image; ``--out`` also writes the registered
 bursts in the published dataset layout.
@@ -20,7 +21,14 @@ from .core.burst_export import export_dataset, sample_name
 from .core.errors import DataError
 from .core.progress import drain
 from .core.register import PairDone, PairFailed, register_session
-from .core.registration_io import MOTIONS, PairRegistration, RegistrationSettings, read_init_file
+from .core.registration_io import (
+    MOTIONS,
+    PairRegistration,
+    RegistrationSettings,
+    load_registrations,
+    read_init_file,
+    user_starts,
+)
 from .core.session import find_sessions, open_session
 
 SPLIT_CHOICES = ("auto", "Train", "Val", "Test")
@@ -96,7 +104,8 @@ def cmd_register(args: argparse.Namespace) -> int:
                 failed.append(f"{event.hq}: {event.message}")
                 print(f"    {event.hq}: FAILED - {event.message}", flush=True)
 
-        own = {k: v for k, v in inits.items() if k in session.hq_names}
+        # hand alignments saved earlier (the dock) stay the starts unless --init gives new ones
+        own = {**user_starts(load_registrations(session)), **{k: v for k, v in inits.items() if k in session.hq_names}}
         pairs = drain(register_session(session, settings, own), show)
         results.append((session, pairs))
         print(f"  saved {session.path / 'registration.json'}")

@@ -11,19 +11,6 @@ import math
 import sys
 
 
-def _frames(text: str) -> int | tuple[int, int]:
-    """``5`` or a range ``3-5``."""
-    try:
-        parts = [int(p) for p in text.split("-")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"frames must be a count like 5 or a range like 3-5, got {text!r}") from None
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) == 2:
-        return parts[0], parts[1]
-    raise argparse.ArgumentTypeError(f"frames must be a count like 5 or a range like 3-5, got {text!r}")
-
-
 def add_parser(sub) -> argparse.ArgumentParser:
     """Register the ``train`` subcommand on an ``add_subparsers`` object."""
     p = sub.add_parser(
@@ -40,7 +27,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--steps-per-epoch", type=int, help="optimiser steps per epoch (default: ceil(images / batch))")
     p.add_argument("--patch", type=int, default=128, help="training crop side, px (default 128)")
     p.add_argument("--batch", type=int, default=8, help="crops per step (default 8)")
-    p.add_argument("--frames", type=_frames,
+    p.add_argument("--frames",
                    help="frames per burst, a count or a range like 3-5 (default 5; deblurgan: 3)")
     p.add_argument("--lr", type=float, help="learning rate (default: the paper's for the model)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
@@ -94,13 +81,14 @@ class _Display:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .core.models import ModelConfig
-    from .core.train import TrainConfig, default_frames, train
+    from .core.train import TrainConfig, default_frames, parse_frames, train
     from .core.training_data import TrainingData
 
     model = ModelConfig.tiny(args.model) if args.width == "tiny" else ModelConfig.full(args.model)
+    frames = parse_frames(args.frames) if args.frames is not None else default_frames(model)
     cfg = TrainConfig(
         model=model, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, patch=args.patch,
-        batch=args.batch, frames=args.frames if args.frames is not None else default_frames(model), lr=args.lr,
+        batch=args.batch, frames=frames, lr=args.lr,
         device=args.device, seed=args.seed, patience=args.patience, time_limit_s=args.time_limit,
         val_tile=args.val_tile,
     )

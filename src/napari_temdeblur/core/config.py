@@ -8,6 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def reject_unknown_keys(cls, data: dict, what: str) -> None:
+    """Raise a ValueError naming the keys of `data` that are not fields of dataclass `cls`.
+
+    Configurations come from JSON files people edit: a typo must fail loudly, not be ignored.
+    `what` names the parameters in the message, e.g. ``"simulation parameter"``.
+    """
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"unknown {what}(s): {', '.join(unknown)}")
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     """Parameters of the simulated MiniTEM fast-stream experiment (the paper's Data section).
@@ -99,10 +110,7 @@ class SimulationConfig:
     @classmethod
     def from_dict(cls, data: dict) -> SimulationConfig:
         """Build from a dict, rejecting unknown keys with their names (typos must not pass silently)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown simulation parameter(s): {', '.join(unknown)}")
+        reject_unknown_keys(cls, data, "simulation parameter")
         values = dict(data)
         if "vibration_hz" in values:
             values["vibration_hz"] = tuple(values["vibration_hz"])

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from napari_temdeblur.core.config import reject_unknown_keys
 from napari_temdeblur.core.nets.burst_dense_unet import BurstDenseUNet
 from napari_temdeblur.core.nets.burst_unet import BurstUNet
 from napari_temdeblur.core.nets.deblurgan import DeblurGANGenerator
@@ -131,10 +132,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
         """Build from a dict, rejecting unknown keys and unknown model names with a clear ValueError."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model parameter(s): {', '.join(unknown)}")
+        reject_unknown_keys(cls, data, "model parameter")
         if "name" not in data:
             raise ValueError("model configuration has no 'name'")
         return cls(**data)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_json
+from .config import reject_unknown_keys
 from .errors import DataError
 from .session import REGISTRATION_FORMAT, _read_json, read_registration
 
@@ -106,9 +107,7 @@ class RegistrationSettings:
     @classmethod
     def from_dict(cls, data: dict) -> RegistrationSettings:
         """Build from a dict, rejecting unknown keys by name."""
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown registration setting(s): {', '.join(unknown)}")
+        reject_unknown_keys(cls, data, "registration setting")
         return cls(**data)
 
 
@@ -304,6 +303,24 @@ def load_registrations(session) -> dict[str, PairRegistration]:
             raise DataError(path, f"pair {entry.get('hq')!r} is malformed ({exc})") from None
         pairs[pair.hq] = pair
     return pairs
+
+
+def user_starts(pairs: dict[str, PairRegistration]) -> dict[str, InitialGuess]:
+    """The hand alignments that saved registrations started from, by HQ name.
+
+    A later registration of those images (the dock's "Register all", the CLI) starts from them again
+    rather than from the frame matcher, so a user's alignment is never silently replaced.
+
+    Parameters
+    ----------
+    pairs : dict of str -> PairRegistration
+        As :func:`load_registrations` returns them.
+    """
+    return {
+        name: InitialGuess(int(pair.init_frame), pair.init_translation_yx)
+        for name, pair in pairs.items()
+        if pair.init_source == "user" and pair.init_frame is not None
+    }
 
 
 def save_registration(session_path, pairs) -> Path:

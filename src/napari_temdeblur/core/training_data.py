@@ -142,6 +142,19 @@ def _shape_list(pairs: Sequence[BurstPair]) -> str:
     )
 
 
+def check_frame_counts(pairs: list[BurstPair], frames: int, what: str) -> None:
+    """Raise a ValueError naming the bursts of `pairs` that hold fewer than `frames` frames.
+
+    Registration leaves out frames it flags, so a registered burst may be shorter than the rest.
+    """
+    short = [f"{p.name} ({len(p.low)})" for p in pairs if len(p.low) < frames]
+    if short:
+        raise ValueError(
+            f"{frames} frames requested but some {what} bursts have fewer: {', '.join(short[:6])}"
+            + (", ..." if len(short) > 6 else "") + "; ask for fewer frames"
+        )
+
+
 def centred_frames(available: int, count: int) -> np.ndarray:
     """Indices of `count` adjacent frames centred on the burst's centre frame ``available // 2``."""
     if count > available:
@@ -187,9 +200,7 @@ class CropSampler:
                 f"no {patch} x {patch} training crop fits inside the sample (no grid bar, no padding) of "
                 f"any training image ({_shape_list(data.train)}); use a smaller patch size"
             )
-        fewest = min(low.shape[0] for _, low, _ in self.images)
-        if self.frames[1] > fewest:
-            raise ValueError(f"{self.frames[1]} frames requested but some training bursts have only {fewest}")
+        check_frame_counts([p for p in data.train if p.name not in self.unused], self.frames[1], "training")
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         """One batch: inputs float32 (size, N, patch, patch) and targets float32 (size, 1, patch, patch)."""

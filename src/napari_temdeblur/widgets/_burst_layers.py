@@ -128,7 +128,9 @@ def hold_out(pairs: list[BurstPair]) -> tuple[list[BurstPair], list[BurstPair]]:
 
     Neighbouring images of one session overlap (the HQ images overlap by half along the scan), so a
     whole session is held out when there are several (the paper's split); otherwise the last
-    ``HOLD_OUT_FRACTION`` of the images (at least one).
+    ``HOLD_OUT_FRACTION`` of the images (at least one) are held out and the image just before them,
+    which overlaps the first of them, is left out of training (as ``temdeblur register --split auto``
+    does) unless it is the only training image left.
 
     Returns
     -------
@@ -147,7 +149,7 @@ def hold_out(pairs: list[BurstPair]) -> tuple[list[BurstPair], list[BurstPair]]:
     sessions = [p.session for p in pairs]
     if None not in sessions and len(set(sessions)) > 1:
         held = [s == max(sessions) for s in sessions]
-    else:
-        n_val = max(1, round(HOLD_OUT_FRACTION * len(pairs)))
-        held = [i >= len(pairs) - n_val for i in range(len(pairs))]
-    return [p for p, h in zip(pairs, held) if not h], [p for p, h in zip(pairs, held) if h]
+        return [p for p, h in zip(pairs, held) if not h], [p for p, h in zip(pairs, held) if h]
+    first_val = len(pairs) - max(1, round(HOLD_OUT_FRACTION * len(pairs)))
+    gap = 1 if first_val >= 2 else 0
+    return pairs[: first_val - gap], pairs[first_val:]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._layers import split_layers
+from ..core.burst_export import sample_name
 from ..core.dataset import BurstPair, DatasetSplit
 from ..core.intensity import IntensityWindow
 from ..core.session import Session
@@ -65,7 +66,7 @@ def burst_layers(
     """
     frames = max(len(b.low) for b in bursts.values())
     pairs = [_padded(name, bursts.get(name), frames) for name in session.hq_names]
-    split = DatasetSplit(session.meta.get("sample", session.path.name), "registered", session.path, pairs)
+    split = DatasetSplit(sample_name(session), "registered", session.path, pairs)
     windows = (IntensityWindow.from_dict(hq_meta["window"]), IntensityWindow.from_dict(stream_meta["window"]))
     (gt, gt_kwargs, _), (low, low_kwargs, _) = split_layers(split, *windows)
     scale, translate = frame_axis

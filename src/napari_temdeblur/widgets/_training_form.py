@@ -8,25 +8,13 @@ from pathlib import Path
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, LineEdit, SpinBox
 
 from ..core.models import MODEL_NAMES, ModelConfig, frames_required, size_multiple
-from ..core.train import TrainConfig, available_devices
+from ..core.train import TrainConfig, available_devices, parse_frames
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 #: The paper's best model (BDU+UC+SSIM) is offered first.
 DEFAULT_MODEL = "bdu-uc-ssim"
 #: Steps-per-epoch value shown as "auto": one crop per training image per epoch (TrainConfig's None).
 AUTO_STEPS = 0
-
-
-def _frames(text: str) -> int | tuple[int, int]:
-    """``"5"`` -> 5, ``"3-5"`` -> (3, 5); a ValueError otherwise."""
-    parts = [p.strip() for p in text.split("-")]
-    try:
-        numbers = [int(p) for p in parts]
-    except ValueError:
-        numbers = []
-    if len(numbers) not in (1, 2):
-        raise ValueError(f"frames must be a count such as 5 or a range such as 3-5, got '{text}'")
-    return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
 
 
 class SettingsForm:
@@ -96,7 +84,7 @@ class SettingsForm:
         return TrainConfig(
             model=self.model_config(), epochs=self.epochs.value,
             steps_per_epoch=None if steps == AUTO_STEPS else steps, patch=self.patch.value,
-            batch=self.batch.value, frames=_frames(self.frames.value), lr=lr, device=self.device.value,
+            batch=self.batch.value, frames=parse_frames(self.frames.value), lr=lr, device=self.device.value,
             val_tile=self.val_tile.value,
         )
 

@@ -21,7 +21,7 @@ from ..core.errors import DataError
 from ..core.matching import match_frames
 from ..core.progress import Progress
 from ..core.register import PairFailed
-from ..core.registration_io import MOTIONS, InitialGuess, RegistrationSettings, load_registrations
+from ..core.registration_io import MOTIONS, InitialGuess, RegistrationSettings, load_registrations, user_starts
 from ..core.session import Session, open_session
 from . import _alignment as align
 from ._bursts import follow_hq_stack, show_bursts
@@ -158,11 +158,7 @@ class RegistrationWidget(Container):
             self._session = open_session(path)
             self._registered = load_registrations(self._session)
             # earlier alignments by hand stay the start of a later "Register all"
-            self._inits = {
-                name: InitialGuess(pair.init_frame, pair.init_translation_yx)
-                for name, pair in self._registered.items()
-                if pair.init_source == "user" and pair.init_frame is not None
-            }
+            self._inits = user_starts(self._registered)
         except (DataError, ValueError) as exc:
             show_error(f"cannot open the session for registration: {exc}")
             self._session = None
@@ -349,6 +345,8 @@ class RegistrationWidget(Container):
     def _registered_done(self, result) -> None:
         pairs, bursts = result
         self._registered.update({pair.hq: pair for pair in pairs})
+        for pair in pairs:  # a re-registration that kept no frame must not leave its old burst on screen
+            self._bursts.pop(pair.hq, None)
         self._bursts.update(bursts)
         for pair in pairs:
             for message in pair.messages:

@@ -151,9 +151,14 @@ class TrainingWidget(QWidget):
             val_pairs = chosen[1].pairs()
             note = f"training on {chosen[0].title}, validating on {chosen[1].title}"
         else:
-            train_pairs, val_pairs = hold_out(train_pairs)
+            all_pairs = train_pairs
+            train_pairs, val_pairs = hold_out(all_pairs)
             held = ", ".join(p.name for p in val_pairs)
             note = f"no validation layers open: holding out {held} of {chosen[0].title} for validation"
+            kept = {p.name for p in train_pairs + val_pairs}
+            gap = [p.name for p in all_pairs if p.name not in kept]
+            if gap:
+                note += f" ({', '.join(gap)} overlaps it and is left out)"
         # The layers' windows are what the user sees (the reader's per-sample windows).
         gt_window, low_window = chosen[0].windows()
         sources = [layer.name for burst in chosen for layer in (burst.gt, burst.low)]

@@ -4,7 +4,7 @@
 prints its events, the training dock runs it in a napari thread worker. See docs/training.md.
 """
 
-from .config import TrainConfig, default_frames
+from .config import TrainConfig, default_frames, parse_frames
 from .devices import available_devices, describe_device, resolve_device
 from .events import STOP, STOP_REASONS, BatchDone, EpochDone, TrainResult, TrainStarted
 from .loop import DeviceOutOfMemory, train
@@ -13,6 +13,7 @@ from .run import CONFIG, HISTORY, HISTORY_COLUMNS, read_history
 __all__ = [
     "TrainConfig",
     "default_frames",
+    "parse_frames",
     "available_devices",
     "describe_device",
     "resolve_device",

@@ -6,6 +6,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from ..config import reject_unknown_keys
 from ..models import ModelConfig, frames_required, size_multiple
 
 
@@ -116,9 +117,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are refused by name."""
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown training parameter(s): {', '.join(unknown)}")
+        reject_unknown_keys(cls, data, "training parameter")
         if "model" not in data:
             raise ValueError("training configuration has no 'model'")
         return cls(**{**data, "model": ModelConfig.from_dict(data["model"])})
@@ -127,3 +126,14 @@ class TrainConfig:
 def default_frames(model: ModelConfig) -> int:
     """Frames per burst when the user gives none: the model's requirement, else the paper's 5."""
     return frames_required(model) or 5
+
+
+def parse_frames(text: str) -> int | tuple[int, int]:
+    """Frames per burst as typed by a user: ``"5"`` -> 5, ``"3-5"`` -> (3, 5); a ValueError otherwise."""
+    try:
+        numbers = [int(part.strip()) for part in str(text).split("-")]
+    except ValueError:
+        numbers = []
+    if len(numbers) not in (1, 2):
+        raise ValueError(f"frames must be a count such as 5 or a range such as 3-5, got '{text}'")
+    return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])

@@ -16,7 +16,7 @@ from ..checkpoint import BEST, LAST, save_checkpoint
 from ..metrics import tile_scores
 from ..models import count_parameters, frames_required
 from ..progress import Progress
-from ..training_data import CropSampler, TrainingData, ValidationTiles
+from ..training_data import CropSampler, TrainingData, ValidationTiles, check_frame_counts
 from .config import TrainConfig
 from .devices import describe_device, resolve_device
 from .events import STOP, BatchDone, EpochDone, TrainResult, TrainStarted
@@ -122,6 +122,7 @@ def train(cfg: TrainConfig, data: TrainingData, out: str | Path, resume: bool = 
         data = dataclasses.replace(data, gt_window=resumed.gt_window, low_window=resumed.low_window)
     device = resolve_device(cfg.device)
     sampler = CropSampler(data, cfg.patch, cfg.frame_range, ordered=frames_required(cfg.model) is not None)
+    check_frame_counts(data.val, cfg.frame_range[1], "validation")
     val = ValidationTiles.from_data(data, cfg.val_tile)
     val_bursts = val.bursts(cfg.frame_range[1])
     steps = cfg.steps_per_epoch or math.ceil(len(data.train) / cfg.batch)

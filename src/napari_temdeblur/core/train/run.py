@@ -14,7 +14,6 @@ from ..training_data import TrainingData
 from .config import TrainConfig
 
 CONFIG, HISTORY = "config.json", "history.csv"
-RUN_FILES = (BEST, LAST, CONFIG, HISTORY)
 RUN_FORMAT = "temdeblur-run/1"
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_ssim", "val_psnr", "seconds")
 
@@ -34,7 +33,9 @@ def check_out_folder(out: Path, resume: bool) -> Checkpoint | None:
         if not (out / LAST).is_file():
             raise DataError(out, f"nothing to resume: no {LAST} in this folder")
         return load_checkpoint(out / LAST)
-    present = [name for name in RUN_FILES if (out / name).exists()]
+    # Only weights count: a run stopped before its first epoch leaves just config.json, and neither
+    # resume (no last.pt) nor a fresh start could use the folder if that blocked it.
+    present = [name for name in (BEST, LAST) if (out / name).exists()]
     if present:
         raise DataError(
             out,
