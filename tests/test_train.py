@@ -182,6 +182,20 @@ def test_resume_continues_exactly(data, tmp_path, name, epochs):
     assert a.training["trainer"]["optimizers"].keys() == b.training["trainer"]["optimizers"].keys()
 
 
+def test_resume_and_restore_do_not_need_the_pretrained_backbone_file(data, tmp_path):
+    from napari_temdeblur.core.models import build_model
+
+    tiny = ModelConfig.tiny("deblurgan")
+    backbone = tmp_path / "backbone.pth"
+    torch.save(build_model(tiny).fpn.backbone.state_dict(), backbone)
+    cfg = dataclasses.replace(config("deblurgan", epochs=2), model=dataclasses.replace(tiny, backbone_weights=str(backbone)))
+    drain(train(dataclasses.replace(cfg, epochs=1), data, tmp_path / "run"))
+    backbone.unlink()  # the user moved the file: the run's weights are in its checkpoints
+    assert drain(train(cfg, data, tmp_path / "run", resume=True)).history[-1]["epoch"] == 2
+    model, _ = load_model(tmp_path / "run", "cpu")
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
 def test_same_seed_same_history_other_seed_differs(data, tmp_path):
     runs = [drain(train(config("bdu-t", seed=seed, epochs=1), data, tmp_path / f"r{i}"))
             for i, seed in enumerate((5, 5, 6))]

@@ -132,7 +132,7 @@ def train(cfg: TrainConfig, data: TrainingData, out: str | Path, resume: bool = 
     rng = np.random.default_rng(cfg.seed)
     deterministic = device.type == "cpu"
     with torch_rng.active(deterministic):
-        trainer = make_trainer(cfg, device)
+        trainer = make_trainer(cfg, device, pretrained=resumed is None)
     history: list[dict] = []
     if resumed is not None:
         trainer.model.load_state_dict(resumed.state_dict)

@@ -22,11 +22,14 @@ class SupervisedTrainer:
     ----------
     cfg : TrainConfig
     device : torch.device
+    pretrained : bool
+        Load the model's local pretrained weights (deblurgan's backbone file), if it names any.
+        False when resuming: the weights then come from last.pt, and the file may have moved.
     """
 
-    def __init__(self, cfg: TrainConfig, device: torch.device):
+    def __init__(self, cfg: TrainConfig, device: torch.device, pretrained: bool = True):
         self.recipe = recipe(cfg.model.name)
-        self.model = build_model(cfg.model).to(device)
+        self.model = build_model(cfg.model, pretrained=pretrained).to(device)
         self.loss = make_loss(self.recipe.loss)
         self.optimizers = {"model": self._adam(self.model, cfg)}
         self.schedulers = {
@@ -78,8 +81,8 @@ class AdversarialTrainer(SupervisedTrainer):
     loss, then the generator on content loss + ``recipe.adversarial_weight`` x adversarial loss.
     Both have Adam at the same learning rate and schedule."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device):
-        super().__init__(cfg, device)
+    def __init__(self, cfg: TrainConfig, device: torch.device, pretrained: bool = True):
+        super().__init__(cfg, device, pretrained)
         self.discriminators = build_discriminators(cfg.model).to(device)
         self.optimizers["discriminators"] = self._adam(self.discriminators, cfg)
         self.schedulers["discriminators"] = torch.optim.lr_scheduler.ExponentialLR(
@@ -118,7 +121,8 @@ class AdversarialTrainer(SupervisedTrainer):
         super().load_state_dict(state)
 
 
-def make_trainer(cfg: TrainConfig, device: torch.device) -> SupervisedTrainer:
-    """The trainer for `cfg`'s model recipe (adversarial for deblurgan)."""
+def make_trainer(cfg: TrainConfig, device: torch.device, pretrained: bool = True) -> SupervisedTrainer:
+    """The trainer for `cfg`'s model recipe (adversarial for deblurgan); `pretrained` as for
+    :class:`SupervisedTrainer`."""
     cls = AdversarialTrainer if recipe(cfg.model.name).adversarial else SupervisedTrainer
-    return cls(cfg, device)
+    return cls(cfg, device, pretrained)
