@@ -131,6 +131,9 @@ def test_inconsistent_frame_counts_keep_the_majority(dataset):
     (split,) = read_dataset(dataset / "Kidney" / "Train")
     assert [p.name for p in split.pairs] == ["sess1_im1", "sess1_im2"]
     assert "3 frames" in split.skipped[0] and "have 5" in split.skipped[0]
+    write_pair(dataset / "Kidney" / "Train", _pair("sess0_im1", (20, 30), frames=3))
+    (split,) = read_dataset(dataset / "Kidney" / "Train")  # a tie keeps the longer bursts
+    assert [p.name for p in split.pairs] == ["sess1_im1", "sess1_im2"] and len(split.skipped) == 2
 
 
 def test_hidden_files_are_not_images(dataset):

@@ -192,6 +192,25 @@ def test_blank_and_saturated_frames_are_left_out_with_reasons(tmp_path):
     assert burst.low.shape[0] == 3
 
 
+def test_a_flagged_frame_is_replaced_by_the_next_frame_out(simulated_sessions, tmp_path):
+    out = simulated_sessions.out
+    session = open_session(out / "Kidney" / "sess1")
+    truth = read_true_translations(out / "truth/Kidney/sess1.json")[session.hq_names[1]]
+    best = int(np.argmin(np.abs(truth[:, 0])))
+    stream = np.array(session.stream)
+    stream[best + 1] = 0  # a dropped frame inside the burst
+    write_session(tmp_path / "s", session.meta, session.hq_names, list(np.asarray(session.hq)), stream)
+    init = InitialGuess(best, tuple(truth[best] + (3.0, -4.0)))
+    pair = drain(register_pair(open_session(tmp_path / "s"), 1, init))
+    indices = [f.index for f in pair.frames]
+    assert indices == list(range(best - 2, best + 4)), pair.messages
+    assert "all zero" in pair.frames[3].flag
+    assert [f.index for f in pair.accepted] == [best - 2, best - 1, best, best + 2, best + 3]
+    assert any(f"frame {best + 3} registered in place" in m for m in pair.messages)
+    errors = [np.hypot(*np.subtract(f.translation_yx, truth[f.index])) for f in pair.accepted]
+    assert max(errors) < 1.0 and np.mean(errors) < 0.5
+
+
 def test_image_problems_are_named():
     assert "NaN" in image_problem(np.array([[1.0, np.nan]]))
     assert "all zero" in image_problem(np.zeros((4, 4), np.uint16))

@@ -150,7 +150,8 @@ def read_split(split_dir: str | Path, sample: str | None = None, split: str | No
             result.skipped.append(str(exc))
     counts = Counter(len(p.low) for p in result.pairs)
     if len(counts) > 1:
-        keep = counts.most_common(1)[0][0]
+        # On a tie keep the longer bursts: registration makes short ones when it leaves frames out.
+        keep = max(counts, key=lambda frames: (counts[frames], frames))
         for pair in [p for p in result.pairs if len(p.low) != keep]:
             result.skipped.append(
                 f"{split_dir / 'Low' / pair.name}: {len(pair.low)} frames, but the split's other images have {keep}"

@@ -5,7 +5,8 @@ and rough translations; ECC (:mod:`.ecc`) refines each frame, seeded from the us
 given (for the neighbouring frames: the previous frame's result moved by the matcher's frame-to-frame
 step), else from the matcher. Quality control leaves out, with the reason, frames that correlate
 poorly, did not converge, or disagree with the matcher or with the rest of the burst - on a grating
-that is what a start one period off looks like. A session's images are matched together first, so
+that is what a start one period off looks like - and the next frames outside the burst are tried in
+their place, so that a burst keeps its length where the stream allows. A session's images are matched together first, so
 an image whose best frame breaks the scan order (a repeating specimen matched one grid pitch away) is
 re-matched where the others put it. Every pair is saved to ``registration.json`` as soon as it is made.
 
@@ -140,6 +141,52 @@ def _quality_control(
     return out, messages
 
 
+def _stand_ins(session, hq, regs: dict, missing: int, anchor: int, thumbnails, settings, progress: Progress):
+    """Register frames just outside the burst in place of `missing` flagged ones (generator).
+
+    The burst should hold `settings.frames` good frames, as the paper's always did: a dataset whose
+    bursts are shorter cannot be trained with the usual frame count. The stage moves steadily
+    between frames, so the translations of the burst's good frames, fitted linearly in the frame
+    index, seed ECC on the next frame out (alternately after and before the burst, nearest to the
+    anchor first). A stand-in is kept only when ECC converges above the correlation threshold
+    within `settings.max_disagreement_px` of that line; at most ``missing + 2`` frames are tried.
+
+    Returns
+    -------
+    (dict of int -> FrameRegistration, list of str)
+        The accepted stand-ins by frame index, and messages saying what was tried.
+    """
+    good = sorted(t for t, r in regs.items() if r.flag is None)
+    if len(good) < 2:
+        return {}, []
+    slope, intercept = np.polyfit(good, np.array([regs[t].translation_yx for t in good]), 1)
+    n_frames = session.stream.shape[0]
+    before, after = min(regs) - 1, max(regs) + 1
+    found, notes = {}, []
+    for _ in range(missing + 2):
+        if len(found) == missing or (before < 0 and after >= n_frames):
+            break
+        take_after = after < n_frames and (before < 0 or after - anchor <= anchor - before)
+        t = after if take_after else before
+        after, before = (after + 1, before) if take_after else (after, before - 1)
+        yield dataclasses.replace(progress, message=f"frame {t} in place of a flagged frame")
+        if t in thumbnails.problems:
+            notes.append(f"frame {t} not used in place of a flagged frame: {thumbnails.problems[t]}")
+            continue
+        line = slope * t + intercept
+        reg, _ = _refine(stream_frame(session, t), hq, translation_matrix(line), settings, t)
+        off = float(np.hypot(*np.subtract(reg.translation_yx, line)))
+        if reg.method == "ecc" and reg.correlation >= settings.min_correlation and off <= settings.max_disagreement_px:
+            found[t] = reg
+            notes.append(f"frame {t} registered in place of a flagged frame (correlation {reg.correlation:.2f})")
+        else:
+            notes.append(
+                f"frame {t} not used in place of a flagged frame: {reg.method}, correlation "
+                f"{reg.correlation:.2f}, {off:.1f} px from the stage motion of the burst"
+            )
+    return found, notes
+
+
 def register_pair(
     session,
     hq_index: int,
@@ -171,7 +218,9 @@ def register_pair(
     Returns
     -------
     PairRegistration
-        Frames in stream order; flagged frames say why. Not saved here (see :func:`register_session`).
+        Frames in stream order; flagged frames say why, and frames just outside the burst registered
+        in their place are included (see :func:`_stand_ins`). Not saved here (see
+        :func:`register_session`).
 
     Raises
     ------
@@ -216,6 +265,12 @@ def register_pair(
         yield FrameDone(stage, done, total, f"frame {t}", frame=regs[t])
     regs, notes = _quality_control(regs, match, settings, init is not None)
     messages += notes
+    missing = settings.frames - sum(r.flag is None for r in regs.values())
+    if missing > 0:
+        stand_ins, notes = yield from _stand_ins(session, hq, regs, missing, anchor, thumbnails, settings,
+                                                 Progress(stage, total, total))
+        regs.update(stand_ins)
+        messages += notes
     return PairRegistration(
         hq=name,
         init_translation_yx=tuple(float(v) for v in anchor_t),
