@@ -13,7 +13,7 @@ from napari_temdeblur.cli import main
 LIGHT_MODULES = ["napari_temdeblur", "napari_temdeblur._reader", "napari_temdeblur._sample_data",
                  "napari_temdeblur._layers", "napari_temdeblur.cli"]
 #: Core modules built on PyTorch. Every other core module must import without torch.
-TORCH_CORE_MODULES = {"models", "nets", "losses", "metrics", "train", "training_data", "checkpoint"}
+TORCH_CORE_MODULES = {"models", "nets", "losses", "metrics", "train", "training_data", "checkpoint", "restore"}
 
 
 def test_importing_the_package_and_core_pulls_in_no_torch_napari_or_qt():

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import sys
 
-from . import _cli_demo, _cli_register, _cli_train
+from . import _cli_demo, _cli_register, _cli_restore, _cli_train
 from .core.config import SimulationConfig
 from .core.errors import DataError
 from .core.progress import Progress, drain
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_register.add_parser(sub)
     _cli_train.add_parser(sub)
     _cli_demo.add_parser(sub)
+    _cli_restore.add_parser(sub)
     return parser
 
 

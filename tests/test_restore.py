@@ -1,0 +1,200 @@
+"""Restoration: tiled inference, batch-norm adaptation, ``restore`` and ``temdeblur restore``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from torch import nn
+
+from napari_temdeblur import cli
+from napari_temdeblur.core.checkpoint import load_checkpoint
+from napari_temdeblur.core.dataset import BurstPair, read_dataset
+from napari_temdeblur.core.errors import DataError
+from napari_temdeblur.core.intensity import apply_window
+from napari_temdeblur.core.models import ModelConfig, build_model
+from napari_temdeblur.core.progress import drain
+from napari_temdeblur.core.restore import (
+    adapt_batchnorm,
+    restore,
+    restore_burst,
+    to_counts,
+)
+from napari_temdeblur.core.train import TrainConfig, train
+
+
+class LocalNet(nn.Module):
+    """Two 3 x 3 convolutions: receptive radius 2 px, so tiling must reproduce it exactly."""
+
+    size_multiple = 8
+
+    def __init__(self, frames: int = 3):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(frames, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 1, 3, padding=1))
+
+    def forward(self, x):
+        return torch.sigmoid(self.body(x))
+
+
+@pytest.fixture(scope="module")
+def kidney(simulated_dataset):
+    return simulated_dataset.out / "Kidney"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, kidney):
+    """A tiny bu trained for one short epoch on 2-3 frames (enough for real weights and BN statistics)."""
+    from napari_temdeblur.core.training_data import TrainingData
+
+    data = TrainingData.from_folders(kidney)
+    data.val = data.val[:1]
+    cfg = TrainConfig(ModelConfig.tiny("bu"), epochs=1, steps_per_epoch=2, patch=32, batch=2, frames=(2, 3),
+                      val_tile=64, device="cpu")
+    out = tmp_path_factory.mktemp("run")
+    drain(train(cfg, data, out))
+    return out
+
+
+@pytest.mark.parametrize("shape, tile, overlap", [((100, 150), 32, 16), ((97, 61), 40, 8), ((64, 64), 24, 12)])
+def test_tiled_equals_untiled_for_a_local_network(shape, tile, overlap):
+    torch.manual_seed(0)
+    model = LocalNet().eval()
+    burst = np.random.default_rng(1).random((3, *shape), dtype=np.float32)
+    with torch.no_grad():
+        untiled = model(torch.from_numpy(burst)[None])[0, 0].numpy()
+    tiled = restore_burst(model, burst, tile=tile, overlap=overlap, batch=3)
+    assert tiled.shape == shape and tiled.dtype == np.float32
+    # the network zero-pads while tiles are mirror-padded: only the outer 2 px (its receptive radius) differ
+    np.testing.assert_allclose(tiled[2:-2, 2:-2], untiled[2:-2, 2:-2], atol=1e-5)
+    assert np.abs(tiled - untiled).max() > 1e-3  # the border comparison is not vacuous
+
+
+def test_one_exact_tile_is_the_plain_forward_pass_of_a_real_model(run):
+    from napari_temdeblur.core.checkpoint import load_model
+
+    model, _ = load_model(run)
+    burst = np.random.default_rng(2).random((3, 64, 96), dtype=np.float32)
+    with torch.no_grad():
+        direct = model(torch.from_numpy(burst)[None])[0, 0].clamp(0, 1).numpy()
+    np.testing.assert_allclose(restore_burst(model, burst, tile=96, overlap=0), direct, atol=1e-6)
+
+
+def test_image_smaller_than_a_tile_and_bad_tiling_values():
+    model = LocalNet().eval()
+    small = np.random.default_rng(3).random((3, 5, 11), dtype=np.float32)
+    out = restore_burst(model, small, tile=256)
+    assert out.shape == (5, 11) and np.isfinite(out).all() and 0 <= out.min() <= out.max() <= 1
+    with pytest.raises(ValueError, match="multiple of 8"):
+        restore_burst(model, small, tile=30)
+    with pytest.raises(ValueError, match="overlap must be between 0 and tile / 2"):
+        restore_burst(model, small, tile=32, overlap=20)
+
+
+def test_bn_adaptation_changes_running_stats_only():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.tiny("bdu-uc")).eval()  # has dropout: it must stay off
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    bursts = [np.random.default_rng(4).random((3, 80, 80), dtype=np.float32) * 0.3 + 0.6]
+    assert adapt_batchnorm(model, bursts, steps=3, crop=32, batch=2) > 0
+    after = model.state_dict()
+    weights = [k for k in before if "running" not in k and "num_batches" not in k]
+    stats = [k for k in before if "running" in k]
+    assert weights and stats
+    assert all(torch.equal(before[k], after[k]) for k in weights)
+    assert all(not torch.equal(before[k], after[k]) for k in stats)
+    assert not model.training and not any(m.training for m in model.modules())
+    assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    # dropout off: a different torch seed gives the same statistics
+    torch.manual_seed(123)
+    first = {k: after[k].clone() for k in stats}
+    adapt_batchnorm(model, bursts, steps=3, crop=32, batch=2)
+    assert all(torch.allclose(first[k], model.state_dict()[k]) for k in stats)
+
+
+def test_restore_outputs_windows_and_metadata(run, kidney):
+    pairs = read_dataset(kidney / "Test")[0].pairs[:2]
+    checkpoint = load_checkpoint(run / "best.pt")
+    short = BurstPair("short", pairs[0].gt, pairs[0].low[:2])
+    results = drain(restore(run, [pairs[0], short, pairs[1].low], device="cpu", tile=64, overlap=16))
+    assert [r.name for r in results] == [pairs[0].name, "short", "image 2"]
+    first = results[0]
+    assert first.image.shape == pairs[0].gt.shape and first.image.dtype == np.float32
+    assert 0 <= first.image.min() <= first.image.max() <= 1
+    assert first.counts.dtype == np.uint16
+    np.testing.assert_allclose(apply_window(first.counts, checkpoint.gt_window), first.image, atol=2e-4)
+    n = pairs[0].low.shape[0]
+    assert first.frames == list(range(n // 2 - 1, n // 2 + 2))  # the run's 3 frames around the centre
+    np.testing.assert_array_equal(first.centre, apply_window(pairs[0].low[n // 2], checkpoint.low_window))
+    assert first.metadata["model"]["name"] == "bu" and first.metadata["frames"] == first.frames
+    assert first.metadata["run"] == str(run / "best.pt") and not first.messages
+    assert results[1].frames == [0, 1] and "2 frames" in results[1].messages[0]
+    assert "accept any number of frames" in results[1].messages[0]
+
+
+def test_restore_with_bn_adaptation_leaves_the_run_unchanged(run, kidney):
+    pair = read_dataset(kidney / "Test")[0].pairs[0]
+    saved = (run / "best.pt").read_bytes()
+    plain, = drain(restore(run, [pair], device="cpu", tile=64))
+    adapted, = drain(restore(run, [pair], device="cpu", tile=64, adapt_bn=True, adapt_steps=2))
+    assert adapted.metadata["adapted_batchnorm"] > 0 and plain.metadata["adapted_batchnorm"] == 0
+    assert not np.array_equal(plain.image, adapted.image)
+    assert (run / "best.pt").read_bytes() == saved
+
+
+def test_bad_inputs_get_clear_messages(run, tmp_path):
+    burst = np.full((3, 40, 40), 1000, dtype=np.uint16)
+    corrupt = tmp_path / "best.pt"
+    corrupt.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(DataError, match="best.pt: not a readable napari-temdeblur checkpoint"):
+        drain(restore(tmp_path, [burst], device="cpu"))
+    nan = burst.astype(np.float32)
+    nan[1, 5, 5] = np.nan
+    with pytest.raises(ValueError, match="bad: the burst contains NaN"):
+        drain(restore(run, [BurstPair("bad", None, nan)], device="cpu"))
+    with pytest.raises(ValueError, match=r"odd: the GT image is \(40, 41\) but the burst frames are \(40, 40\)"):
+        drain(restore(run, [BurstPair("odd", np.zeros((40, 41), np.uint16), burst)], device="cpu"))
+    with pytest.raises(ValueError, match="nothing to restore"):
+        drain(restore(run, [], device="cpu"))
+    bright, = drain(restore(run, [burst * 60], device="cpu"))
+    assert "exceed the run's Low window" in bright.messages[0]
+
+
+def test_to_counts_undoes_the_window():
+    from napari_temdeblur.core.intensity import IntensityWindow
+
+    window = IntensityWindow(100.0, 20100.0)
+    np.testing.assert_array_equal(to_counts(np.array([0.0, 0.5, 1.0]), window), [100, 10100, 20100])
+
+
+def test_cli_restore_dataset_and_burst_folder(run, kidney, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["restore", str(run), str(kidney / "Test"), str(out), "--device", "cpu", "--tile", "64"]) == 0
+    names = [p.name for p in read_dataset(kidney / "Test")[0].pairs]
+    assert "restored" in capsys.readouterr().out
+    meta = json.loads((out / "restore.json").read_text())
+    assert meta["format"] == "temdeblur-restore/1" and meta["model"]["name"] == "bu"
+    assert sorted(meta["images"]) == sorted(names) and meta["windows"]["gt"]["high"] > 0
+    with tifffile.TiffFile(out / f"{names[0]}.tif") as tif:
+        image = tif.asarray()
+        description = json.loads(tif.pages.first.description)
+    assert image.dtype == np.float32 and 0 <= image.min() <= image.max() <= 1
+    assert description["name"] == names[0] and description["frames"] == meta["images"][names[0]]["frames"]
+    assert tifffile.imread(out / f"{names[0]}_counts.tif").dtype == np.uint16
+    # a whole dataset: one folder per sample and split, so names cannot collide
+    assert cli.main(["restore", str(run), str(kidney), str(tmp_path / "all"), "--device", "cpu", "--tile", "64"]) == 0
+    assert (tmp_path / "all" / "Kidney" / "Test" / f"{names[0]}_counts.tif").is_file()
+    # a burst folder of frame TIFFs
+    burst_dir = kidney / "Test" / "Low" / names[0]
+    assert cli.main(["restore", str(run), str(burst_dir), str(tmp_path / "one"), "--device", "cpu"]) == 0
+    assert (tmp_path / "one" / f"{names[0]}.tif").is_file()
+
+
+def test_cli_restore_reports_a_bad_run(tmp_path, kidney, capsys):
+    (tmp_path / "best.pt").write_text("foreign")
+    assert cli.main(["restore", str(tmp_path), str(kidney / "Test"), str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable napari-temdeblur checkpoint" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
