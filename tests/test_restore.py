@@ -198,3 +198,39 @@ def test_cli_restore_reports_a_bad_run(tmp_path, kidney, capsys):
     err = capsys.readouterr().err
     assert "not a readable napari-temdeblur checkpoint" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_restore_keeps_dotted_names_and_never_replaces_the_input(run, tmp_path, capsys):
+    burst = np.random.default_rng(5).integers(500, 3000, (3, 40, 40), dtype=np.uint16)
+    source = tmp_path / "burst.v2.tif"
+    tifffile.imwrite(source, burst, photometric="minisblack")
+    saved = source.read_bytes()
+    assert cli.main(["restore", str(run), str(source), str(tmp_path), "--device", "cpu", "--tile", "64"]) == 2
+    assert "is a file of the input" in capsys.readouterr().err and source.read_bytes() == saved
+    out = tmp_path / "out"
+    assert cli.main(["restore", str(run), str(source), str(out), "--device", "cpu", "--tile", "64"]) == 0
+    assert (out / "burst.v2.tif").is_file() and (out / "burst.v2_counts.tif").is_file()
+
+
+def test_cli_burst_folder_frames_are_read_in_frame_order(tmp_path):
+    from napari_temdeblur._cli_restore import read_inputs
+
+    folder = tmp_path / "b"
+    folder.mkdir()
+    for k in range(12):  # "b_10" sorts before "b_2" by name
+        tifffile.imwrite(folder / f"b_{k}.tif", np.full((8, 8), k, dtype=np.uint16))
+    (_, pair), = read_inputs(folder)
+    assert pair.name == "b" and pair.low[:, 0, 0].tolist() == list(range(12))
+    (folder / "b_0.tif").rename(folder / "other.tif")
+    with pytest.raises(DataError, match="without gaps"):
+        read_inputs(folder)
+
+
+def test_cli_restore_never_replaces_a_dataset_gt(run, kidney, tmp_path, capsys):
+    import shutil
+
+    split = shutil.copytree(kidney / "Test", tmp_path / "Test")
+    gts = {p: p.read_bytes() for p in (split / "GT").iterdir()}
+    assert cli.main(["restore", str(run), str(split), str(split / "GT"), "--device", "cpu", "--tile", "64"]) == 2
+    assert "is a file of the input" in capsys.readouterr().err
+    assert all(p.read_bytes() == data for p, data in gts.items())

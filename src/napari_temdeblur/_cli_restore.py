@@ -20,9 +20,8 @@ import numpy as np
 import tifffile
 
 from .core.atomic import atomic_write, write_json
-from .core.dataset import BurstPair, find_splits, read_dataset
+from .core.dataset import BurstPair, find_splits, frame_files, read_dataset
 from .core.errors import DataError
-from .core.folders import tiff_files
 from .core.tiffio import read_image, tiff_info, write_image
 
 RESTORE_FORMAT = "temdeblur-restore/1"
@@ -34,7 +33,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "restore", help="restore registered bursts with a trained run",
         description="Restore every burst of INPUT with the network of RUN. INPUT is a dataset folder in the "
                     "published layout (root, sample or split: every burst), a burst folder of frame TIFFs "
-                    "(<name>_0.tif, <name>_1.tif, ...) or one multipage TIFF burst.",
+                    "<name>/<name>_0.tif, <name>_1.tif, ... or one multipage TIFF burst.",
     )
     p.add_argument("run", metavar="RUN", help="run folder (its best.pt) or checkpoint file")
     p.add_argument("input", metavar="INPUT", help="dataset folder, burst folder or burst TIFF")
@@ -72,9 +71,10 @@ def read_inputs(path: str | Path) -> list[tuple[Path, BurstPair]]:
         splits = [s for s in found if s.pairs]
         many = len(splits) > 1
         return [(Path(s.sample, s.split) if many else Path(), pair) for s in splits for pair in s.pairs]
-    files = tiff_files(path)
+    files = frame_files(path, path.name)  # in frame order: a plain name sort puts _10 before _2
     if not files:
-        raise DataError(path, "neither a dataset (<Sample>/<Split>/GT, Low) nor a burst folder of frame TIFFs")
+        raise DataError(path, f"neither a dataset (<Sample>/<Split>/GT, Low) nor a burst folder of frame TIFFs "
+                              f"{path.name}_0.tif, {path.name}_1.tif, ...")
     shapes = {tiff_info(f)[0] for f in files}
     if len(shapes) > 1:
         raise DataError(path, f"the frames of a burst must share one shape, found {sorted(shapes)}")
@@ -92,6 +92,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     inputs = read_inputs(args.input)
     out = Path(args.out)
+    source = Path(args.input).resolve()
+    for folder, pair in inputs:  # checked before the long restore: never replace a file of the input
+        for target in (out / folder / f"{pair.name}.tif", out / folder / f"{pair.name}_counts.tif"):
+            resolved = target.resolve()
+            if target.exists() and (resolved == source or source in resolved.parents):
+                raise DataError(target, "is a file of the input; choose another output folder")
     work = restore(args.run, [pair for _, pair in inputs], device=args.device, tile=args.tile,
                    overlap=args.overlap, batch=args.batch, adapt_bn=args.adapt_bn)
     results = drain(work, lambda e: print(f"  {e.stage} {e.done}/{e.total} {e.message}".rstrip(), flush=True))
@@ -100,9 +106,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         for message in result.messages:
             print(f"  note: {message}")
         meta = {**result.metadata, "name": result.name, "input": str(args.input)}
-        target = out / folder / result.name
-        _write_float(target.with_suffix(".tif"), result.image, meta)
-        write_image(target.parent / f"{result.name}_counts.tif", result.counts, metadata=meta)
+        # not with_suffix: a name like "burst.v2" would lose its ".v2"
+        _write_float(out / folder / f"{result.name}.tif", result.image, meta)
+        write_image(out / folder / f"{result.name}_counts.tif", result.counts, metadata=meta)
         images[str(folder / result.name)] = {"frames": result.frames, "input_frames": meta["input_frames"],
                                              "messages": result.messages}
     common = {k: v for k, v in results[0].metadata.items() if k not in ("frames", "input_frames")}

@@ -35,6 +35,9 @@ DEFAULTS: dict[str, dict[str, float]] = {
 # Candidate streak lengths are fitted on this grid (px); half a pixel is well below what the
 # SSIM of a deconvolution can tell apart.
 _LENGTH_STEP = 0.5
+#: Longest motion blur searched by default, stream px: a 15 ms exposure smears ~12 px at the paper's
+#: stage speed; without a cap the search grows with the image height (minutes on a 4096 px image).
+MAX_PSF_LENGTH_PX = 64.0
 
 
 def motion_psf(length: float) -> np.ndarray:
@@ -96,7 +99,7 @@ def estimate_motion_psf(gt: np.ndarray, frames: np.ndarray, *, max_length: float
     frames : ndarray
         (F, H, W) registered frames, windowed to [0, 1].
     max_length : float or None
-        Longest candidate, px; None uses a quarter of H.
+        Longest candidate, px; None uses a quarter of H, at most ``MAX_PSF_LENGTH_PX``.
 
     Returns
     -------
@@ -116,7 +119,7 @@ def estimate_motion_psf(gt: np.ndarray, frames: np.ndarray, *, max_length: float
     if frames.shape[1:] != gt.shape:
         raise ValueError(f"frames {frames.shape} and gt {gt.shape} must share (H, W)")
     height = gt.shape[0]
-    max_length = height / 4 if max_length is None else float(max_length)
+    max_length = min(height / 4, MAX_PSF_LENGTH_PX) if max_length is None else float(max_length)
     if not max_length >= 1:
         raise ValueError(f"max_length must be >= 1 px, got {max_length} (gt height {height})")
     lengths = np.arange(1.0, max_length + _LENGTH_STEP / 2, _LENGTH_STEP)

@@ -98,7 +98,15 @@ def find_splits(path: str | Path) -> list[tuple[str, str, Path]]:
     return sorted(found, key=lambda s: (s[0], order.get(s[1], len(order)), s[1]))
 
 
-def _frame_files(low_dir: Path, name: str) -> list[Path]:
+def frame_files(low_dir: Path, name: str) -> list[Path]:
+    """The frame files ``<name>_<k>.tif`` of a burst folder, in frame order (k = 0, 1, ..., 10; a
+    plain name sort would put _10 before _2).
+
+    Raises
+    ------
+    DataError
+        When the frame numbers have gaps or do not start at 0.
+    """
     pattern = re.compile(rf"^{re.escape(name)}_(\d+)\.tiff?$", re.IGNORECASE)
     numbered = sorted(
         (int(m.group(1)), p) for p in low_dir.iterdir() if (m := pattern.match(p.name)) is not None
@@ -123,7 +131,7 @@ def read_pair(gt_path: str | Path) -> BurstPair:
     low_dir = gt_path.parent.parent / "Low" / name
     if not low_dir.is_dir():
         raise DataError(low_dir, f"missing Low frames for GT {gt_path.name} (no folder Low/{name}/)")
-    files = _frame_files(low_dir, name)
+    files = frame_files(low_dir, name)
     if not files:
         raise DataError(low_dir, f"missing Low frames for GT {gt_path.name} (no {name}_<k>.tif files)")
     frames = []

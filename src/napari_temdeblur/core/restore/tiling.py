@@ -72,7 +72,6 @@ def restore_burst(
     tile: int = 128,
     overlap: int = 32,
     batch: int = 1,
-    device: str | torch.device | None = None,
 ) -> np.ndarray:
     """Restore one registered burst with `model`, tile by tile.
 
@@ -100,8 +99,6 @@ def restore_burst(
         Overlap between neighbouring tiles in px, ``0 <= overlap <= tile // 2``.
     batch : int
         Tiles per forward pass.
-    device : str or torch.device, optional
-        Where the model runs; None uses the device of the model's parameters.
 
     Returns
     -------
@@ -119,7 +116,7 @@ def restore_burst(
         raise ValueError(f"overlap must be between 0 and tile / 2 = {tile // 2} px, got {overlap}")
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
-    device = model_device(model) if device is None else torch.device(device)
+    device = model_device(model)  # tiles go where the model is
     _, height, width = burst.shape
     (len_y, tile_y, origins_y), (len_x, tile_x, origins_x) = (
         _layout(height, tile, overlap, multiple), _layout(width, tile, overlap, multiple))
