@@ -25,7 +25,8 @@ SUFFIXES = {"gt": " GT", "low": " Low"}
 HOLD_OUT_FRACTION = 0.2
 
 
-def _info(layer: Any) -> dict:
+def layer_info(layer: Any) -> dict:
+    """A copy of the plugin's ``metadata["temdeblur"]`` of `layer` ({} for None or a foreign layer)."""
     return dict(getattr(layer, "metadata", {}).get("temdeblur", {}))
 
 
@@ -48,17 +49,17 @@ class BurstLayers:
     @property
     def split(self) -> str | None:
         """The dataset split the layers were read from (``"Train"``, ``"Val"`` ...), if known."""
-        return _info(self.gt).get("split")
+        return layer_info(self.gt).get("split")
 
     @property
     def sample(self) -> str | None:
         """The sample (``"Kidney"`` ...) the layers were read from, if known."""
-        return _info(self.gt).get("sample")
+        return layer_info(self.gt).get("sample")
 
     def windows(self) -> tuple[IntensityWindow | None, IntensityWindow | None]:
         """The GT and Low contrast windows recorded in the layers' metadata (None where absent)."""
         return tuple(
-            IntensityWindow.from_dict(_info(layer)["window"]) if "window" in _info(layer) else None
+            IntensityWindow.from_dict(layer_info(layer)["window"]) if "window" in layer_info(layer) else None
             for layer in (self.gt, self.low)
         )
 
@@ -84,7 +85,7 @@ class BurstLayers:
                 f"layers '{self.gt.name}' {gt.shape} and '{self.low.name}' {low.shape} do not form a burst "
                 "dataset: expected GT (image, y, x) and Low (frame, image, y, x) of the same image size"
             )
-        info = _info(self.gt)
+        info = layer_info(self.gt)
         names = info.get("names") or [f"{self.title} #{i}" for i in range(len(gt))]
         shapes = info.get("valid_shapes") or [gt.shape[1:]] * len(gt)
         if len(names) != len(gt) or len(shapes) != len(gt):

@@ -24,6 +24,7 @@ from ..core.register import PairFailed
 from ..core.registration_io import MOTIONS, InitialGuess, RegistrationSettings, load_registrations, user_starts
 from ..core.session import Session, open_session
 from . import _alignment as align
+from ._burst_layers import layer_info
 from ._bursts import follow_hq_stack, show_bursts
 from ._export import ExportBox
 from ._registration_run import describe_pair, init_frame, register_and_extract
@@ -43,10 +44,6 @@ class RunState(Enum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
-
-
-def _meta(layer) -> dict:
-    return layer.metadata.get("temdeblur", {}) if layer is not None else {}
 
 
 class RegistrationWidget(Container):
@@ -112,7 +109,7 @@ class RegistrationWidget(Container):
 
     def _choices(self, kind: str):
         def choices(_widget) -> list[tuple[str, Image]]:  # the session reader tags its layers by kind
-            return [(layer.name, layer) for layer in self._viewer.layers if _meta(layer).get("kind") == kind]
+            return [(layer.name, layer) for layer in self._viewer.layers if layer_info(layer).get("kind") == kind]
 
         return choices
 
@@ -135,10 +132,10 @@ class RegistrationWidget(Container):
         self._follow_moves(stream)
         self._session, self._registered, self._bursts, self._inits = None, {}, {}, {}
         if hq is not None and stream is not None:
-            if _meta(hq).get("path") != _meta(stream).get("path"):
+            if layer_info(hq).get("path") != layer_info(stream).get("path"):
                 show_warning(f"'{hq.name}' and '{stream.name}' come from different sessions: pick the pair of one session")
             else:
-                self._open(Path(_meta(stream)["path"]), hq, stream)
+                self._open(Path(layer_info(stream)["path"]), hq, stream)
         with self.hq_image.changed.blocked():
             self.hq_image.reset_choices()
         self._show_registered()
