@@ -25,7 +25,13 @@ import time
 import psutil
 import torch
 
-from napari_temdeblur.core.models import MODEL_NAMES, ModelConfig, build_model, count_parameters, frames_required
+from napari_temdeblur.core.models import (
+    MODEL_NAMES,
+    ModelConfig,
+    build_model,
+    count_parameters,
+    frames_required,
+)
 from napari_temdeblur.core.train.config import TrainConfig
 from napari_temdeblur.core.train.devices import describe_device, resolve_device
 from napari_temdeblur.core.train.steps import make_trainer

@@ -29,9 +29,19 @@ import numpy as np
 
 from napari_temdeblur.core.config import SimulationConfig
 from napari_temdeblur.core.progress import Progress, drain
-from napari_temdeblur.core.register import FrameDone, InitialGuess, PairDone, RegistrationSettings, register_session
+from napari_temdeblur.core.register import (
+    FrameDone,
+    InitialGuess,
+    PairDone,
+    RegistrationSettings,
+    register_session,
+)
 from napari_temdeblur.core.session import open_session
-from napari_temdeblur.core.simulate import SAMPLE_NAMES, read_true_translations, simulate
+from napari_temdeblur.core.simulate import (
+    SAMPLE_NAMES,
+    read_true_translations,
+    simulate,
+)
 
 ACCURACY_TARGET_PX = 0.25
 SPEED_TARGET_S = 0.3

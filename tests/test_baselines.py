@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_temdeblur.core.baselines import BASELINES, baseline, estimate_motion_psf, motion_psf
+from napari_temdeblur.core.baselines import (
+    BASELINES,
+    baseline,
+    estimate_motion_psf,
+    motion_psf,
+)
 from napari_temdeblur.core.dataset import read_dataset
 from napari_temdeblur.core.intensity import apply_window, suggest_window
 from napari_temdeblur.core.metrics import ssim, tile_scores

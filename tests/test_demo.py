@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from napari_temdeblur.cli import main
 from napari_temdeblur.core.dataset import read_dataset
 from napari_temdeblur.core.train import read_history
@@ -12,13 +14,22 @@ def test_demo_simulates_registers_and_trains(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--minutes", "0.05"]) == 0
     printed = capsys.readouterr().out
     # every step is shown as the command a user would type
-    for step in ("$ temdeblur simulate", "$ temdeblur register", "$ temdeblur train"):
+    for step in ("$ temdeblur simulate", "$ temdeblur register", "$ temdeblur train", "$ temdeblur evaluate"):
         assert step in printed
     splits = {(s.sample, s.split): len(s.pairs) for s in read_dataset(out / "dataset")}
     assert splits[("Kidney", "Train")] > 0 and splits[("Kidney", "Val")] > 0
     assert all((out / "sessions" / "Kidney" / f"sess{k}" / "registration.json").is_file() for k in (1, 2, 3, 4))
-    assert (out / "run" / "best.pt").is_file()
-    history = read_history(out / "run" / "history.csv")
+    run = out / "runs" / "bdu-uc-ssim"
+    assert (run / "best.pt").is_file()
+    history = read_history(run / "history.csv")
     assert len(history) >= 1
+    # evaluated on the kidney Test session against the input and the baselines, and reported
+    scores = json.loads((out / "evaluation.json").read_text())
+    assert scores["split"] == "Test" and scores["tiles"] > 0
+    assert set(scores["methods"]) == {"input", "frame-mean", "wiener", "richardson-lucy", "bdu-uc-ssim"}
+    report = (out / "report.md").read_text()
+    assert "| bdu-uc-ssim |" in report and "| input |" in report and "comparison.png" in report
+    assert (out / "comparison.png").stat().st_size > 10_000
+    assert "bdu-uc-ssim: SSIM" in printed
     # a second demo into the same folder replaces its own run instead of refusing
     assert main(["demo", "--out", str(out), "--minutes", "0.05"]) == 0

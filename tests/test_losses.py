@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 from skimage.metrics import structural_similarity
 
 from napari_temdeblur.core.losses import (
@@ -12,6 +13,8 @@ from napari_temdeblur.core.losses import (
     adversarial_discriminator_loss,
     adversarial_generator_loss,
     l1_gradient_loss,
+    l1_loss,
+    l1_ssim_loss,
     make_loss,
     ragan_ls_discriminator_loss,
     ragan_ls_generator_loss,
@@ -51,6 +54,19 @@ def test_ssim_loss_is_one_minus_skimage_ssim():
     value = ssim_loss(torch.tensor(pred[:, None]), torch.tensor(gt[:, None]))
     assert value.item() == pytest.approx(expected, abs=1e-6)
     assert make_loss("ssim")(torch.tensor(gt[:, None]), torch.tensor(gt[:, None])).item() == pytest.approx(0, abs=1e-9)
+
+
+def test_l1_ssim_loss_does_not_reward_a_negated_image():
+    """1 - SSIM alone prefers -GT to a noisy but truthful image (both SSIM terms flip sign);
+    the BDU+UC+SSIM loss, L1 + (1 - SSIM), does not."""
+    rng = np.random.default_rng(0)
+    gt = ndimage.gaussian_filter(rng.random((64, 64)), 2)
+    gt = torch.tensor((gt - gt.min()) / (gt.max() - gt.min()))[None, None]
+    negated = -gt
+    noisy = (gt + 0.2 * torch.tensor(rng.standard_normal((64, 64)))).clamp(0, 1)
+    assert ssim_loss(negated, gt) < ssim_loss(noisy, gt)
+    assert l1_ssim_loss(negated, gt) > l1_ssim_loss(noisy, gt)
+    assert make_loss("l1-ssim")(noisy, gt).item() == pytest.approx((l1_loss(noisy, gt) + ssim_loss(noisy, gt)).item())
 
 
 def test_ragan_ls_losses_by_hand():

@@ -14,7 +14,6 @@ from napari_temdeblur.core.preprocess import (
     valid_crop_origins,
 )
 
-
 # ---------------------------------------------------------------- sample_mask
 
 

@@ -14,8 +14,8 @@ from scipy import ndimage
 
 from napari_temdeblur.core.config import SimulationConfig
 from napari_temdeblur.core.matching import hq_at_stream_pixels
-from napari_temdeblur.core.register import extract_burst, load_registrations
 from napari_temdeblur.core.progress import drain
+from napari_temdeblur.core.register import extract_burst, load_registrations
 from napari_temdeblur.core.session import open_session
 from napari_temdeblur.core.simulate import simulate
 from napari_temdeblur.widgets import _alignment as align

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from napari_temdeblur.core.restore import (
     restore_burst,
     to_counts,
 )
+from napari_temdeblur.core.restore.tiling import tile_layout
 from napari_temdeblur.core.train import TrainConfig, train
 
 
@@ -219,7 +221,9 @@ def test_cli_burst_folder_frames_are_read_in_frame_order(tmp_path):
     folder.mkdir()
     for k in range(12):  # "b_10" sorts before "b_2" by name
         tifffile.imwrite(folder / f"b_{k}.tif", np.full((8, 8), k, dtype=np.uint16))
-    (_, pair), = read_inputs(folder)
+    inputs = read_inputs(folder)
+    pair, = inputs
+    assert inputs.names == ["b"] and inputs.folders == [Path()]
     assert pair.name == "b" and pair.low[:, 0, 0].tolist() == list(range(12))
     (folder / "b_0.tif").rename(folder / "other.tif")
     with pytest.raises(DataError, match="without gaps"):
@@ -234,3 +238,190 @@ def test_cli_restore_never_replaces_a_dataset_gt(run, kidney, tmp_path, capsys):
     assert cli.main(["restore", str(run), str(split), str(split / "GT"), "--device", "cpu", "--tile", "64"]) == 2
     assert "is a file of the input" in capsys.readouterr().err
     assert all(p.read_bytes() == data for p, data in gts.items())
+
+
+# --- progress, cancel, lazy inputs, bad input (issue 5, section 7) ---------------------------------------
+
+
+def tiny_checkpoint(path, name="bu", low_window=(500.0, 5000.0), frames=(3, 3)):
+    """A checkpoint of a tiny network with fresh weights: enough to exercise restoring, no training."""
+    from napari_temdeblur.core.checkpoint import save_checkpoint
+    from napari_temdeblur.core.intensity import IntensityWindow
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.tiny(name)
+    return save_checkpoint(path, model=cfg, state_dict=build_model(cfg).state_dict(), epoch=1,
+                           gt_window=IntensityWindow(0.0, 20000.0), low_window=IntensityWindow(*low_window),
+                           frames=frames)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "best.pt")
+
+
+def _counts(shape, seed=0):
+    return np.random.default_rng(seed).integers(1000, 4000, shape, dtype=np.uint16)
+
+
+def test_closing_restore_mid_image_stops_within_one_batch_of_tiles(tiny_run, monkeypatch):
+    from napari_temdeblur.core.restore import ImageRestored, TileProgress, apply
+
+    calls = []
+
+    def counting_load_model(run, device):
+        model, checkpoint = load_model(run, device)
+        model.register_forward_hook(lambda *_: calls.append(1))
+        return model, checkpoint
+
+    load_model = apply.load_model
+    monkeypatch.setattr(apply, "load_model", counting_load_model)
+    work = restore(tiny_run, [_counts((3, 160, 160))], device="cpu", tile=32, overlap=8, batch=2)
+    events = []
+    for event in work:
+        events.append(event)
+        if isinstance(event, TileProgress):
+            break
+    work.close()
+    assert events[-1].done == 2 and events[-1].total > 20 and len(calls) == 1
+    # run to the end, the same generator yields a tile event per batch and the image before returning it
+    events = []
+    result, = drain(restore(tiny_run, [_counts((3, 60, 70))], device="cpu", tile=32, overlap=8, batch=3),
+                    events.append)
+    tiles = [e for e in events if isinstance(e, TileProgress)]
+    assert [e.done for e in tiles] == list(range(3, tiles[0].total, 3)) + [tiles[0].total]
+    done, = [e for e in events if isinstance(e, ImageRestored)]
+    assert done.result is result and done.index == 0
+
+
+def test_bn_adaptation_reads_only_the_images_it_crops_once_each():
+    from napari_temdeblur.core.restore import adapt_batchnorm_steps
+
+    class Lazy:
+        def __init__(self, bursts):
+            self.bursts, self.reads = bursts, []
+
+        def __len__(self):
+            return len(self.bursts)
+
+        def __getitem__(self, k):
+            self.reads.append(k)
+            return self.bursts[k]
+
+    rng = np.random.default_rng(6)
+    # different frame counts and sizes: crops are cut to the fewest frames and the smallest side
+    bursts = Lazy([rng.random((n, 48 + 8 * n, 64), dtype=np.float32) for n in (3, 5, 4, 3, 5, 2, 3, 4)] + [None])
+    model = build_model(ModelConfig.tiny("bu")).eval()
+    events = []
+    adapted = drain(adapt_batchnorm_steps(model, bursts, steps=2, batch=2, crop=256), events.append)
+    assert adapted > 0 and len(bursts.reads) == len(set(bursts.reads)) <= 4
+    assert events[-1].done == events[-1].total and not model.training
+
+
+def test_run_whose_frame_count_or_window_does_not_fit_the_data(tiny_run, tmp_path):
+    deblurgan = tiny_checkpoint(tmp_path / "gan.pt", "deblurgan")
+    with pytest.raises(ValueError, match=r"two: the model takes exactly 3 frames \(as channels\) but the burst has 2"):
+        drain(restore(deblurgan, [BurstPair("two", None, _counts((2, 32, 32)))], device="cpu"))
+    five, = drain(restore(deblurgan, [_counts((5, 32, 32))], device="cpu", tile=32, overlap=0))
+    assert five.frames == [1, 2, 3] and five.metadata["input_frames"] == 5
+    dim, bright = drain(restore(tiny_run, [_counts((3, 40, 40)) // 20, _counts((3, 40, 40)) * 8], device="cpu"))
+    assert "reaches only" in dim.messages[0] and "trained on brighter data" in dim.messages[0]
+    assert "exceed the run's Low window (high = 5000 counts)" in bright.messages[0]
+    assert "clipped to 1" in bright.messages[0]
+
+
+def test_foreign_or_missing_checkpoint_and_small_images(tiny_run, tmp_path):
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    with pytest.raises(DataError, match=r"foreign.pt: not a napari-temdeblur checkpoint \(expected format"):
+        drain(restore(tmp_path / "foreign.pt", [_counts((3, 32, 32))], device="cpu"))
+    with pytest.raises(DataError, match="best.pt: no such checkpoint file"):
+        drain(restore(tmp_path, [_counts((3, 32, 32))], device="cpu"))
+    small, = drain(restore(tiny_run, [BurstPair("tiny", None, _counts((3, 20, 30)))], device="cpu", tile=128))
+    assert small.image.shape == (20, 30)
+    # + 16 px context a side, rounded up to a multiple of 16
+    assert small.messages == [("tiny: 20 x 30 px is smaller than one 128 px tile: restored in one pass, "
+                               "mirror-padded to 64 x 64 px")]
+    # 110 px + 16 px context a side needs two 128 px tiles per axis: tiled as usual, no one-pass note
+    assert len(tile_layout(110, 128, 32, 16)[2]) == 2
+    tiled, = drain(restore(tiny_run, [BurstPair("tiled", None, _counts((3, 110, 110)))], device="cpu", tile=128))
+    assert tiled.image.shape == (110, 110) and not any("one pass" in m for m in tiled.messages)
+
+
+def test_a_burst_that_cannot_be_read_is_skipped_and_the_others_restored(tiny_run):
+    from napari_temdeblur.core.restore import InputSkipped
+
+    class Inputs:
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, k):
+            if k == 1:
+                raise DataError("b.tif", "not a readable TIFF file")
+            return BurstPair(f"p{k}", None, _counts((3, 32, 32), seed=k))
+
+    for adapt in (False, True):
+        events = []
+        results = drain(restore(tiny_run, Inputs(), device="cpu", adapt_bn=adapt, adapt_steps=2), events.append)
+        assert [r.name for r in results] == ["p0", "p2"]
+        skipped, = [e for e in events if isinstance(e, InputSkipped)]
+        assert skipped.index == 1 and skipped.message == "b.tif: not a readable TIFF file"
+
+
+def test_cli_reads_a_dataset_pair_by_pair_and_skips_a_broken_pair(tiny_run, kidney, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from napari_temdeblur import _cli_restore
+
+    split = shutil.copytree(kidney / "Test", tmp_path / "Test")
+    names = sorted(p.stem for p in (split / "GT").iterdir())
+    tifffile.imwrite(split / "GT" / f"{names[0]}.tif", np.zeros((10, 10), np.uint16))  # GT of another shape
+    reads = []
+    monkeypatch.setattr(_cli_restore, "read_pair", lambda gt: reads.append(gt) or read_pair(gt))
+    from napari_temdeblur.core.dataset import read_pair
+
+    inputs = _cli_restore.read_inputs(split)
+    assert inputs.names == names and not reads  # listed without reading pixels
+    out = tmp_path / "out"
+    assert cli.main(["restore", str(tiny_run), str(split), str(out), "--device", "cpu", "--tile", "64"]) == 0
+    printed = capsys.readouterr().out
+    assert f"skipped: {split / 'Low' / names[0]}" in printed and "does not match GT" in printed
+    assert sorted(json.loads((out / "restore.json").read_text())["images"]) == names[1:]
+    assert len(reads) == len(names)
+
+
+def test_cli_turns_a_torch_failure_into_one_line(tiny_run, tmp_path, capsys, monkeypatch):
+    from napari_temdeblur.core.restore import apply
+
+    class Hungry(nn.Module):
+        size_multiple = 1
+
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return torch.empty(1 << 60, dtype=torch.uint8)  # the allocator refuses: a real torch RuntimeError
+
+    source = tmp_path / "b.tif"
+    tifffile.imwrite(source, _counts((3, 32, 32)), photometric="minisblack")
+    checkpoint = load_checkpoint(tiny_run)
+    monkeypatch.setattr(apply, "load_model", lambda run, device: (Hungry(), checkpoint))
+    assert cli.main(["restore", str(tiny_run), str(source), str(tmp_path / "o"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "ran out of memory" in err and "use a smaller --tile or --batch, or --device cpu" in err
+
+    class Buggy(Hungry):
+        def forward(self, x):  # raised through nn.Module.__call__: torch frames in the traceback, still a bug
+            raise RuntimeError("a bug in forward")
+
+    monkeypatch.setattr(apply, "load_model", lambda run, device: (Buggy(), checkpoint))
+    with pytest.raises(RuntimeError, match="a bug in forward"):
+        cli.main(["restore", str(tiny_run), str(source), str(tmp_path / "o"), "--device", "cpu"])
+
+    def bug(run, device):
+        raise RuntimeError("a bug, not torch")
+
+    monkeypatch.setattr(apply, "load_model", bug)
+    with pytest.raises(RuntimeError, match="a bug, not torch"):
+        cli.main(["restore", str(tiny_run), str(source), str(tmp_path / "o"), "--device", "cpu"])

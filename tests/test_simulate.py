@@ -11,7 +11,12 @@ import pytest
 from scipy import ndimage
 from skimage.registration import phase_cross_correlation
 
-from napari_temdeblur.core.acquisition import bin_pixels, blurred_view, detect, motion_kernel
+from napari_temdeblur.core.acquisition import (
+    bin_pixels,
+    blurred_view,
+    detect,
+    motion_kernel,
+)
 from napari_temdeblur.core.config import SimulationConfig
 from napari_temdeblur.core.dataset import read_dataset
 from napari_temdeblur.core.intensity import apply_window, suggest_window

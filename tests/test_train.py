@@ -27,7 +27,11 @@ from napari_temdeblur.core.train import (
     train,
 )
 from napari_temdeblur.core.train.steps import SupervisedTrainer
-from napari_temdeblur.core.training_data import CropSampler, TrainingData, ValidationTiles
+from napari_temdeblur.core.training_data import (
+    CropSampler,
+    TrainingData,
+    ValidationTiles,
+)
 
 
 @pytest.fixture(scope="module")

@@ -211,7 +211,12 @@ def test_stop_keeps_the_checkpoints(kidney_viewer, tmp_path, qtbot, one_torch_th
 
 
 def test_errors_show_in_the_dock_and_as_notifications(make_napari_viewer, simulated_dataset, tmp_path, qtbot):
-    from napari_temdeblur.widgets.training import HOLD_OUT, DataSource, TrainingState, TrainingWidget
+    from napari_temdeblur.widgets.training import (
+        HOLD_OUT,
+        DataSource,
+        TrainingState,
+        TrainingWidget,
+    )
 
     viewer = make_napari_viewer()
     widget = TrainingWidget(viewer)

@@ -1,27 +1,32 @@
-"""``temdeblur restore``: apply a trained run to registered bursts and write the restored images.
+"""``temdeblur restore``: apply a trained run to registered bursts or a session stream and write the images.
 
 Torch is imported inside the command, so ``temdeblur --help`` stays light.
 
-Output, per burst ``<name>``::
+Output, per restored image ``<name>`` (a burst's name, or ``frame_0123`` for stream position 123)::
 
     OUT/<name>.tif          float32 (H, W) in [0, 1] (the run's GT window)
     OUT/<name>_counts.tif   uint16 (H, W) in GT detector counts
     OUT/restore.json        run, model, windows, tiling and per-image frames (also in each TIFF's description)
 
 A dataset with more than one split writes into ``OUT/<Sample>/<Split>/`` so that names cannot collide.
+Bursts are read one at a time and each result is written as soon as it is made (restore.json too),
+so memory stays at about one image and an interrupted run keeps what it wrote.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
 from .core.atomic import atomic_write, write_json
-from .core.dataset import BurstPair, find_splits, frame_files, read_dataset
+from .core.dataset import BurstPair, find_splits, frame_files, read_pair
 from .core.errors import DataError
+from .core.folders import tiff_files
+from .core.session import is_session_folder, open_session
 from .core.tiffio import read_image, tiff_info, write_image
 
 RESTORE_FORMAT = "temdeblur-restore/1"
@@ -30,13 +35,15 @@ RESTORE_FORMAT = "temdeblur-restore/1"
 def add_parser(sub) -> argparse.ArgumentParser:
     """Register the ``restore`` subcommand on an ``add_subparsers`` object."""
     p = sub.add_parser(
-        "restore", help="restore registered bursts with a trained run",
+        "restore", help="restore registered bursts or a session stream with a trained run",
         description="Restore every burst of INPUT with the network of RUN. INPUT is a dataset folder in the "
                     "published layout (root, sample or split: every burst), a burst folder of frame TIFFs "
-                    "<name>/<name>_0.tif, <name>_1.tif, ... or one multipage TIFF burst.",
+                    "<name>/<name>_0.tif, <name>_1.tif, ..., one multipage TIFF burst, or an acquisition "
+                    "session folder: then stream positions are restored, each from the frames around it "
+                    "registered on the fly to it.",
     )
     p.add_argument("run", metavar="RUN", help="run folder (its best.pt) or checkpoint file")
-    p.add_argument("input", metavar="INPUT", help="dataset folder, burst folder or burst TIFF")
+    p.add_argument("input", metavar="INPUT", help="dataset folder, burst folder, burst TIFF or session folder")
     p.add_argument("out", metavar="OUT", help="output folder")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--tile", type=int, default=128,
@@ -47,38 +54,79 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="tiles per forward pass (default 1; more is faster on a GPU, costs memory)")
     p.add_argument("--adapt-bn", action="store_true",
                    help="first adapt the batch-norm statistics to INPUT (for a new sample type; the run is unchanged)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--positions", type=_positions,
+                       help="session stream only: frames to restore, e.g. 10,20,30 (default: every frame)")
+    where.add_argument("--every", type=int, metavar="K", help="session stream only: every K-th frame from 0")
     p.set_defaults(func=cmd_restore)
     return p
 
 
-def read_inputs(path: str | Path) -> list[tuple[Path, BurstPair]]:
-    """(relative output folder, burst) for every burst of a dataset, a burst folder or a burst TIFF.
+def _positions(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"positions must be frame numbers separated by commas, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("no positions given")
+    return values
+
+
+class BurstInputs(Sequence):
+    """The bursts of a dataset, burst folder or burst TIFF, read on access (``[k]`` -> BurstPair).
+
+    Attributes
+    ----------
+    names : list of str
+        Output name of each burst (known without reading pixels).
+    folders : list of Path
+        Output subfolder of each burst (``<Sample>/<Split>`` for a dataset of several splits).
+    """
+
+    def __init__(self, names: list[str], folders: list[Path], loaders: list[Callable[[], BurstPair]]):
+        self.names, self.folders, self._loaders = names, folders, loaders
+
+    def __len__(self) -> int:
+        return len(self._loaders)
+
+    def __getitem__(self, k: int) -> BurstPair:
+        return self._loaders[k]()
+
+
+def _burst_folder(path: Path) -> BurstPair:
+    return BurstPair(path.name, None, np.stack([read_image(f) for f in frame_files(path, path.name)]))
+
+
+def read_inputs(path: str | Path) -> BurstInputs:
+    """The bursts of a dataset (every split), a burst folder or a burst TIFF, listed now, read on access.
 
     Raises
     ------
     DataError
-        When `path` is none of these.
+        When `path` is none of these, a dataset holds no GT image, or a burst folder's frames are not
+        numbered without gaps or differ in shape.
     """
     path = Path(path)
     if path.is_file():
-        return [(Path(), BurstPair(path.stem, None, read_image(path, ndim=3)))]
+        return BurstInputs([path.stem], [Path()], [lambda: BurstPair(path.stem, None, read_image(path, ndim=3))])
     if not path.is_dir():
         raise DataError(path, "no such file or folder")
-    if find_splits(path):
-        found = read_dataset(path)
-        for message in (m for split in found for m in split.skipped):
-            print(f"  skipped: {message}")
-        splits = [s for s in found if s.pairs]
-        many = len(splits) > 1
-        return [(Path(s.sample, s.split) if many else Path(), pair) for s in splits for pair in s.pairs]
+    splits = find_splits(path)
+    if splits:
+        found = [(Path(sample, split), gt) for sample, split, folder in splits for gt in tiff_files(folder / "GT")]
+        if not found:
+            raise DataError(path, "the dataset's GT folders hold no .tif images")
+        many = len({folder for folder, _ in found}) > 1
+        return BurstInputs([gt.stem for _, gt in found], [folder if many else Path() for folder, _ in found],
+                           [lambda gt=gt: read_pair(gt) for _, gt in found])
     files = frame_files(path, path.name)  # in frame order: a plain name sort puts _10 before _2
     if not files:
-        raise DataError(path, f"neither a dataset (<Sample>/<Split>/GT, Low) nor a burst folder of frame TIFFs "
-                              f"{path.name}_0.tif, {path.name}_1.tif, ...")
+        raise DataError(path, f"neither a dataset (<Sample>/<Split>/GT, Low), a session nor a burst folder of frame "
+                              f"TIFFs {path.name}_0.tif, {path.name}_1.tif, ...")
     shapes = {tiff_info(f)[0] for f in files}
     if len(shapes) > 1:
         raise DataError(path, f"the frames of a burst must share one shape, found {sorted(shapes)}")
-    return [(Path(), BurstPair(path.name, None, np.stack([read_image(f) for f in files])))]
+    return BurstInputs([path.name], [Path()], [lambda: _burst_folder(path)])
 
 
 def _write_float(path: Path, image: np.ndarray, metadata: dict) -> Path:
@@ -86,33 +134,66 @@ def _write_float(path: Path, image: np.ndarray, metadata: dict) -> Path:
         tmp, image.astype(np.float32), metadata=metadata, photometric="minisblack"))
 
 
-def cmd_restore(args: argparse.Namespace) -> int:
-    from .core.progress import drain
-    from .core.restore import restore
+def _check_outputs(out: Path, source: Path, targets: list[Path]) -> None:
+    """Refuse, before the long restore, to replace a file of the input."""
+    for target in targets:
+        for file in (out / target.parent / f"{target.name}.tif", out / target.parent / f"{target.name}_counts.tif"):
+            resolved = file.resolve()
+            if file.exists() and (resolved == source or source in resolved.parents):
+                raise DataError(file, "is a file of the input; choose another output folder")
 
-    inputs = read_inputs(args.input)
-    out = Path(args.out)
-    source = Path(args.input).resolve()
-    for folder, pair in inputs:  # checked before the long restore: never replace a file of the input
-        for target in (out / folder / f"{pair.name}.tif", out / folder / f"{pair.name}_counts.tif"):
-            resolved = target.resolve()
-            if target.exists() and (resolved == source or source in resolved.parents):
-                raise DataError(target, "is a file of the input; choose another output folder")
-    work = restore(args.run, [pair for _, pair in inputs], device=args.device, tile=args.tile,
-                   overlap=args.overlap, batch=args.batch, adapt_bn=args.adapt_bn)
-    results = drain(work, lambda e: print(f"  {e.stage} {e.done}/{e.total} {e.message}".rstrip(), flush=True))
-    images = {}
-    for (folder, _), result in zip(inputs, results):
-        for message in result.messages:
-            print(f"  note: {message}")
-        meta = {**result.metadata, "name": result.name, "input": str(args.input)}
-        # not with_suffix: a name like "burst.v2" would lose its ".v2"
-        _write_float(out / folder / f"{result.name}.tif", result.image, meta)
-        write_image(out / folder / f"{result.name}_counts.tif", result.counts, metadata=meta)
-        images[str(folder / result.name)] = {"frames": result.frames, "input_frames": meta["input_frames"],
-                                             "messages": result.messages}
-    common = {k: v for k, v in results[0].metadata.items() if k not in ("frames", "input_frames")}
-    write_json(out / "restore.json", {"format": RESTORE_FORMAT, **common, "input": str(args.input),
-                                      "images": images})
-    print(f"restored {len(results)} image(s) with {common['model']['name']} into {out}")
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .core.restore import (
+        ImageRestored,
+        InputSkipped,
+        TileProgress,
+        frame_name,
+        restore_each,
+        restore_stream_each,
+    )
+
+    out, source = Path(args.out), Path(args.input).resolve()
+    options = {"device": args.device, "tile": args.tile, "overlap": args.overlap, "batch": args.batch,
+               "adapt_bn": args.adapt_bn}
+    if is_session_folder(args.input):
+        session = open_session(args.input)
+        n_frames = session.stream.shape[0]
+        if args.every is not None and args.every < 1:
+            raise ValueError(f"--every must be at least 1, got {args.every}")
+        positions = args.positions or list(range(0, n_frames, args.every or 1))
+        folders = [Path()] * len(positions)
+        names = [frame_name(p, n_frames) if 0 <= p < n_frames else str(p) for p in positions]
+        work = restore_stream_each(args.run, session, positions, **options)
+    else:
+        if args.positions is not None or args.every is not None:
+            raise ValueError(f"{args.input}: --positions and --every are for a session stream, and this is not a "
+                             "session folder (no session.json)")
+        inputs = read_inputs(args.input)
+        folders, names = inputs.folders, inputs.names
+        work = restore_each(args.run, inputs, **options)
+    _check_outputs(out, source, [folder / name for folder, name in zip(folders, names)])
+    images, common = {}, None
+    for event in work:
+        if isinstance(event, ImageRestored):
+            result, folder = event.result, folders[event.index]
+            for message in result.messages:
+                print(f"  note: {message}")
+            meta = {**result.metadata, "name": result.name, "input": str(args.input)}
+            # not with_suffix: a name like "burst.v2" would lose its ".v2"
+            _write_float(out / folder / f"{result.name}.tif", result.image, meta)
+            write_image(out / folder / f"{result.name}_counts.tif", result.counts, metadata=meta)
+            per_image = ("frames", "input_frames", "position", "origin_yx", "registration")
+            images[str(folder / result.name)] = {**{k: meta[k] for k in per_image if k in meta},
+                                                 "messages": result.messages}
+            common = {k: v for k, v in result.metadata.items() if k not in per_image}
+            write_json(out / "restore.json", {"format": RESTORE_FORMAT, **common, "input": str(args.input),
+                                              "images": images})
+        elif isinstance(event, InputSkipped):
+            print(f"  skipped: {event.message}", flush=True)
+        elif event.done == event.total or (event.stage == "restore" and not isinstance(event, TileProgress)):
+            print(f"  {event.stage} {event.done}/{event.total} {event.message}".rstrip(), flush=True)
+    if common is None:
+        raise DataError(args.input, "nothing could be restored (see the messages above)")
+    print(f"restored {len(images)} image(s) with {common['model']['name']} into {out}")
     return 0

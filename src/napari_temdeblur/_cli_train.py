@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 
 
@@ -38,8 +39,24 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop after this much wall-clock time")
     p.add_argument("--val-tile", type=int, default=128, help="validation tile side, px (default 128)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.add_argument("--hold-out", type=_sessions, default=(), metavar="SESSIONS",
+                   help="leave these acquisition sessions out of training and validation, e.g. sess2 or 2,3 "
+                        "(for temdeblur evaluate --cross-validation)")
     p.set_defaults(func=cmd_train)
     return p
+
+
+def _sessions(text: str) -> tuple[int, ...]:
+    """'sess2,sess3' or '2,3' -> (2, 3), for --hold-out."""
+    sessions = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        match = re.fullmatch(r"(?:sess(?:ion)?[_-]?)?(\d+)", item, re.IGNORECASE)
+        if match is None:
+            raise argparse.ArgumentTypeError(f"{item!r} is not a session (write sess2 or 2)")
+        sessions.append(int(match.group(1)))
+    if not sessions:
+        raise argparse.ArgumentTypeError(f"no session in {text!r} (write e.g. sess2,sess3 or 2,3)")
+    return tuple(sessions)
 
 
 class _Display:
@@ -92,7 +109,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device, seed=args.seed, patience=args.patience, time_limit_s=args.time_limit,
         val_tile=args.val_tile,
     )
-    data = TrainingData.from_folders(args.data)
+    data = TrainingData.from_folders(args.data, hold_out_sessions=args.hold_out)
     for message in data.skipped:
         print(f"  skipped: {message}")
     display = _Display(model.name)

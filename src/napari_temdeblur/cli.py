@@ -6,7 +6,8 @@ import argparse
 import dataclasses
 import sys
 
-from . import _cli_demo, _cli_register, _cli_restore, _cli_train
+from . import _cli_demo, _cli_evaluate, _cli_register, _cli_restore, _cli_train
+from ._cli_errors import torch_failure
 from .core.config import SimulationConfig
 from .core.errors import DataError
 from .core.progress import Progress, drain
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_train.add_parser(sub)
     _cli_demo.add_parser(sub)
     _cli_restore.add_parser(sub)
+    _cli_evaluate.add_parser(sub)
     return parser
 
 
@@ -80,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (DataError, ValueError, OSError) as exc:
         print(f"temdeblur: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # out of memory or a device error in torch: one line and what to change
+        message = torch_failure(exc, args)
+        if message is None:
+            raise
+        print(f"temdeblur: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("temdeblur: interrupted", file=sys.stderr)

@@ -48,7 +48,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def write_json(path: str | Path, data) -> Path:
-    """Write `data` as indented JSON, atomically (see :func:`atomic_write`)."""
-    text = json.dumps(data, indent=2)
+def write_json(path: str | Path, data, *, allow_nan: bool = True) -> Path:
+    """Write `data` as indented JSON, atomically (see :func:`atomic_write`).
+
+    With ``allow_nan=False`` a NaN or infinity raises ValueError before anything is written (the
+    JSON standard has no such values; strict readers reject ``NaN`` and ``Infinity``).
+    """
+    text = json.dumps(data, indent=2, allow_nan=allow_nan)
     return atomic_write(path, lambda tmp: tmp.write_text(text))

@@ -34,6 +34,51 @@ def _to_uint16(image: np.ndarray) -> np.ndarray:
     return np.clip(np.round(image), 0, 65535).astype(np.uint16)
 
 
+def warp_frames(
+    frames: Iterable[np.ndarray], matrices: Iterable[np.ndarray], shape: tuple[int, int]
+) -> tuple[list[np.ndarray], np.ndarray, tuple[slice, slice] | None]:
+    """Resample frames onto a reference grid and find the region they all cover.
+
+    Parameters
+    ----------
+    frames : iterable of numpy.ndarray
+        float32 (h, w) stream frames.
+    matrices : iterable of numpy.ndarray
+        float64 (2, 3) each, DESIGN.md convention: ``frame(A @ [x, y, 1])`` is the reference's (x, y).
+    shape : (int, int)
+        (H, W) of the reference grid.
+
+    Returns
+    -------
+    warped : list of numpy.ndarray
+        float32 (H, W) per frame (bicubic; the edge replicated outside the frame).
+    valid : numpy.ndarray
+        bool (H, W), where every frame is valid.
+    box : (slice, slice) or None
+        The bounding box of `valid` (None when no pixel is valid in all frames).
+    """
+    ones = np.ones(0)
+    valid = np.ones(shape, bool)
+    warped = []
+    for frame, matrix in zip(frames, matrices):
+        if ones.shape != frame.shape:
+            ones = np.ones(frame.shape, np.float32)
+        valid &= _warp(ones, matrix, shape, cv2.INTER_LINEAR) >= _VALID
+        # cubic interpolation reads one pixel beyond; replicate the edge there, the mask cuts it off
+        warped.append(cv2.warpAffine(frame, matrix, (shape[1], shape[0]),
+                                     flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE))
+    if not valid.any():
+        return warped, valid, None
+    rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
+    return warped, valid, (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+
+
+def cropped_uint16(images: Iterable[np.ndarray], valid: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
+    """uint16 (F, h, w): `images` cut to `box`, rounded, 0 where `valid` is False (as in the dataset)."""
+    keep = valid[box]
+    return np.stack([np.where(keep, _to_uint16(image[box]), 0).astype(np.uint16) for image in images])
+
+
 def extract_burst(session, pair: PairRegistration, name: str | None = None) -> BurstPair:
     """The registered burst of one pair, on the GT's grid.
 
@@ -63,27 +108,11 @@ def extract_burst(session, pair: PairRegistration, name: str | None = None) -> B
     if not frames:
         raise ValueError(f"{pair.hq}: no accepted frame to extract ({len(pair.frames)} frames, all flagged)")
     gt = hq_at_stream_pixels(session, session.hq_names.index(pair.hq))
-    shape = gt.shape
-    ones = np.ones(session.stream.shape[1:], np.float32)
-    valid = np.ones(shape, bool)
-    low = []
-    for f in frames:
-        valid &= _warp(ones, f.matrix, shape, cv2.INTER_LINEAR) >= _VALID
-        # cubic interpolation reads one pixel beyond; replicate the edge there, the mask cuts it off
-        low.append(
-            cv2.warpAffine(
-                stream_frame(session, f.index), f.matrix, (shape[1], shape[0]),
-                flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE,
-            )
-        )
-    if not valid.any():
+    low, valid, box = warp_frames((stream_frame(session, f.index) for f in frames), (f.matrix for f in frames),
+                                  gt.shape)
+    if box is None:
         raise ValueError(f"{pair.hq}: the accepted frames {[f.index for f in frames]} share no pixel with it")
-    rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
-    crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    keep = valid[crop]
-    gt_out = np.where(keep, _to_uint16(gt[crop]), 0).astype(np.uint16)
-    low_out = np.stack([np.where(keep, _to_uint16(frame[crop]), 0).astype(np.uint16) for frame in low])
-    return BurstPair(name or pair.hq, gt_out, low_out)
+    return BurstPair(name or pair.hq, cropped_uint16([gt], valid, box)[0], cropped_uint16(low, valid, box))
 
 
 def pair_name(session, hq: str) -> str:

@@ -22,7 +22,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .correlation import blur_along, content_mask, fft_size, lags_near, masked_ncc, peak_lag, spectra
+from .correlation import (
+    blur_along,
+    content_mask,
+    fft_size,
+    lags_near,
+    masked_ncc,
+    peak_lag,
+    spectra,
+)
 from .registration_io import RegistrationSettings
 
 MOTION_TYPES = {

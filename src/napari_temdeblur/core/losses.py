@@ -21,6 +21,7 @@ __all__ = [
     "mse_loss",
     "l1_gradient_loss",
     "ssim_loss",
+    "l1_ssim_loss",
     "make_loss",
     "ragan_ls_discriminator_loss",
     "ragan_ls_generator_loss",
@@ -69,11 +70,23 @@ def ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1 - ssim_torch(pred, target).mean()
 
 
+def l1_ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 + (1 - mean SSIM): the paper's BDU+UC+SSIM loss, the gradient term of L1 + gradient
+    replaced by SSIM.
+
+    The L1 term is not optional: SSIM's luminance and structure terms are both negative for a
+    sign-flipped image, so 1 - SSIM alone scores ``-target`` as a good restoration (measured: a tiny
+    network trained on the simulated grid converged to such a negated output).
+    """
+    return l1_loss(pred, target) + ssim_loss(pred, target)
+
+
 _LOSSES: dict[str, Loss] = {
     "l1": l1_loss,
     "mse": mse_loss,
     "l1-gradient": l1_gradient_loss,
     "ssim": ssim_loss,
+    "l1-ssim": l1_ssim_loss,
     # The adversarial recipe's content part; the RaGAN-LS terms need the discriminators.
     "mse-ragan": mse_loss,
 }

@@ -17,7 +17,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .correlation import Spectra, blur_along, content_mask, fft_size, lags_near, masked_ncc, peak_lag, spectra
+from .correlation import (
+    Spectra,
+    blur_along,
+    content_mask,
+    fft_size,
+    lags_near,
+    masked_ncc,
+    peak_lag,
+    spectra,
+)
 from .errors import DataError
 from .registration_io import RegistrationSettings
 

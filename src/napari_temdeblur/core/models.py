@@ -6,7 +6,7 @@ name          network                                                     recipe
 bu            Burst UNet of Aittala & Durand (:mod:`.nets.burst_unet`)     lr 0.003, x0.99/epoch, L1 + gradient
 bdu-t         Burst Dense UNet, transposed-conv transition up             lr 0.001 fixed, L1 + gradient
 bdu-uc        Burst Dense UNet, nearest upsampling + conv                 lr 0.001 fixed, L1 + gradient
-bdu-uc-ssim   bdu-uc network                                              lr 0.001 fixed, 1 - SSIM
+bdu-uc-ssim   bdu-uc network                                              lr 0.001 fixed, L1 + 1 - SSIM
 deblurgan     DeblurGAN-v2 FPN-MobileNet, 3 frames as channels            lr 0.001 fixed, MSE + RaGAN-LS
 ============  ==========================================================  ==================================
 
@@ -25,7 +25,9 @@ from napari_temdeblur.core.config import reject_unknown_keys
 from napari_temdeblur.core.nets.burst_dense_unet import BurstDenseUNet
 from napari_temdeblur.core.nets.burst_unet import BurstUNet
 from napari_temdeblur.core.nets.deblurgan import DeblurGANGenerator
-from napari_temdeblur.core.nets.deblurgan import build_discriminators as _build_discriminators
+from napari_temdeblur.core.nets.deblurgan import (
+    build_discriminators as _build_discriminators,
+)
 
 __all__ = [
     "MODEL_NAMES",
@@ -188,7 +190,7 @@ class Recipe:
     Attributes
     ----------
     loss : str
-        Content loss for :func:`napari_temdeblur.core.losses.make_loss`: "l1-gradient", "ssim" or
+        Content loss for :func:`napari_temdeblur.core.losses.make_loss`: "l1-gradient", "l1-ssim" or
         "mse-ragan" (MSE content; the RaGAN-LS terms come from the discriminators).
     lr : float
         Adam learning rate.
@@ -211,7 +213,7 @@ _RECIPES = {
     "bu": Recipe("l1-gradient", 0.003, 0.99),
     "bdu-t": Recipe("l1-gradient", 0.001),
     "bdu-uc": Recipe("l1-gradient", 0.001),
-    "bdu-uc-ssim": Recipe("ssim", 0.001),
+    "bdu-uc-ssim": Recipe("l1-ssim", 0.001),
     # The paper: Adam 1e-3; DeblurGAN-v2 weighs the adversarial term 0.001 against the content loss.
     "deblurgan": Recipe("mse-ragan", 0.001, adversarial=True, adversarial_weight=0.001),
 }

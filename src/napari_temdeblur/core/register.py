@@ -26,7 +26,13 @@ import numpy as np
 from .burst_export import export_dataset, extract_burst
 from .ecc import EccFailed, cross_correlation, prepare_hq, refine_ecc
 from .errors import DataError
-from .matching import FrameMatch, hq_at_stream_pixels, match_frames, stream_frame, stream_thumbnails
+from .matching import (
+    FrameMatch,
+    hq_at_stream_pixels,
+    match_frames,
+    stream_frame,
+    stream_thumbnails,
+)
 from .progress import Progress
 from .registration_io import (
     FrameRegistration,
@@ -39,10 +45,25 @@ from .registration_io import (
 )
 
 __all__ = [
-    "RegistrationSettings", "InitialGuess", "FrameMatch", "FrameRegistration", "PairRegistration",
-    "FrameDone", "PairDone", "PairFailed", "match_frames", "register_pair", "register_session",
-    "save_registration", "load_registrations", "read_init_file", "extract_burst", "export_dataset",
-    "translation_matrix", "scan_order_outliers",
+    "FrameDone",
+    "FrameMatch",
+    "FrameRegistration",
+    "InitialGuess",
+    "PairDone",
+    "PairFailed",
+    "PairRegistration",
+    "RegistrationSettings",
+    "export_dataset",
+    "extract_burst",
+    "load_registrations",
+    "match_frames",
+    "read_init_file",
+    "refine_frame",
+    "register_pair",
+    "register_session",
+    "save_registration",
+    "scan_order_outliers",
+    "translation_matrix",
 ]
 
 
@@ -74,8 +95,26 @@ def translation_matrix(translation_yx) -> np.ndarray:
     return np.array([[1.0, 0.0, float(tx)], [0.0, 1.0, float(ty)]])
 
 
-def _refine(frame, hq, seed, settings, index) -> tuple[FrameRegistration, str | None]:
-    """ECC, or the cross-correlation fallback when ECC fails or does not converge."""
+def refine_frame(frame, hq, seed, settings, index) -> tuple[FrameRegistration, str | None]:
+    """ECC, or the cross-correlation fallback when ECC fails or does not converge.
+
+    Parameters
+    ----------
+    frame : numpy.ndarray
+        float32 (h, w) stream frame.
+    hq : PreparedHQ
+        The reference (an HQ image at stream pixels, or a stream frame), see :func:`.ecc.prepare_hq`.
+    seed : numpy.ndarray
+        float64 (2, 3) starting matrix, DESIGN.md convention.
+    settings : RegistrationSettings
+    index : int
+        The frame's stream index, recorded in the result.
+
+    Returns
+    -------
+    (FrameRegistration, str or None)
+        The registration (unflagged) and a note when the fallback was used.
+    """
     why = None
     try:
         result = refine_ecc(frame, hq, seed, settings)
@@ -174,7 +213,7 @@ def _stand_ins(session, hq, regs: dict, missing: int, anchor: int, thumbnails, s
             notes.append(f"frame {t} not used in place of a flagged frame: {thumbnails.problems[t]}")
             continue
         line = slope * t + intercept
-        reg, _ = _refine(stream_frame(session, t), hq, translation_matrix(line), settings, t)
+        reg, _ = refine_frame(stream_frame(session, t), hq, translation_matrix(line), settings, t)
         off = float(np.hypot(*np.subtract(reg.translation_yx, line)))
         if reg.method == "ecc" and reg.correlation >= settings.min_correlation and off <= settings.max_disagreement_px:
             found[t] = reg
@@ -260,7 +299,7 @@ def register_pair(
             else:
                 k = min(good, key=lambda k: abs(k - t))
                 seed_t = np.add(regs[k].translation_yx, np.subtract(expected[t], expected[k]))
-            regs[t], note = _refine(stream_frame(session, t), hq, translation_matrix(seed_t), settings, t)
+            regs[t], note = refine_frame(stream_frame(session, t), hq, translation_matrix(seed_t), settings, t)
             messages += [note] if note else []
         yield FrameDone(stage, done, total, f"frame {t}", frame=regs[t])
     regs, notes = _quality_control(regs, match, settings, init is not None)

@@ -21,7 +21,13 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .acquisition import AcquiredSession, acquire, bin_pixels, plan_session, render_strip
+from .acquisition import (
+    AcquiredSession,
+    acquire,
+    bin_pixels,
+    plan_session,
+    render_strip,
+)
 from .config import SimulationConfig
 from .dataset import BurstPair, write_pair
 from .progress import Progress

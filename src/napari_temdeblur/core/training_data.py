@@ -39,6 +39,8 @@ class TrainingData:
         Where the pairs came from (folders, or layer names), recorded in the run's config.json.
     skipped : list of str
         Pairs the dataset reader could not use, with the reason.
+    held_out_sessions : list of int
+        Sessions left out of train and val (:meth:`from_folders`), recorded in the run's config.json.
     """
 
     train: list[BurstPair]
@@ -47,6 +49,7 @@ class TrainingData:
     low_window: IntensityWindow
     sources: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    held_out_sessions: list[int] = field(default_factory=list)
 
     @classmethod
     def from_pairs(
@@ -93,16 +96,20 @@ class TrainingData:
         *,
         gt_window: IntensityWindow | None = None,
         low_window: IntensityWindow | None = None,
+        hold_out_sessions: Sequence[int] = (),
     ) -> TrainingData:
         """Training data from one or more dataset folders (root, sample or split level).
 
         ``Train`` splits give the training pairs and ``Val`` splits the validation pairs; ``Test`` is
-        never read into training.
+        never read into training. `hold_out_sessions` leaves out of both the images of those
+        acquisition sessions (names like ``sess2_im5``), for the paper's cross-validation
+        (``temdeblur evaluate --cross-validation`` scores the run on them).
 
         Raises
         ------
         DataError
-            A folder that is not a dataset, or that holds no Train / no Val pairs.
+            A folder that is not a dataset, that holds no Train / no Val pairs, a held-out session
+            that is not in the data, or no Train / Val pair left after holding sessions out.
         """
         paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
         if not paths:
@@ -116,6 +123,19 @@ class TrainingData:
                 elif split.split == "Val":
                     val += split.pairs
         where = ", ".join(str(p) for p in paths)
+        held = sorted({int(s) for s in hold_out_sessions})
+        if held:
+            present = sorted({p.session for p in train + val if p.session is not None})
+            absent = [s for s in held if s not in present]
+            if absent:
+                raise DataError(where, f"cannot hold out session(s) {', '.join(map(str, absent))}: the Train and Val "
+                                       f"images hold sessions {', '.join(map(str, present)) or 'none'}")
+            train = [p for p in train if p.session not in held]
+            val = [p for p in val if p.session not in held]
+            for kind, left in (("Train", train), ("Val", val)):
+                if not left:
+                    raise DataError(where, f"holding out session(s) {', '.join(map(str, held))} leaves no {kind} "
+                                           "pair; hold out fewer sessions")
         if not train:
             raise DataError(where, "no readable Train pairs (<Sample>/Train/GT and Low) to train on")
         if not val:
@@ -126,13 +146,26 @@ class TrainingData:
             train, val, gt_window=gt_window, low_window=low_window, sources=[str(p) for p in paths]
         )
         data.skipped = skipped
+        data.held_out_sessions = held
         return data
 
 
-def _windowed(pair: BurstPair, data: TrainingData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(gt (H, W), low (F, H, W)) float32 in [0, 1] and the bool (H, W) mask where GT and all frames are sample."""
-    gt = apply_window(pair.gt, data.gt_window)
-    low = apply_window(pair.low, data.low_window)
+def window_pair(
+    pair: BurstPair, gt_window: IntensityWindow, low_window: IntensityWindow
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A pair in [0, 1] and its sample, as training, validation and evaluation see it.
+
+    Returns
+    -------
+    gt : ndarray
+        float32 (H, W) in [0, 1] (`gt_window`).
+    low : ndarray
+        float32 (F, H, W) in [0, 1] (`low_window`).
+    mask : ndarray
+        bool (H, W): sample in the GT and in every frame (no grid bar, no registration padding).
+    """
+    gt = apply_window(pair.gt, gt_window)
+    low = apply_window(pair.low, low_window)
     return gt, low, sample_mask(np.concatenate([gt[None], low]))
 
 
@@ -190,7 +223,7 @@ class CropSampler:
         self.images: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.unused: list[str] = []
         for pair in data.train:
-            gt, low, mask = _windowed(pair, data)
+            gt, low, mask = window_pair(pair, data.gt_window, data.low_window)
             if len(valid_crop_origins(mask, self.patch)):
                 self.images.append((gt, low, mask))
             else:
@@ -254,7 +287,7 @@ class ValidationTiles:
         """
         gts, lows, origins = [], [], []
         for pair in data.val:
-            gt, low, mask = _windowed(pair, data)
+            gt, low, mask = window_pair(pair, data.gt_window, data.low_window)
             tiles = evaluation_tiles(mask, size=size, keep_rows_fraction=VAL_KEEP_ROWS)
             if len(tiles):
                 gts.append(gt)

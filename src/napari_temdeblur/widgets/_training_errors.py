@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..core.device_errors import out_of_memory
 from ..core.errors import DataError
 
 _FOLDER_HINT = "a dataset folder holds <Sample>/<Split>/GT/<name>.tif and Low/<name>/<name>_<k>.tif"
 _RUN_HINT = "to continue that run, tick resume"
 _MEMORY_HINT = "try a smaller batch or patch, fewer frames, or width tiny"
-
-
-def _out_of_memory(exc: BaseException) -> bool:
-    # torch.cuda.OutOfMemoryError and MPS allocation failures are RuntimeErrors whose text says so.
-    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
 
 
 def describe_error(exc: BaseException, run_folder: Path | None = None) -> str:
@@ -35,6 +31,6 @@ def describe_error(exc: BaseException, run_folder: Path | None = None) -> str:
         return f"{exc} ({_RUN_HINT if about_run else _FOLDER_HINT})"
     if isinstance(exc, ValueError):  # the core's messages name the value and what to change
         return str(exc)
-    if _out_of_memory(exc):
+    if out_of_memory(exc):
         return f"out of memory ({exc}): {_MEMORY_HINT}"
     return f"{type(exc).__name__}: {exc} (the best weights so far stay in the output folder's best.pt)"

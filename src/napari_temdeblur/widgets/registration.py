@@ -13,7 +13,16 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+)
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
@@ -21,7 +30,13 @@ from ..core.errors import DataError
 from ..core.matching import match_frames
 from ..core.progress import Progress
 from ..core.register import PairFailed
-from ..core.registration_io import MOTIONS, InitialGuess, RegistrationSettings, load_registrations, user_starts
+from ..core.registration_io import (
+    MOTIONS,
+    InitialGuess,
+    RegistrationSettings,
+    load_registrations,
+    user_starts,
+)
 from ..core.session import Session, open_session
 from . import _alignment as align
 from ._burst_layers import layer_info

@@ -13,7 +13,14 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    ProgressBar,
+    PushButton,
+)
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEvent

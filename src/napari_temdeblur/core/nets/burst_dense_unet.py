@@ -25,7 +25,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from napari_temdeblur.core.nets.common import check_input, global_max_concat, merge_frames
+from napari_temdeblur.core.nets.common import (
+    check_input,
+    global_max_concat,
+    merge_frames,
+)
 
 #: H and W must be multiples of this (three 2 x 2 max pools).
 SIZE_MULTIPLE = 8

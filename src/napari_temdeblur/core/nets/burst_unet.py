@@ -17,7 +17,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from napari_temdeblur.core.nets.common import check_input, global_max_concat, merge_frames
+from napari_temdeblur.core.nets.common import (
+    check_input,
+    global_max_concat,
+    merge_frames,
+)
 
 #: H and W must be multiples of this (four stride-2 downsamplings).
 SIZE_MULTIPLE = 16

@@ -13,17 +13,22 @@ import numpy as np
 import torch
 
 from ..checkpoint import BEST, LAST, save_checkpoint
+from ..device_errors import first_line, out_of_memory
 from ..metrics import tile_scores
 from ..models import count_parameters, frames_required
 from ..progress import Progress
-from ..training_data import CropSampler, TrainingData, ValidationTiles, check_frame_counts
+from ..training_data import (
+    CropSampler,
+    TrainingData,
+    ValidationTiles,
+    check_frame_counts,
+)
 from .config import TrainConfig
 from .devices import describe_device, resolve_device
 from .events import STOP, BatchDone, EpochDone, TrainResult, TrainStarted
 from .rng import TorchRandomState
 from .run import best_of, check_out_folder, check_resumable, write_config, write_history
 from .steps import SupervisedTrainer, make_trainer
-
 
 #: Validation runs without gradients, so it fits several times the training batch (fewer, faster calls).
 VAL_BATCH_FACTOR = 4
@@ -39,15 +44,14 @@ def _memory_hint(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
     try:
         yield
     except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError too
-        text = str(exc).lower()
-        if not (isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text):
+        if not out_of_memory(exc):
             raise
         if device.type == "cuda":
             torch.cuda.empty_cache()
         raise DeviceOutOfMemory(
             f"out of memory on {device} training {cfg.model.name} (width {cfg.model.width}) with batch "
             f"{cfg.batch} of {cfg.patch} x {cfg.patch} px crops: try a smaller batch or patch size, a smaller "
-            f"width, or the CPU ({text.splitlines()[0] if text else type(exc).__name__})"
+            f"width, or the CPU ({first_line(exc)})"
         ) from None
 
 

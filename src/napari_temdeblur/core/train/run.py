@@ -71,6 +71,7 @@ def write_config(out: Path, cfg: TrainConfig, data: TrainingData, *, steps_per_e
             "sources": data.sources,
             "train": [p.name for p in data.train],
             "val": [p.name for p in data.val],
+            "held_out_sessions": data.held_out_sessions,
             "val_tiles": val_tiles,
         },
         "input_val": {"ssim": input_val[0], "psnr": input_val[1]},

@@ -10,7 +10,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..losses import adversarial_discriminator_loss, adversarial_generator_loss, make_loss
+from ..losses import (
+    adversarial_discriminator_loss,
+    adversarial_generator_loss,
+    make_loss,
+)
 from ..models import build_discriminators, build_model, recipe
 from .config import TrainConfig
 

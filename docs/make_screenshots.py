@@ -1,0 +1,190 @@
+"""Take the screenshots of docs/user_guide.md from a real napari viewer.
+
+Run from the repository root on a (virtual) screen::
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_screenshots.py
+
+It simulates a small kidney-like acquisition, then drives the plugin's docks the way a user would
+(open a session, find frames, drag, register; train from the dataset's layers; restore and compare)
+and writes ``docs/images/<name>.png``, downscaled and colour-quantised to keep the repository small.
+Each dock's screenshots are one function below. Takes a few minutes on 2 CPU cores (the training run is most of it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import napari
+import numpy as np
+from PIL import Image
+
+from napari_temdeblur.core.config import SimulationConfig
+from napari_temdeblur.core.progress import drain
+from napari_temdeblur.core.simulate import read_true_translations, simulate
+
+IMAGES = Path(__file__).parent / "images"
+WINDOW = (1500, 920)  # px, the viewer window
+WIDTH = 1200  # px, the saved screenshots
+SEED = 5
+
+
+def wait(done: Callable[[], bool], timeout: float = 1800.0) -> None:
+    """Run the Qt event loop until `done()` (a worker finished), or fail after `timeout` seconds."""
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > end:
+            raise TimeoutError("the dock did not finish in time")
+        QApplication.processEvents()
+        time.sleep(0.02)
+    for _ in range(20):  # let layers, plots and labels redraw
+        QApplication.processEvents()
+        time.sleep(0.01)
+
+
+def save(viewer: napari.Viewer, name: str) -> Path:
+    """Screenshot the whole window (docks included) to docs/images/<name>.png, small."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+        toast.close()  # notifications would cover the canvas overlay text
+    wait(lambda: True)
+    pixels = viewer.screenshot(canvas_only=False, flash=False)
+    image = Image.fromarray(np.asarray(pixels)[..., :3])
+    image = image.resize((WIDTH, round(image.height * WIDTH / image.width)), Image.Resampling.LANCZOS)
+    path = IMAGES / f"{name}.png"
+    image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
+    return path
+
+
+def new_viewer() -> napari.Viewer:
+    viewer = napari.Viewer(title="napari-temdeblur")
+    viewer.window._qt_window.resize(*WINDOW)
+    return viewer
+
+
+def with_dock(folder: Path, dock: str):
+    """(viewer, dock widget): a new viewer with `folder` opened and the plugin's `dock` added."""
+    viewer = new_viewer()
+    viewer.open(str(folder), plugin="napari-temdeblur")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-temdeblur", dock)
+    return viewer, widget
+
+
+def simulated(work: Path) -> tuple[Path, Path, Path]:
+    """(session folder, its truth file, dataset folder) of a small simulated kidney-like acquisition."""
+    one = dataclasses.replace(SimulationConfig.demo(), sessions=1, hq_per_session=2)
+    sessions = drain(simulate(work / "sessions", one, ["kidney"], layout="session", seed=SEED))
+    small = dataclasses.replace(SimulationConfig.demo(), sessions=3, hq_per_session=4)
+    drain(simulate(work / "dataset", small, ["kidney"], layout="dataset", seed=SEED))
+    return sessions.folders["Kidney"][0], sessions.truth[0], work / "dataset" / "Kidney"
+
+
+def sample_data() -> None:
+    """File > Open Sample > TEM deblur > Kidney-like tissue, shown side by side in grid mode."""
+    viewer = new_viewer()
+    viewer.open_sample("napari-temdeblur", "kidney")
+    viewer.canvas.grid.enabled = True
+    viewer.reset_view()
+    save(viewer, "sample_data")
+    viewer.close()
+
+
+def registration(session: Path, truth: Path) -> None:
+    """The registration dock: Find frames, then a hand drag a little off, then Register."""
+    from napari_temdeblur.widgets.registration import RunState
+
+    viewer, widget = with_dock(session, "Register stream")
+    widget.find_frames()
+    wait(lambda: widget.state is not RunState.RUNNING)
+    # as a user leaves it after dragging: within a few pixels of where the frame belongs
+    frame = widget.current_frame()
+    true_yx = read_true_translations(truth)[widget.hq_image.value][frame]
+    widget.drag.value = True
+    widget.shift_y.value, widget.shift_x.value = float(true_yx[0] + 2.5), float(true_yx[1] - 3.0)
+    viewer.reset_view()
+    save(viewer, "registration_align")
+    widget.register_button.clicked()
+    wait(lambda: widget.state is not RunState.RUNNING)
+    viewer.reset_view()
+    save(viewer, "registration_done")
+    viewer.close()
+
+
+def training(dataset: Path, run: Path) -> None:
+    """The training dock after a short run of a tiny network on the dataset's layers."""
+    from napari_temdeblur.widgets.training import TrainingState
+
+    viewer, widget = with_dock(dataset, "Train network")
+    form = widget.settings
+    form.model.value, form.width.value = "bdu-uc-ssim", "tiny"
+    form.epochs.value, form.steps.value, form.batch.value = 8, 6, 4
+    form.patch.value, form.val_tile.value, form.frames.value = 64, 64, "3-5"
+    form.device.value, form.out.value = "cpu", run
+    widget.train_button.native.click()
+    wait(lambda: widget.status.state is not TrainingState.TRAINING)
+    if widget.status.state is not TrainingState.DONE:
+        raise RuntimeError(f"training ended {widget.status.state}: {widget.status.message}")
+    for layer in viewer.layers:
+        layer.visible = layer.name == "Kidney Train GT"
+    viewer.reset_view()
+    save(viewer, "training")
+    viewer.close()
+
+
+def restoration(dataset: Path, run: Path) -> None:
+    """The restore dock: the trained run on the Test bursts with their GT (scores overlay), the SSIM
+    map, then Compare (GT | input | restored in grid mode)."""
+    from napari_temdeblur.widgets.restoration import RestoreState
+
+    viewer, widget = with_dock(dataset / "Test", "Restore")
+    widget.run.value, widget.device.value = run, "cpu"
+    widget.start()
+    if widget.wait() is not RestoreState.DONE:
+        raise RuntimeError(f"restore ended {widget.status.state}: {widget.status.message}")
+    viewer.reset_view()
+    save(viewer, "restore")
+    viewer.layers["Kidney Test SSIM map"].visible = True
+    save(viewer, "restore_ssim_map")
+    widget.compare()
+    viewer.reset_view()
+    save(viewer, "restore_compare")
+    viewer.close()
+
+
+def main() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # tiny networks gain nothing from more threads; on a busy machine they spin
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=["sample_data", "registration", "training", "restoration"],
+                        help="screenshots to take (default: all)")
+    args = parser.parse_args()
+    if args.only and "restoration" in args.only:
+        args.only.append("training")  # restores with the run trained there
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="temdeblur-shots-") as tmp:
+        work = Path(tmp)
+        session, truth, dataset = simulated(work)
+        run = work / "run"
+        shots = {
+            "sample_data": sample_data,
+            "registration": lambda: registration(session, truth),
+            "training": lambda: training(dataset, run),
+            "restoration": lambda: restoration(dataset, run),
+        }
+        for name, take in shots.items():
+            if not args.only or name in args.only:
+                take()
+    napari.Viewer.close_all()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""The restore dock's work, without Qt: layers -> bursts -> :func:`core.restore.restore` -> scores.
+
+Scores are those of ``temdeblur evaluate`` (:mod:`napari_temdeblur.core.evaluate`, docs/evaluation.md)
+for the images restored together, through the same functions: GT and Low windows suggested over
+those images (``sample_windows``), the input = the centre registered frame ``F // 2``, the restored
+counts (:attr:`Restored.counts`) re-windowed by the GT window, SSIM and PSNR
+(:func:`~napari_temdeblur.core.metrics.tile_scores`) over the regular tiles lying wholly on the
+sample of the GT and of every frame (no grid bars, no registration padding), by default in the top
+half of each image as the paper did (``prepare``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.dataset import BurstPair
+from ..core.evaluate.images import EvalImage, prepare, sample_windows
+from ..core.intensity import IntensityWindow, apply_window, suggest_window
+from ..core.metrics import WINDOW, ssim_map, tile_scores
+from ..core.progress import Progress
+from ..core.restore import Restored, restore
+from ..core.training_data import VAL_KEEP_ROWS
+from ._burst_layers import BurstLayers, find_bursts, layer_info
+
+#: Header of the score table's CSV (means over each image's tiles; PSNR in dB).
+CSV_COLUMNS = ("image", "tiles", "input_ssim", "restored_ssim", "input_psnr", "restored_psnr")
+
+
+@dataclass(frozen=True)
+class ImageScores:
+    """Per-tile SSIM and PSNR (dB) of one image's input and restored output against its GT.
+
+    Each array is float64 (K,), one entry per evaluation tile; K may be 0 (no tile lies wholly on
+    the sample), and then every mean is NaN.
+    """
+
+    name: str
+    input_ssim: np.ndarray
+    input_psnr: np.ndarray
+    restored_ssim: np.ndarray
+    restored_psnr: np.ndarray
+
+    @property
+    def tiles(self) -> int:
+        return len(self.input_ssim)
+
+    def means(self) -> tuple[float, float, float, float]:
+        """Mean (input SSIM, restored SSIM, input PSNR, restored PSNR) over the tiles (NaN for none)."""
+        arrays = (self.input_ssim, self.restored_ssim, self.input_psnr, self.restored_psnr)
+        return tuple(float(a.mean()) if len(a) else math.nan for a in arrays)
+
+    @classmethod
+    def pooled(cls, name: str, scores: Sequence[ImageScores]) -> ImageScores:
+        """All images' tiles together (the pooled mean that ``temdeblur evaluate`` reports)."""
+        fields = ("input_ssim", "input_psnr", "restored_ssim", "restored_psnr")
+        return cls(name, *(np.concatenate([getattr(s, f) for s in scores]) for f in fields))
+
+
+def score_image(image: EvalImage, restored: np.ndarray) -> tuple[ImageScores, np.ndarray]:
+    """Score one image's input and restored output on its evaluation tiles.
+
+    Parameters
+    ----------
+    image : EvalImage
+        The windowed pair and its tiles (``core.evaluate.images.prepare``).
+    restored : ndarray
+        (H, W) restored image in [0, 1], in the GT window of `image`.
+
+    Returns
+    -------
+    scores : ImageScores
+    ssim_map : ndarray
+        float32 (H - 10, W - 10): SSIM of `restored` against the GT in the 11 x 11 window centred on
+        each pixel (i + 5, j + 5) (:func:`~napari_temdeblur.core.metrics.ssim_map`); NaN where that
+        pixel is not sample (grid bars, registration padding: there two blank images look alike).
+    """
+    input_ssim, input_psnr = tile_scores(image.input, image.gt, image.origins, image.tile)
+    restored_ssim, restored_psnr = tile_scores(restored, image.gt, image.origins, image.tile)
+    scores = ImageScores(image.name, input_ssim, input_psnr, restored_ssim, restored_psnr)
+    margin = WINDOW // 2
+    sample = image.mask[margin:-margin, margin:-margin]
+    return scores, np.where(sample, ssim_map(restored, image.gt), np.nan).astype(np.float32)
+
+
+@dataclass
+class Selection:
+    """What the dock restores: bursts cut from layers and where each goes in the result layers.
+
+    Attributes
+    ----------
+    title : str
+        Stem of the result layers' names (``"Kidney Test"`` -> ``"Kidney Test restored"``).
+    pairs : list of BurstPair
+        Low (F, h, w) counts; GT (h, w) counts or None when no GT layer was chosen.
+    slots : list of int
+        Index of each pair along the layers' image axis (0 when not stacked).
+    shape : tuple of int
+        (N, H, W) of the stacked layers, or (H, W) for a single image.
+    """
+
+    title: str
+    pairs: list[BurstPair]
+    slots: list[int]
+    shape: tuple[int, ...]
+
+    @property
+    def stacked(self) -> bool:
+        return len(self.shape) == 3
+
+
+def select(low: Any, gt: Any | None, layers: Sequence[Any]) -> Selection:
+    """Cut the bursts of a Low layer (F, N, H, W) or (F, H, W), with an optional GT layer.
+
+    The Low layer's GT partner (:func:`find_bursts`), when one is open, gives the image names, valid
+    sizes and real frame counts even if no GT is to be scored.
+
+    Raises
+    ------
+    ValueError
+        A layer that is not a burst, or a GT layer whose shape does not fit the burst.
+    """
+    data = low.data
+    if data.ndim not in (3, 4):
+        raise ValueError(f"layer '{low.name}' {data.shape} is not a burst: expected (frame, y, x) or "
+                         "(frame, image, y, x)")
+    partner = next((b for b in find_bursts(layers) if b.low == low), None)
+    title = partner.title if partner is not None else low.name.removesuffix(" Low")
+    shape = tuple(data.shape[1:])
+    if gt is not None or partner is not None:
+        burst = BurstLayers(title, gt if gt is not None else partner.gt, low)
+        pairs = burst.pairs()
+        names = layer_info(burst.gt).get("names") or [f"{title} #{i}" for i in range(burst.gt.data.shape[0])]
+        slots = [names.index(p.name) if data.ndim == 4 else 0 for p in pairs]
+        if gt is None:
+            pairs = [BurstPair(p.name, None, p.low) for p in pairs]
+    elif data.ndim == 3:
+        pairs, slots = [BurstPair(title, None, np.asarray(data))], [0]
+    else:
+        names = layer_info(low).get("names") or [f"{title} #{i}" for i in range(data.shape[1])]
+        pairs = [BurstPair(n, None, np.asarray(data[:, i])) for i, n in enumerate(names)]
+        slots = list(range(len(pairs)))
+    if not pairs:
+        raise ValueError(f"layer '{low.name}' holds no registered burst (all images are empty)")
+    return Selection(title, pairs, slots, shape)
+
+
+#: Layer kinds (``metadata["temdeblur"]["kind"]``) that are never bursts to restore / GT images.
+_NOT_BURSTS = {"gt", "hq", "stream", "restored", "input", "ssim-map"}
+_NOT_GT = {"low", "hq", "stream", "restored", "input", "ssim-map"}
+
+
+def _grey_image(layer: Any, ndims: tuple[int, ...], excluded: set[str]) -> bool:
+    data = getattr(layer, "data", None)
+    return (getattr(data, "ndim", 0) in ndims and not getattr(layer, "rgb", False)
+            and layer_info(layer).get("kind") not in excluded)
+
+
+def burst_layer_names(layers: Sequence[Any]) -> list[str]:
+    """Layers that can be restored: grey (frame, y, x) or (frame, image, y, x) images that are not
+    GT halves of a burst dataset, session HQ / stream layers or the dock's own results."""
+    gts = [b.gt for b in find_bursts(layers)]
+    return [layer.name for layer in layers
+            if _grey_image(layer, (3, 4), _NOT_BURSTS) and not any(layer == gt for gt in gts)]
+
+
+def gt_layer_names(layers: Sequence[Any]) -> list[str]:
+    """Layers that can be a GT: grey (y, x) or (image, y, x) images that are not bursts or results."""
+    return [layer.name for layer in layers if _grey_image(layer, (2, 3), _NOT_GT)]
+
+
+@dataclass
+class RestoreResult:
+    """Everything the dock shows after a restore; images are float32 [0, 1], one per pair.
+
+    Attributes
+    ----------
+    selection : Selection
+    restored : list of Restored
+        The core's results (run's GT window, counts, metadata, messages).
+    images : list of ndarray
+        (h, w) restored images: in the scoring GT window with GT, else :attr:`Restored.image`.
+    inputs : list of ndarray
+        (h, w) centre input frames in `low_window`.
+    low_window, gt_window : IntensityWindow
+        Windows of the inputs and of the GT (None without GT).
+    scores : list of ImageScores or None
+        None without GT.
+    ssim_maps : list of ndarray or None
+        (h - 10, w - 10) per image, NaN off the sample; None without GT.
+    tile : int
+        Side of the score tiles, px.
+    top_half : bool
+        Whether only tiles in the top half of each image were scored.
+    """
+
+    selection: Selection
+    restored: list[Restored]
+    images: list[np.ndarray]
+    inputs: list[np.ndarray]
+    low_window: IntensityWindow
+    gt_window: IntensityWindow | None = None
+    scores: list[ImageScores] | None = None
+    ssim_maps: list[np.ndarray] | None = None
+    tile: int = 128
+    top_half: bool = True
+
+
+def restore_job(run: str | Path, selection: Selection, *, score_tile: int = 128, top_half: bool = True,
+                **options) -> Generator[Progress, None, RestoreResult]:
+    """Restore a selection with :func:`core.restore.restore` (`options` are its keywords), then score it.
+
+    A generator of progress events returning a :class:`RestoreResult`; closing it (a cancel) stops
+    at the next event. `score_tile` and `top_half` are evaluate's ``tile`` and
+    ``keep_rows_fraction`` (``VAL_KEEP_ROWS``, or None for all rows).
+    """
+    pairs = selection.pairs
+    restored = yield from restore(run, pairs, **options)
+    if any(p.gt is None for p in pairs):
+        low_window = suggest_window([p.low for p in pairs])
+        inputs = [apply_window(p.low[len(p.low) // 2], low_window) for p in pairs]
+        return RestoreResult(selection, restored, [r.image for r in restored], inputs, low_window)
+    windows = sample_windows(pairs)
+    result = RestoreResult(selection, restored, [], [], windows["low"], windows["gt"], [], [], score_tile, top_half)
+    for k, (pair, out) in enumerate(zip(pairs, restored)):
+        yield Progress("scoring", k, len(pairs), pair.name)
+        image = prepare(selection.title, pair, windows, tile=score_tile,
+                        keep_rows_fraction=VAL_KEEP_ROWS if top_half else None)
+        output = apply_window(out.counts, windows["gt"])
+        scores, smap = score_image(image, output)
+        result.images.append(output)
+        result.inputs.append(image.input)
+        result.scores.append(scores)
+        result.ssim_maps.append(smap)
+    yield Progress("scoring", len(pairs), len(pairs))
+    return result

@@ -1,0 +1,42 @@
+"""Out-of-memory and GPU runtime errors: one test shared by the command line, the training loop and the docks."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+from napari_temdeblur._cli_errors import torch_failure
+from napari_temdeblur.core.device_errors import device_failure, out_of_memory
+from napari_temdeblur.widgets import _restore_state, _training_errors
+
+#: Allocation failures as torch raises them on CUDA, MPS and the CPU allocator.
+OUT_OF_MEMORY = [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    RuntimeError("MPS backend out of memory (MPS allocated: 8.00 GB)"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:114] data. DefaultCPUAllocator: can't allocate memory: you tried "
+                 "to allocate 1152921504606846976 bytes.\nError code 12 (Cannot allocate memory)"),
+    MemoryError(),
+]
+
+
+@pytest.mark.parametrize("exc", OUT_OF_MEMORY, ids=["cuda", "mps", "cpu", "python"])
+def test_every_front_end_recognises_the_same_out_of_memory_errors(exc):
+    assert out_of_memory(exc)
+    assert _training_errors.describe_error(exc).startswith("out of memory (")
+    assert _restore_state.describe_error(exc).startswith("out of memory (")
+    if isinstance(exc, RuntimeError):
+        assert torch_failure(exc, argparse.Namespace(tile=128, batch=1)).startswith("the device ran out of memory")
+
+
+def test_device_errors_are_recognised_and_bugs_are_not():
+    args = argparse.Namespace(tile=128, batch=1)
+    cuda = RuntimeError("CUDA error: device-side assert triggered\nCUDA kernel errors might be asynchronously reported")
+    assert device_failure(cuda) and not out_of_memory(cuda)
+    assert torch_failure(cuda, args) == "the device failed (CUDA error: device-side assert triggered): try --device cpu"
+    # a bug in our code that merely mentions a device, or raised inside torch (a shape mismatch): traceback kept
+    for bug in (RuntimeError("Expected all tensors to be on the same device, but found cuda:0 and cpu!"),
+                RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)"), RuntimeError()):
+        assert not device_failure(bug) and not out_of_memory(bug)
+        assert torch_failure(bug, args) is None

@@ -1,0 +1,253 @@
+"""The "Restore" dock in a real viewer: restore, scores equal to the core's, SSIM map, Compare, CSV, errors."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import numpy as np
+import pytest
+
+from napari_temdeblur.core.dataset import read_dataset
+from napari_temdeblur.core.evaluate import evaluate
+from napari_temdeblur.core.intensity import apply_window, suggest_window
+from napari_temdeblur.core.metrics import ssim_map, tile_scores
+from napari_temdeblur.core.preprocess import evaluation_tiles
+from napari_temdeblur.core.progress import drain
+from napari_temdeblur.core.restore import restore
+from napari_temdeblur.core.training_data import window_pair
+
+SCORE_TILE = 64  # the test images are about 157 x 250 px: 128 px tiles would leave one or none per image
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny networks gain nothing from more threads, and on a busy machine spinning torch threads slow
+    every step tenfold."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, simulated_dataset):
+    """A tiny Burst U-Net trained for two steps on the simulated Kidney data (real weights, 3-5 frames)."""
+    from napari_temdeblur.core.models import ModelConfig
+    from napari_temdeblur.core.train import TrainConfig, train
+    from napari_temdeblur.core.training_data import TrainingData
+
+    data = TrainingData.from_folders(simulated_dataset.out / "Kidney")
+    data.val = data.val[:1]
+    cfg = TrainConfig(ModelConfig.tiny("bu"), epochs=1, steps_per_epoch=2, patch=32, batch=2,
+                      frames=(3, 5), val_tile=64, device="cpu")
+    out = tmp_path_factory.mktemp("run")
+    drain(train(cfg, data, out))
+    return out
+
+
+@pytest.fixture
+def test_split(simulated_dataset):
+    (split,) = read_dataset(simulated_dataset.out / "Kidney" / "Test")
+    return split
+
+
+@pytest.fixture
+def viewer(make_napari_viewer, test_split):
+    viewer = make_napari_viewer()
+    viewer.open(str(test_split.path), plugin="napari-temdeblur")
+    return viewer
+
+
+def _dock(viewer, run=None):
+    from napari_temdeblur.widgets.restoration import RestoreWidget
+
+    _, widget = viewer.window.add_plugin_dock_widget("napari-temdeblur", "Restore")
+    assert isinstance(widget, RestoreWidget)
+    widget.device.value, widget.score_tile.value = "cpu", SCORE_TILE
+    if run is not None:
+        widget.run.value = run
+    return widget
+
+
+def _numbers(text: str, label: str) -> tuple[float, float]:
+    match = re.search(rf"{label}\s+SSIM ([0-9.]+)\s+PSNR ([0-9.]+) dB", text)
+    assert match, text
+    return float(match[1]), float(match[2])
+
+
+def _core_scores(run, split):
+    """Per image (tile SSIM, tile PSNR) of the input and of the restored image, the restored image in
+    the GT window and the windowed GT, computed with the core as docs/evaluation.md describes it."""
+    pairs = split.pairs
+    restored = drain(restore(run, pairs, device="cpu"))
+    gt_window, low_window = suggest_window([p.gt for p in pairs]), suggest_window([p.low for p in pairs])
+    scores = []
+    for pair, out in zip(pairs, restored):
+        gt, low, mask = window_pair(pair, gt_window, low_window)
+        origins = evaluation_tiles(mask, size=SCORE_TILE, keep_rows_fraction=0.5)
+        output = apply_window(out.counts, gt_window)
+        scores.append((tile_scores(low[len(low) // 2], gt, origins, SCORE_TILE),
+                       tile_scores(output, gt, origins, SCORE_TILE), output, gt))
+    return scores
+
+
+def test_restore_with_gt_scores_compare_and_csv(viewer, run, test_split, tmp_path, qtbot):
+    from napari_temdeblur.widgets.restoration import NO_GT, RestoreState
+
+    widget = _dock(viewer, run)
+    assert (widget.burst.value, widget.gt.value) == ("Kidney Test Low", "Kidney Test GT")
+    widget.start()
+    assert widget.restore_button.text == "Cancel" and not widget.form.enabled
+    assert widget.wait(60) is RestoreState.DONE, widget.status.message
+    assert widget.restore_button.text == "Restore" and widget.form.enabled
+
+    gt_layer = viewer.layers["Kidney Test GT"]
+    restored, ssim_layer = viewer.layers["Kidney Test restored"], viewer.layers["Kidney Test SSIM map"]
+    n, height, width = gt_layer.data.shape
+    assert restored.data.shape == (n, height, width) and restored.data.dtype == np.float32
+    assert 0 <= restored.data.min() and restored.data.max() <= 1
+    assert restored.metadata["temdeblur"]["restore"][0]["model"]["name"] == "bu"
+    assert ssim_layer.data.shape == (n, height - 10, width - 10) and ssim_layer.colorbar.visible
+    np.testing.assert_allclose(ssim_layer.translate[-2:], (5, 5))
+
+    core = _core_scores(run, test_split)
+    shapes = gt_layer.metadata["temdeblur"]["valid_shapes"]
+    for k, (h, w) in enumerate(shapes):
+        np.testing.assert_allclose(restored.data[k, :h, :w], core[k][2], atol=1e-6)
+        # the SSIM map is the core's on the sample, transparent (NaN) off it and in the padding
+        expected, shown = ssim_map(core[k][2], core[k][3]), ssim_layer.data[k]
+        on_sample = np.isfinite(shown[: h - 10, : w - 10])
+        assert on_sample.any() and not on_sample.all() and np.isnan(shown[h - 10:]).all()
+        np.testing.assert_allclose(shown[: h - 10, : w - 10][on_sample], expected[on_sample], atol=1e-5)
+    # the overlay follows the image slider and shows the core's numbers (to the digits it prints)
+    assert sum(len(c[0][0]) for c in core) >= n, "the check needs tiles on the sample"
+    for k in (0, n - 1):
+        viewer.dims.set_current_step(viewer.dims.ndim - 3, k)
+        text = viewer.canvas.overlays.text.text
+        assert viewer.canvas.overlays.text.visible and test_split.pairs[k].name in text
+        (in_ssim, in_psnr), (out_ssim, out_psnr), *_ = core[k]
+        assert _numbers(text, "input")[0] == pytest.approx(in_ssim.mean(), abs=5.1e-5)
+        assert _numbers(text, "restored")[0] == pytest.approx(out_ssim.mean(), abs=5.1e-5)
+        assert _numbers(text, "input")[1] == pytest.approx(in_psnr.mean(), abs=5.1e-3)
+        assert _numbers(text, "restored")[1] == pytest.approx(out_psnr.mean(), abs=5.1e-3)
+
+    # the table, its CSV and the clipboard hold the same per-image means, then all tiles pooled
+    path = widget.save_csv(tmp_path / "scores.csv")
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["image"] for r in rows] == [p.name for p in test_split.pairs] + ["all"]
+    for row, ((in_ssim, in_psnr), (out_ssim, out_psnr), *_) in zip(rows, core):
+        assert int(row["tiles"]) == len(in_ssim)
+        np.testing.assert_allclose([float(row[c]) for c in ("input_ssim", "restored_ssim", "input_psnr",
+                                                           "restored_psnr")],
+                                   [in_ssim.mean(), out_ssim.mean(), in_psnr.mean(), out_psnr.mean()], rtol=1e-9)
+    # the pooled row is what `temdeblur evaluate` reports for this split
+    evaluation = drain(evaluate([test_split.path], [run], tile=SCORE_TILE, device="cpu"))
+    for method, column in (("input", "input"), (run.name, "restored")):
+        scores = evaluation.methods[method]
+        assert int(rows[-1]["tiles"]) == scores.tiles
+        assert float(rows[-1][f"{column}_ssim"]) == pytest.approx(scores.ssim.mean(), rel=1e-9)
+        assert float(rows[-1][f"{column}_psnr"]) == pytest.approx(scores.psnr.mean(), rel=1e-9)
+    assert widget.table.item(len(rows) - 1, 0).text() == "all"
+    from qtpy.QtWidgets import QApplication
+
+    assert widget.table.copy() == QApplication.clipboard().text() == path.read_text().replace(",", "\t")
+
+    # Compare: GT | input | restored in grid mode, everything else hidden, contrast limits linked
+    order = [layer.name for layer in viewer.layers]
+    widget.compare_button.native.click()
+    inputs = viewer.layers["Kidney Test input"]
+    shown = [gt_layer, inputs, restored]
+    assert viewer.canvas.grid.enabled and widget.compare_button.text == "End compare"
+    assert [layer for layer in viewer.layers if layer.visible] == shown
+    assert [viewer.canvas.grid.position(viewer.layers.index(layer), viewer.layers) for layer in shown] == [
+        (0, 0), (0, 1), (0, 2)]
+    restored.contrast_limits = (0.25, 0.75)
+    window = widget.result.gt_window
+    assert inputs.contrast_limits == pytest.approx([0.25, 0.75])
+    assert gt_layer.contrast_limits == pytest.approx(
+        [window.low + f * (window.high - window.low) for f in (0.25, 0.75)])
+    widget.compare_button.native.click()
+    assert not viewer.canvas.grid.enabled and not inputs.visible and viewer.layers["Kidney Test Low"].visible
+    assert [layer.name for layer in viewer.layers] == order
+    # restoring again without GT refreshes the layers and drops the scores of the GT run
+    widget.gt.value = NO_GT
+    widget.start()
+    assert widget.wait(60) is RestoreState.DONE, widget.status.message
+    assert "Kidney Test SSIM map" not in viewer.layers and widget.table.rowCount() == 0
+    assert [layer.name for layer in viewer.layers] == [n for n in order if n != "Kidney Test SSIM map"]
+
+
+def test_no_gt_restores_without_scores_and_the_trained_run_is_the_default(viewer, run, test_split, qtbot):
+    from napari_temdeblur.widgets.restoration import NO_GT, RestoreState
+    from napari_temdeblur.widgets.training import TrainingState, TrainingWidget
+
+    # a Train network dock in the same viewer whose run finished gives the run folder
+    trainer = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(trainer, name="Train network")
+    trainer.status.best_checkpoint, trainer.status.state = run / "best.pt", TrainingState.DONE
+    widget = _dock(viewer)
+    widget.gt.value = NO_GT
+    widget.start()
+    assert widget.wait(60) is RestoreState.DONE, widget.status.message
+    assert widget.run.value == run
+    restored = viewer.layers["Kidney Test restored"]
+    assert restored.data.shape == viewer.layers["Kidney Test GT"].data.shape
+    assert "Kidney Test SSIM map" not in viewer.layers
+    assert widget.result.scores is None and widget.table.rowCount() == 0
+    assert "no GT, no scores" in viewer.canvas.overlays.text.text and "SSIM" not in viewer.canvas.overlays.text.text
+    assert not widget.save_button.enabled
+    with pytest.raises(ValueError, match="no scores to save"):
+        widget.save_csv("never.csv")
+    # any (frame, y, x) image layer is a burst too: one image, restored as one (y, x) layer
+    low = test_split.pairs[0].low
+    viewer.add_image(low, name="my burst")
+    widget.burst.value = "my burst"
+    assert widget.gt.value == NO_GT
+    widget.start()
+    assert widget.wait(60) is RestoreState.DONE, widget.status.message
+    assert viewer.layers["my burst restored"].data.shape == low.shape[1:]
+    (core,) = drain(restore(run, [low], device="cpu"))
+    np.testing.assert_allclose(viewer.layers["my burst restored"].data, core.image, atol=1e-6)
+
+
+def test_cancel_adds_nothing(viewer, run, qtbot):
+    from napari_temdeblur.widgets.restoration import RestoreState
+
+    widget = _dock(viewer, run)
+    before = [layer.name for layer in viewer.layers]
+    widget.restore_button.native.click()
+    widget.restore_button.native.click()  # now reading Cancel
+    assert widget.wait(60) is RestoreState.CANCELLED
+    assert widget.status_label.value == "cancelled: nothing was added"
+    assert [layer.name for layer in viewer.layers] == before and widget.result is None
+    # closing the dock cancels as well
+    widget.start()
+    viewer.window.remove_dock_widget(widget)
+    assert widget.wait(60) is RestoreState.CANCELLED
+    assert [layer.name for layer in viewer.layers] == before
+
+
+def test_bad_run_folder_or_gt_gets_a_clear_message(viewer, tmp_path, qtbot):
+    from napari.utils.notifications import notification_manager
+
+    from napari_temdeblur.widgets.restoration import RestoreState
+
+    widget = _dock(viewer)
+    widget.start()  # no run chosen, no Train network dock
+    assert widget.status.state is RestoreState.FAILED and "choose a run folder" in widget.status_label.value
+    widget.run.value = tmp_path
+    widget.start()
+    assert widget.wait(60) is RestoreState.FAILED
+    text = widget.status_label.value
+    assert str(tmp_path / "best.pt") in text and "no such checkpoint file" in text and "best.pt" in text
+    assert any("no such checkpoint file" in str(n.message) for n in notification_manager.records)
+    viewer.add_image(np.zeros((4, 10, 10), np.uint16), name="other")
+    widget.gt.value = "other"
+    widget.start()
+    assert widget.status.state is RestoreState.FAILED
+    assert "'other' (4, 10, 10)" in widget.status_label.value and "do not form a burst" in widget.status_label.value
+    assert "Kidney Test restored" not in viewer.layers
