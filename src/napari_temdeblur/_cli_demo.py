@@ -63,11 +63,12 @@ def verdict(scores: dict) -> list[str]:
     if classical:
         best = max(classical, key=lambda k: classical[k]["ssim_mean"])
         other = classical[best]
-        word = "above" if net["ssim_mean"] > other["ssim_mean"] else "NOT above"
+        ssim_gap, psnr_gap = net["ssim_mean"] - other["ssim_mean"], net["psnr_mean"] - other["psnr_mean"]
         lines.append(f"Best classical baseline by SSIM: {best}, SSIM {other['ssim_mean']:.3f}, PSNR "
-                     f"{other['psnr_mean']:.2f} dB; the network is {word} it in SSIM and "
-                     f"{net['psnr_mean'] - other['psnr_mean']:+.2f} dB in PSNR. The baselines' motion PSF "
-                     f"is fitted with the truth of each image, so they are an upper bound.")
+                     f"{other['psnr_mean']:.2f} dB; the network is {'above' if ssim_gap > 0 else 'below'} it in "
+                     f"SSIM ({ssim_gap:+.3f}) and {'above' if psnr_gap > 0 else 'below'} it in PSNR "
+                     f"({psnr_gap:+.2f} dB). The baselines' motion PSF is fitted with the truth of each "
+                     f"image, so they are an upper bound.")
     return lines
 
 
