@@ -29,3 +29,15 @@ def simulated_dataset(tmp_path_factory, small_cfg):
     out = tmp_path_factory.mktemp("dataset")
     result = drain(simulate(out, small_cfg, ["kidney", "grid"], layout="dataset", seed=3))
     return result
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run torch on one CPU thread for a test module: tiny networks gain nothing from more, and on a
+    busy machine torch's spinning worker threads slow each step tenfold."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -88,16 +88,12 @@ def test_synthetic_bursts_are_registered_blurred_noisy_and_reproducible():
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory, simulated_dataset):
+def two_runs(tmp_path_factory, simulated_dataset, one_torch_thread):
     """A tiny bdu-uc-ssim trained for two steps on the Kidney sample, under two run folder names."""
-    import torch
-
     from napari_temdeblur.core.models import ModelConfig
     from napari_temdeblur.core.train import TrainConfig, train
     from napari_temdeblur.core.training_data import TrainingData
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks gain nothing from more; on a busy machine threads spin
     data = TrainingData.from_folders(simulated_dataset.out / "Kidney")
     data.val = data.val[:1]
     cfg = TrainConfig(ModelConfig.tiny("bdu-uc-ssim"), epochs=1, steps_per_epoch=2, patch=32, batch=2,
@@ -105,8 +101,7 @@ def two_runs(tmp_path_factory, simulated_dataset):
     root = tmp_path_factory.mktemp("runs")
     drain(train(cfg, data, root / "kidney"))
     shutil.copytree(root / "kidney", root / "grid")
-    yield [root / "kidney", root / "grid"]
-    torch.set_num_threads(threads)
+    return [root / "kidney", root / "grid"]
 
 
 def test_synthetic_figure_restores_the_three_images_with_each_run(two_runs, tmp_path):

@@ -32,13 +32,7 @@ from napari_temdeblur.core.preprocess import random_crops, sample_mask
 BURST_MODELS = [name for name in MODEL_NAMES if frames_required(ModelConfig(name)) is None]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models gain nothing from threads, and OpenMP threads crawl when other work shares the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,16 +20,7 @@ from napari_temdeblur.core.training_data import window_pair
 SCORE_TILE = 64  # the test images are about 157 x 250 px: 128 px tiles would leave one or none per image
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny networks gain nothing from more threads, and on a busy machine spinning torch threads slow
-    every step tenfold."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,6 @@ from napari_temdeblur.widgets._burst_layers import find_bursts, hold_out, valida
 
 
 @pytest.fixture
-def one_torch_thread():
-    """Train on one CPU thread: tiny networks gain nothing from more, and on a busy machine torch's
-    spinning worker threads slow each step tenfold."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
 def kidney_viewer(make_napari_viewer, simulated_dataset):
     """A viewer with the simulated Kidney dataset opened through the reader (Train, Val, Test)."""
     viewer = make_napari_viewer()
