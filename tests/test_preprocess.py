@@ -159,6 +159,13 @@ def test_random_crops_are_reproducible_and_keep_dtype():
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     assert a[0].dtype == np.uint16 and a[1].dtype == np.uint16
+    # origins computed once by the caller (the training sampler) give the very same crops
+    mask[:, :3] = False
+    origins = valid_crop_origins(mask, 5).astype(np.int32)
+    c = random_crops(np.random.default_rng(3), gt, low, mask, size=5, count=4)
+    d = random_crops(np.random.default_rng(3), gt, low, mask, size=5, count=4, origins=origins)
+    np.testing.assert_array_equal(c[0], d[0])
+    np.testing.assert_array_equal(c[1], d[1])
 
 
 @pytest.mark.parametrize(

@@ -93,10 +93,6 @@ class BurstInputs(Sequence):
         return self._loaders[k]()
 
 
-def _burst_folder(path: Path) -> BurstPair:
-    return BurstPair(path.name, None, np.stack([read_image(f) for f in frame_files(path, path.name)]))
-
-
 def read_inputs(path: str | Path) -> BurstInputs:
     """The bursts of a dataset (every split), a burst folder or a burst TIFF, listed now, read on access.
 
@@ -126,7 +122,8 @@ def read_inputs(path: str | Path) -> BurstInputs:
     shapes = {tiff_info(f)[0] for f in files}
     if len(shapes) > 1:
         raise DataError(path, f"the frames of a burst must share one shape, found {sorted(shapes)}")
-    return BurstInputs([path.name], [Path()], [lambda: _burst_folder(path)])
+    return BurstInputs([path.name], [Path()],
+                       [lambda: BurstPair(path.name, None, np.stack([read_image(f) for f in files]))])
 
 
 def _write_float(path: Path, image: np.ndarray, metadata: dict) -> Path:

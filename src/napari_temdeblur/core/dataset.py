@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,23 +169,28 @@ def read_split(split_dir: str | Path, sample: str | None = None, split: str | No
     return result
 
 
-def read_dataset(path: str | Path) -> list[DatasetSplit]:
+def read_dataset(path: str | Path, splits: Collection[str] | None = None) -> list[DatasetSplit]:
     """Read a dataset root, sample folder or split folder.
 
     Parameters
     ----------
     path : str or Path
         Folder in the published layout (any level).
+    splits : collection of str, optional
+        Read only the split folders of these names (e.g. Train and Val for training): the others
+        are not read. None reads every split.
 
     Returns
     -------
     list of DatasetSplit
-        One per split folder found, each with its readable pairs and skip messages.
+        One per split folder found (and asked for), each with its readable pairs and skip messages;
+        with `splits`, empty when the dataset has none of them (the caller says what it missed).
 
     Raises
     ------
     DataError
-        When `path` is not a folder, is empty, holds no split folders, or no pair at all is readable.
+        When `path` is not a folder, is empty, holds no split folders, or (all splits read) no pair
+        at all is readable.
     """
     path = Path(path)
     if not path.is_dir():
@@ -194,11 +200,12 @@ def read_dataset(path: str | Path) -> list[DatasetSplit]:
     found = find_splits(path)
     if not found:
         raise DataError(path, "no dataset here: expected <Sample>/<Split>/GT/ and Low/ folders (published layout)")
-    splits = [read_split(folder, sample, split) for sample, split, folder in found]
-    if not any(s.pairs for s in splits):
-        reasons = "; ".join(msg for s in splits for msg in s.skipped) or "the GT folders hold no .tif images"
+    wanted = found if splits is None else [f for f in found if f[1] in splits]
+    read = [read_split(folder, sample, split) for sample, split, folder in wanted]
+    if splits is None and not any(s.pairs for s in read):
+        reasons = "; ".join(msg for s in read for msg in s.skipped) or "the GT folders hold no .tif images"
         raise DataError(path, f"no readable GT/Low pair: {reasons}")
-    return splits
+    return read
 
 
 def write_pair(split_dir: str | Path, pair: BurstPair) -> list[Path]:

@@ -161,6 +161,7 @@ def random_crops(
     size: int = 128,
     count: int = 1,
     augment: bool = True,
+    origins: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw training crops of a registered pair where the whole crop is sample.
 
@@ -184,6 +185,9 @@ def random_crops(
         Number of crops (>= 1).
     augment : bool
         Apply random dihedral transforms.
+    origins : ndarray, optional
+        ``valid_crop_origins(mask, size)`` when the caller already has them (a training sampler
+        draws from the same image many times); computed here otherwise.
 
     Returns
     -------
@@ -211,7 +215,8 @@ def random_crops(
         )
     if isinstance(count, bool) or int(count) != count or count < 1:
         raise ValueError(f"count must be a positive integer, got {count!r}")
-    origins = valid_crop_origins(mask, size)
+    if origins is None:
+        origins = valid_crop_origins(mask, size)
     if len(origins) == 0:
         raise ValueError(
             f"no {size} x {size} crop fits inside the sample mask of this {gt.shape[0]} x "

@@ -142,8 +142,9 @@ def register_stream_burst(
         return spectra(smoothed(small, factor), content_mask(small, BAR_BAND), size)
 
     regs = {position: FrameRegistration(position, translation_matrix((0.0, 0.0)), 1.0, True, "ecc")}
+    ref_spectra = thumb(position)
     for step in (1, -1):
-        last, last_spectra = position, thumb(position)
+        last, last_spectra = position, ref_spectra
         for t in (range(position + 1, frames[-1] + 1) if step > 0 else range(position - 1, frames[0] - 1, -1)):
             problem = image_problem(raw[t])
             if problem:

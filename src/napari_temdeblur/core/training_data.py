@@ -116,7 +116,7 @@ class TrainingData:
             raise ValueError("no dataset folder given")
         train, val, skipped = [], [], []
         for path in paths:
-            for split in read_dataset(path):
+            for split in read_dataset(path, ("Train", "Val")):
                 skipped += split.skipped
                 if split.split == "Train":
                     train += split.pairs
@@ -220,12 +220,14 @@ class CropSampler:
 
     def __init__(self, data: TrainingData, patch: int, frames: tuple[int, int], *, ordered: bool = False):
         self.patch, self.frames, self.ordered = int(patch), (int(frames[0]), int(frames[1])), ordered
-        self.images: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # (gt, low, mask, crop origins): the origins once per image, not once per crop
+        self.images: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.unused: list[str] = []
         for pair in data.train:
             gt, low, mask = window_pair(pair, data.gt_window, data.low_window)
-            if len(valid_crop_origins(mask, self.patch)):
-                self.images.append((gt, low, mask))
+            origins = valid_crop_origins(mask, self.patch).astype(np.int32)
+            if len(origins):
+                self.images.append((gt, low, mask, origins))
             else:
                 self.unused.append(pair.name)
         if not self.images:
@@ -242,8 +244,9 @@ class CropSampler:
         inputs = np.empty((size, count, self.patch, self.patch), np.float32)
         targets = np.empty((size, 1, self.patch, self.patch), np.float32)
         for i, k in enumerate(picks):
-            gt, low, mask = self.images[k]
-            gt_crop, low_crop = random_crops(rng, gt, low, mask, size=self.patch, count=1, augment=True)
+            gt, low, mask, origins = self.images[k]
+            gt_crop, low_crop = random_crops(rng, gt, low, mask, size=self.patch, count=1, augment=True,
+                                             origins=origins)
             start = int(rng.integers(0, low.shape[0] - count + 1))
             order = np.arange(start, start + count)
             if self.ordered:

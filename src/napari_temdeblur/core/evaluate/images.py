@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dataset import BurstPair, read_dataset
+from ..dataset import BurstPair, find_splits, read_dataset
 from ..errors import DataError
 from ..intensity import IntensityWindow, suggest_window
 from ..preprocess import evaluation_tiles
@@ -78,10 +78,8 @@ def read_samples(data: Sequence[str | Path], split: str | None) -> tuple[dict[st
     skipped: list[str] = []
     available: set[str] = set()
     for path in map(Path, data):
-        for part in read_dataset(path):
-            available.add(part.split)
-            if split is not None and part.split != split:
-                continue
+        available.update(name for _, name, _ in find_splits(path))
+        for part in read_dataset(path, None if split is None else [split]):
             skipped += part.skipped
             for pair in part.pairs:
                 key = (part.sample, pair.name)

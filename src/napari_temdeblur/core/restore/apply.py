@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import load_model
+from ..checkpoint import Checkpoint, load_model
 from ..dataset import BurstPair
 from ..errors import DataError
 from ..intensity import IntensityWindow, apply_window
@@ -198,6 +198,16 @@ def restore_each(
     if not len(inputs):
         raise ValueError("nothing to restore: no bursts given")
     model, checkpoint = load_model(run, resolve_device(device))
+    return (yield from restore_loaded(model, checkpoint, inputs, tile=tile, overlap=overlap, batch=batch,
+                                      adapt_bn=adapt_bn, adapt_steps=adapt_steps))
+
+
+def restore_loaded(
+    model, checkpoint: Checkpoint, inputs: Sequence[BurstPair | np.ndarray], *, tile: int, overlap: int, batch: int,
+    adapt_bn: bool, adapt_steps: int,
+) -> Generator[Progress, None, int]:
+    """:func:`restore_each` with the run already loaded (:func:`~napari_temdeblur.core.checkpoint.load_model`),
+    for callers that need the checkpoint before the inputs exist (:mod:`.stream`)."""
     cfg = checkpoint.model
     multiple = check_tiling(model, tile, overlap, batch)  # before any image is read or adapted to
     prepared = _Prepared(inputs, checkpoint)

@@ -7,14 +7,15 @@ import math
 from collections.abc import Generator, Sequence
 from pathlib import Path
 
-from ..checkpoint import BEST, load_checkpoint
+from ..checkpoint import load_model
 from ..dataset import BurstPair
 from ..models import frames_required
 from ..progress import Progress
 from ..registration_io import RegistrationSettings
 from ..session import Session, open_session
 from ..stream_burst import register_stream_burst
-from .apply import ImageRestored, Restored, collect_restored, restore_each
+from ..train.devices import resolve_device
+from .apply import ImageRestored, Restored, collect_restored, restore_loaded
 
 
 def frame_name(position: int, n_frames: int) -> str:
@@ -116,22 +117,22 @@ def restore_stream_each(
     outside = [p for p in positions if not 0 <= p < n_frames]
     if outside:
         raise ValueError(f"positions {outside[:5]} are outside the stream (frames 0-{n_frames - 1})")
-    path = Path(run)
-    checkpoint = load_checkpoint(path / BEST if path.is_dir() else path)
+    model, checkpoint = load_model(run, resolve_device(device))
     required = frames_required(checkpoint.model)
-    bursts = _StreamBursts(stream, positions, required or checkpoint.frames[1], required is not None, settings or RegistrationSettings(), source)
-    work = restore_each(run, bursts, device=device, tile=tile, overlap=overlap, batch=batch, adapt_bn=adapt_bn,
-                        adapt_steps=adapt_steps)
-    restored = 0
+    bursts = _StreamBursts(stream, positions, required or checkpoint.frames[1], required is not None,
+                           settings or RegistrationSettings(), source)
+    work = restore_loaded(model, checkpoint, bursts, tile=tile, overlap=overlap, batch=batch, adapt_bn=adapt_bn,
+                          adapt_steps=adapt_steps)
     try:
-        for event in work:
+        while True:
+            event = next(work)
             if isinstance(event, ImageRestored):
                 event = dataclasses.replace(event, result=_finish(event.result, event.index, bursts))
-                restored += 1
             yield event
+    except StopIteration as done:
+        return done.value
     finally:
         work.close()
-    return restored
 
 
 def restore_stream(
