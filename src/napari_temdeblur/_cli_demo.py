@@ -72,16 +72,15 @@ def verdict(scores: dict) -> list[str]:
     return lines
 
 
-def write_report(out: Path, commands: list[str], evaluation: Path, tables: Path, figure: Path) -> Path:
+def write_report(out: Path, commands: list[str], verdict_lines: list[str], tables: Path, figure: Path) -> Path:
     """report.md: what ran, the table of ``temdeblur evaluate``, the verdict and the figure."""
-    scores = json.loads(evaluation.read_text())
     text = "\n".join([
         "# napari-temdeblur demo report", "",
         "Simulated kidney-like and calibration-grid acquisitions, registered, a network trained on the "
         "kidney sample and scored on its Test session (a session the network never saw).", "",
         "## Commands", "", "```", *commands, "```", "",
         "## Scores", "", tables.read_text().strip(), "",
-        *verdict(scores["methods"]), "",
+        *verdict_lines, "",
         "## Figure", "", f"GT | input (centre frame) | each method, first Test image: ![comparison]({figure.name})",
         "",
     ])
@@ -123,10 +122,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                   "--figure", str(figure)])
     if _run(cli.main, steps[-1]):
         return 1
-    report = write_report(out, [simulate_line] + [f"temdeblur {shlex.join(s)}" for s in steps],
-                          evaluation, tables, figure)
+    lines = verdict(json.loads(evaluation.read_text())["methods"])
+    report = write_report(out, [simulate_line] + [f"temdeblur {shlex.join(s)}" for s in steps], lines, tables, figure)
     print()
-    for line in verdict(json.loads(evaluation.read_text())["methods"]):
+    for line in lines:
         print(line)
     print(f"\nreport: {report}")
     print(f"open the results in napari: napari {sessions / 'Kidney'} {dataset}")

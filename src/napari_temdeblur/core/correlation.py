@@ -157,3 +157,13 @@ def blur_along(image: np.ndarray, streak_yx: tuple[float, float] | None) -> tupl
         return image, 0
     kernel = streak_kernel(streak_yx)
     return cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REPLICATE), kernel.shape[0] // 2
+
+
+def thumbnail(image: np.ndarray, factor: int) -> np.ndarray:
+    """float32 mean over `factor` x `factor` blocks (a partial last block is dropped, so the scale is
+    exactly `factor`): the thumbnails of frame matching and the pyramid levels of ECC."""
+    h, w = image.shape
+    small = image[: h - h % factor, : w - w % factor].astype(np.float32)
+    if factor > 1:
+        small = cv2.resize(small, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+    return small

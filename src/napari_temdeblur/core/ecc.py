@@ -30,6 +30,7 @@ from .correlation import (
     masked_ncc,
     peak_lag,
     spectra,
+    thumbnail,
 )
 from .registration_io import RegistrationSettings
 
@@ -106,14 +107,6 @@ def _from_level(warp: np.ndarray, f: float) -> np.ndarray:
     return np.hstack([m, (t * f - (m - np.eye(2)) @ np.array([c, c]))[:, None]])
 
 
-def _shrink(image: np.ndarray, f: int) -> np.ndarray:
-    """Mean over f x f blocks (a partial last block is dropped, so the scale is exactly f)."""
-    if f == 1:
-        return image
-    h, w = image.shape
-    return cv2.resize(image[: h - h % f, : w - w % f], (w // f, h // f), interpolation=cv2.INTER_AREA)
-
-
 def _corner_motion(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> float:
     h, w = shape
     corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], float).T
@@ -160,9 +153,9 @@ def refine_ecc(frame: np.ndarray, hq: PreparedHQ, seed: np.ndarray, settings: Re
     try:
         for level in range(levels, -1, -1):
             f = 2**level
-            mask = (_shrink(hq.mask.astype(np.float32), f) > 0.999).astype(np.uint8)
+            mask = (thumbnail(hq.mask.astype(np.float32), f) > 0.999).astype(np.uint8)
             rho, w = cv2.findTransformECC(
-                _shrink(frame, f), _shrink(hq.image, f), _to_level(warp, f), motion, coarse if level else fine,
+                thumbnail(frame, f), thumbnail(hq.image, f), _to_level(warp, f), motion, coarse if level else fine,
                 mask, (blur // f) | 1,  # the same blur in full-resolution pixels
             )
             warp = _from_level(w, f)

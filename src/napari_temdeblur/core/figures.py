@@ -21,8 +21,9 @@ from matplotlib.figure import Figure
 
 from .atomic import atomic_write
 from .evaluate import Example
+from .evaluate.images import sample_windows
 from .evaluate.runs import run_keys
-from .intensity import apply_window, suggest_window
+from .intensity import apply_window
 from .metrics import psnr, ssim
 from .progress import Progress
 from .restore import restore
@@ -182,10 +183,10 @@ def synthetic_images(
         yield Progress("synthetic images", k, len(SYNTHETIC_SPECIMENS), specimen)
         bursts.append(synthetic_burst(specimen, size=size, seed=seed))
     yield Progress("synthetic images", len(bursts), len(bursts))
-    gt_window = suggest_window([b.gt for b in bursts])
-    low_window = suggest_window([b.low for b in bursts])
+    windows = sample_windows(bursts)
+    gt_window = windows["gt"]
     rows = [Example(b.name, "synthetic", apply_window(b.gt, gt_window),
-                    apply_window(b.low[len(b.low) // 2], low_window), {}) for b in bursts]
+                    apply_window(b.low[len(b.low) // 2], windows["low"]), {}) for b in bursts]
     for key, run in keys.items():
         restored = yield from _labelled(restore(run, bursts, device=device, adapt_bn=adapt_bn, tile=tile, batch=batch), key)
         for row, result in zip(rows, restored):

@@ -26,6 +26,7 @@ from .correlation import (
     masked_ncc,
     peak_lag,
     spectra,
+    thumbnail,
 )
 from .errors import DataError
 from .registration_io import RegistrationSettings
@@ -123,16 +124,6 @@ def hq_at_stream_pixels(session, index: int) -> np.ndarray:
 def stream_frame(session, index: int) -> np.ndarray:
     """Stream frame `index` as float32 (h, w)."""
     return np.asarray(session.stream[index]).astype(np.float32)
-
-
-def thumbnail(image: np.ndarray, factor: int) -> np.ndarray:
-    """float32 mean over `factor` x `factor` blocks (a partial last block is dropped, so the scale is
-    exactly `factor`)."""
-    h, w = image.shape
-    small = image[: h - h % factor, : w - w % factor].astype(np.float32)
-    if factor > 1:
-        small = cv2.resize(small, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
-    return small
 
 
 def smoothed(small: np.ndarray, factor: int) -> np.ndarray:

@@ -21,7 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from .burst_export import cropped_uint16, warp_frames
-from .correlation import content_mask, fft_size, masked_ncc, peak_lag, spectra
+from .correlation import (
+    content_mask,
+    fft_size,
+    masked_ncc,
+    peak_lag,
+    spectra,
+    thumbnail,
+)
 from .ecc import prepare_hq
 from .errors import DataError
 from .matching import (
@@ -30,7 +37,6 @@ from .matching import (
     image_problem,
     match_factor,
     smoothed,
-    thumbnail,
 )
 from .register import refine_frame, translation_matrix
 from .registration_io import FrameRegistration, RegistrationSettings
