@@ -59,6 +59,7 @@ __all__ = [
     "match_frames",
     "read_init_file",
     "refine_frame",
+    "refinement_flag",
     "register_pair",
     "register_session",
     "save_registration",
@@ -134,6 +135,15 @@ def _order(frames: list[int], anchor: int) -> list[int]:
     return sorted(frames, key=lambda t: (abs(t - anchor), t))
 
 
+def refinement_flag(reg: FrameRegistration, settings: RegistrationSettings) -> str | None:
+    """Why a refined frame cannot be trusted on its own terms (no convergence, low correlation), or None."""
+    if not reg.converged:
+        return f"{reg.method} did not converge"
+    if not reg.correlation >= settings.min_correlation:
+        return f"correlation {reg.correlation:.2f} is below {settings.min_correlation:.2f}"
+    return None
+
+
 def _quality_control(
     regs: dict, match: FrameMatch, settings: RegistrationSettings, user_start: bool
 ) -> tuple[dict, list[str]]:
@@ -161,11 +171,7 @@ def _quality_control(
         )
     out = {}
     for t, r in regs.items():
-        flag = r.flag
-        if flag is None and not r.converged:
-            flag = f"{r.method} did not converge"
-        if flag is None and not r.correlation >= settings.min_correlation:
-            flag = f"correlation {r.correlation:.2f} is below {settings.min_correlation:.2f}"
+        flag = r.flag or refinement_flag(r, settings)
         if flag is None and t in offsets and np.hypot(*(offsets[t] - common)) > tol:
             d = offsets[t] - common
             flag = (

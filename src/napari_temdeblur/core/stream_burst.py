@@ -38,7 +38,7 @@ from .matching import (
     match_factor,
     smoothed,
 )
-from .register import refine_frame, translation_matrix
+from .register import refine_frame, refinement_flag, translation_matrix
 from .registration_io import FrameRegistration, RegistrationSettings
 
 
@@ -73,10 +73,9 @@ class StreamBurst:
 
 def _flag(reg: FrameRegistration, coarse, settings: RegistrationSettings) -> str | None:
     """Why a refined frame is left out (poor correlation, no convergence, far from the coarse step)."""
-    if not reg.converged:
-        return f"{reg.method} did not converge"
-    if not reg.correlation >= settings.min_correlation:
-        return f"correlation {reg.correlation:.2f} is below {settings.min_correlation:.2f}"
+    flag = refinement_flag(reg, settings)
+    if flag:
+        return flag
     off = float(np.hypot(*np.subtract(reg.translation_yx, coarse)))
     if off > settings.max_disagreement_px:
         return f"ECC moved {off:.1f} px from the frame-to-frame correlation (more than {settings.max_disagreement_px:g})"

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from ..core.dataset import BurstPair
-from ..core.evaluate.images import EvalImage, prepare, sample_windows
+from ..core.evaluate.images import EvalImage, prepare, sample_windows, score
+from ..core.evaluate.results import MethodScores
 from ..core.intensity import IntensityWindow, apply_window, suggest_window
-from ..core.metrics import WINDOW, ssim_map, tile_scores
+from ..core.metrics import WINDOW, ssim_map
 from ..core.progress import Progress
 from ..core.restore import Restored, restore
 from ..core.training_data import VAL_KEEP_ROWS
@@ -36,30 +37,27 @@ CSV_COLUMNS = ("image", "tiles", "input_ssim", "restored_ssim", "input_psnr", "r
 class ImageScores:
     """Per-tile SSIM and PSNR (dB) of one image's input and restored output against its GT.
 
-    Each array is float64 (K,), one entry per evaluation tile; K may be 0 (no tile lies wholly on
-    the sample), and then every mean is NaN.
+    The tiles may be none (no tile lies wholly on the sample), and then every mean is NaN.
     """
 
     name: str
-    input_ssim: np.ndarray
-    input_psnr: np.ndarray
-    restored_ssim: np.ndarray
-    restored_psnr: np.ndarray
+    input: MethodScores
+    restored: MethodScores
 
     @property
     def tiles(self) -> int:
-        return len(self.input_ssim)
+        return self.input.tiles
 
     def means(self) -> tuple[float, float, float, float]:
         """Mean (input SSIM, restored SSIM, input PSNR, restored PSNR) over the tiles (NaN for none)."""
-        arrays = (self.input_ssim, self.restored_ssim, self.input_psnr, self.restored_psnr)
+        arrays = (self.input.ssim, self.restored.ssim, self.input.psnr, self.restored.psnr)
         return tuple(float(a.mean()) if len(a) else math.nan for a in arrays)
 
     @classmethod
     def pooled(cls, name: str, scores: Sequence[ImageScores]) -> ImageScores:
         """All images' tiles together (the pooled mean that ``temdeblur evaluate`` reports)."""
-        fields = ("input_ssim", "input_psnr", "restored_ssim", "restored_psnr")
-        return cls(name, *(np.concatenate([getattr(s, f) for s in scores]) for f in fields))
+        return cls(name, MethodScores.concat([s.input for s in scores]),
+                   MethodScores.concat([s.restored for s in scores]))
 
 
 def score_image(image: EvalImage, restored: np.ndarray) -> tuple[ImageScores, np.ndarray]:
@@ -80,9 +78,7 @@ def score_image(image: EvalImage, restored: np.ndarray) -> tuple[ImageScores, np
         each pixel (i + 5, j + 5) (:func:`~napari_temdeblur.core.metrics.ssim_map`); NaN where that
         pixel is not sample (grid bars, registration padding: there two blank images look alike).
     """
-    input_ssim, input_psnr = tile_scores(image.input, image.gt, image.origins, image.tile)
-    restored_ssim, restored_psnr = tile_scores(restored, image.gt, image.origins, image.tile)
-    scores = ImageScores(image.name, input_ssim, input_psnr, restored_ssim, restored_psnr)
+    scores = ImageScores(image.name, score(image.input, image), score(restored, image))
     margin = WINDOW // 2
     sample = image.mask[margin:-margin, margin:-margin]
     return scores, np.where(sample, ssim_map(restored, image.gt), np.nan).astype(np.float32)

@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
 
 from ..core.atomic import atomic_write
 from ..core.metrics import WINDOW
+from ._alignment import frame_index
 from ._restore_job import CSV_COLUMNS, ImageScores, RestoreResult
 
 if TYPE_CHECKING:
@@ -108,10 +109,7 @@ def overlay_text(result: RestoreResult, slot: int) -> str:
 
 def current_slot(viewer: napari.Viewer, layer) -> int:
     """Index along `layer`'s image axis shown at the viewer's current slice (0 for a 2-D layer)."""
-    if layer.ndim < 3:
-        return 0
-    index = round(float(layer.world_to_data(viewer.dims.point)[0]))
-    return min(max(index, 0), layer.data.shape[0] - 1)
+    return 0 if layer.ndim < 3 else frame_index(layer, viewer.dims.point)
 
 
 class ContrastLink:

@@ -11,8 +11,10 @@ import numpy as np
 from ..dataset import BurstPair, find_splits, read_dataset
 from ..errors import DataError
 from ..intensity import IntensityWindow, suggest_window
+from ..metrics import tile_scores
 from ..preprocess import evaluation_tiles
 from ..training_data import window_pair
+from .results import MethodScores
 
 
 @dataclass
@@ -107,3 +109,9 @@ def prepare(sample: str, pair: BurstPair, windows: dict[str, IntensityWindow], *
     gt, low, mask = window_pair(pair, windows["gt"], windows["low"])
     origins = evaluation_tiles(mask, size=tile, keep_rows_fraction=keep_rows_fraction)
     return EvalImage(sample, pair, gt, low, mask, origins, tile)
+
+
+def score(output: np.ndarray, image: EvalImage) -> MethodScores:
+    """SSIM and PSNR of `output` ((H, W) in [0, 1], the evaluation's GT window) against the image's GT
+    on its evaluation tiles: the one scoring of ``evaluate`` and the Restore dock."""
+    return MethodScores(*tile_scores(output, image.gt, image.origins, size=image.tile))

@@ -9,11 +9,11 @@ import numpy as np
 
 from ..baselines import BASELINES, baseline, estimate_motion_psf
 from ..intensity import apply_window
-from ..metrics import WINDOW, tile_scores
+from ..metrics import WINDOW
 from ..progress import Progress
 from ..restore import restore
 from ..training_data import VAL_KEEP_ROWS
-from .images import EvalImage, prepare, read_samples, sample_windows
+from .images import EvalImage, prepare, read_samples, sample_windows, score
 from .results import INPUT, Evaluation, Example, Fold, MethodScores
 from .runs import held_out_sessions, run_keys, seen_sessions
 
@@ -123,9 +123,9 @@ def evaluate(
         yield Progress("evaluate", done, total, f"input{' and baselines' if baselines else ''}: "
                                                 f"{image.sample}/{image.name}")
         ident = (image.sample, image.name)
-        scores[ident] = {INPUT: _score(image.input, image)}
+        scores[ident] = {INPUT: score(image.input, image)}
         for method, output in (_baselines(image) if baselines else {}).items():
-            scores[ident][method] = _score(output, image)
+            scores[ident][method] = score(output, image)
             if ident in outputs:
                 outputs[ident][method] = output
         done += 1
@@ -137,7 +137,7 @@ def evaluate(
             messages += result.messages
             output = apply_window(result.counts, windows[image.sample]["gt"])  # the evaluation's GT units
             ident = (image.sample, image.name)
-            scores[ident][key] = _score(output, image)
+            scores[ident][key] = score(output, image)
             if ident in outputs:
                 outputs[ident][key] = output
         done += 1
@@ -156,10 +156,6 @@ def evaluate(
     else:
         _pool_folds(evaluation, plan, by_id, scores, method_keys)
     return evaluation
-
-
-def _score(output: np.ndarray, image: EvalImage) -> MethodScores:
-    return MethodScores(*tile_scores(output, image.gt, image.origins, size=image.tile))
 
 
 def _tiled_images(by_sample: dict, windows: dict, tile: int, keep_rows_fraction: float | None,
