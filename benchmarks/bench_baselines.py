@@ -17,15 +17,18 @@ import time
 
 import numpy as np
 
-from napari_temdeblur.core.baselines import baseline, estimate_motion_psf
-from napari_temdeblur.core.config import SimulationConfig
-from napari_temdeblur.core.dataset import read_dataset
-from napari_temdeblur.core.intensity import apply_window, suggest_window
-from napari_temdeblur.core.metrics import tile_scores
-from napari_temdeblur.core.preprocess import evaluation_tiles, sample_mask
-from napari_temdeblur.core.progress import drain
-from napari_temdeblur.core.simulate import simulate
-from napari_temdeblur.core.training_data import VAL_KEEP_ROWS
+from napari_temdeblur.core import drain
+from napari_temdeblur.core.evaluate import baseline, estimate_motion_psf
+from napari_temdeblur.core.imaging import (
+    TOP_HALF_ROWS,
+    apply_window,
+    evaluation_tiles,
+    sample_mask,
+    suggest_window,
+    tile_scores,
+)
+from napari_temdeblur.core.io import read_dataset
+from napari_temdeblur.core.simulate import SimulationConfig, simulate
 
 WIENER_BALANCE = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 RL_ITERATIONS = (1, 2, 3, 5, 10, 20)
@@ -48,7 +51,7 @@ def main() -> None:
     lengths, start = [], time.perf_counter()
     for pair in pairs:
         gt, low = apply_window(pair.gt, gt_window), apply_window(pair.low, low_window)
-        origins = evaluation_tiles(sample_mask(np.concatenate([gt[None], low])), keep_rows_fraction=VAL_KEEP_ROWS)
+        origins = evaluation_tiles(sample_mask(np.concatenate([gt[None], low])), keep_rows_fraction=TOP_HALF_ROWS)
         if len(origins) == 0:
             continue
         psf = estimate_motion_psf(gt, low)

@@ -25,6 +25,7 @@ import time
 import psutil
 import torch
 
+from napari_temdeblur.core import describe_device, resolve_device
 from napari_temdeblur.core.models import (
     MODEL_NAMES,
     ModelConfig,
@@ -32,9 +33,7 @@ from napari_temdeblur.core.models import (
     count_parameters,
     frames_required,
 )
-from napari_temdeblur.core.train.config import TrainConfig
-from napari_temdeblur.core.train.devices import describe_device, resolve_device
-from napari_temdeblur.core.train.steps import make_trainer
+from napari_temdeblur.core.train import TrainConfig, make_trainer
 
 MIB = 2**20
 

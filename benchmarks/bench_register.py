@@ -27,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from napari_temdeblur.core.config import SimulationConfig
-from napari_temdeblur.core.progress import Progress, drain
+from napari_temdeblur.core import Progress, drain
+from napari_temdeblur.core.io import open_session
 from napari_temdeblur.core.register import (
     FrameDone,
     InitialGuess,
@@ -36,9 +36,9 @@ from napari_temdeblur.core.register import (
     RegistrationSettings,
     register_session,
 )
-from napari_temdeblur.core.session import open_session
 from napari_temdeblur.core.simulate import (
     SAMPLE_NAMES,
+    SimulationConfig,
     read_true_translations,
     simulate,
 )

@@ -27,10 +27,14 @@ def measure(args: argparse.Namespace) -> dict:
     """Restore one burst in this process; returns seconds and peak RSS (GiB)."""
     import numpy as np
 
-    from napari_temdeblur.core.checkpoint import save_checkpoint
-    from napari_temdeblur.core.intensity import IntensityWindow
-    from napari_temdeblur.core.models import ModelConfig, build_model, frames_required
-    from napari_temdeblur.core.progress import drain
+    from napari_temdeblur.core import drain
+    from napari_temdeblur.core.imaging import IntensityWindow
+    from napari_temdeblur.core.models import (
+        ModelConfig,
+        build_model,
+        frames_required,
+        save_checkpoint,
+    )
     from napari_temdeblur.core.restore import restore
 
     cfg = ModelConfig.full(args.model)

@@ -21,15 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_temdeblur.core.config import SimulationConfig
-from napari_temdeblur.core.progress import drain
-from napari_temdeblur.core.session import open_session
+from napari_temdeblur.core import drain
+from napari_temdeblur.core.io import open_session
+from napari_temdeblur.core.register import register_stream_burst
 from napari_temdeblur.core.simulate import (
     SAMPLE_NAMES,
+    SimulationConfig,
     read_true_translations,
     simulate,
 )
-from napari_temdeblur.core.stream_burst import register_stream_burst
 
 
 def main() -> int:

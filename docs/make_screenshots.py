@@ -23,9 +23,12 @@ import napari
 import numpy as np
 from PIL import Image
 
-from napari_temdeblur.core.config import SimulationConfig
-from napari_temdeblur.core.progress import drain
-from napari_temdeblur.core.simulate import read_true_translations, simulate
+from napari_temdeblur.core import drain
+from napari_temdeblur.core.simulate import (
+    SimulationConfig,
+    read_true_translations,
+    simulate,
+)
 
 IMAGES = Path(__file__).parent / "images"
 WINDOW = (1500, 920)  # px, the viewer window
@@ -120,7 +123,7 @@ def registration(session: Path, truth: Path) -> None:
 
 def training(dataset: Path, run: Path) -> None:
     """The training dock after a short run of a tiny network on the dataset's layers."""
-    from napari_temdeblur.widgets.training import TrainingState
+    from napari_temdeblur.widgets._training_state import TrainingState
 
     viewer, widget = with_dock(dataset, "Train network")
     form = widget.settings
@@ -142,7 +145,7 @@ def training(dataset: Path, run: Path) -> None:
 def restoration(dataset: Path, run: Path) -> None:
     """The restore dock: the trained run on the Test bursts with their GT (scores overlay), the SSIM
     map, then Compare (GT | input | restored in grid mode)."""
-    from napari_temdeblur.widgets.restoration import RestoreState
+    from napari_temdeblur.widgets._restore_state import RestoreState
 
     viewer, widget = with_dock(dataset / "Test", "Restore")
     widget.run.value, widget.device.value = run, "cpu"

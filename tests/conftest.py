@@ -6,9 +6,8 @@ import dataclasses
 
 import pytest
 
-from napari_temdeblur.core.config import SimulationConfig
-from napari_temdeblur.core.progress import drain
-from napari_temdeblur.core.simulate import simulate
+from napari_temdeblur.core import drain
+from napari_temdeblur.core.simulate import SimulationConfig, simulate
 
 
 @pytest.fixture(scope="session")

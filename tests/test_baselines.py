@@ -6,16 +6,21 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_temdeblur.core.baselines import (
+from napari_temdeblur.core.evaluate import (
     BASELINES,
     baseline,
     estimate_motion_psf,
     motion_psf,
 )
-from napari_temdeblur.core.dataset import read_dataset
-from napari_temdeblur.core.intensity import apply_window, suggest_window
-from napari_temdeblur.core.metrics import ssim, tile_scores
-from napari_temdeblur.core.preprocess import evaluation_tiles, sample_mask
+from napari_temdeblur.core.imaging import (
+    apply_window,
+    evaluation_tiles,
+    sample_mask,
+    ssim,
+    suggest_window,
+    tile_scores,
+)
+from napari_temdeblur.core.io import read_dataset
 
 BOX = 9  # px, the known streak length of the synthetic blur
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from napari_temdeblur.core import checkpoint as ckpt
-from napari_temdeblur.core.errors import DataError
-from napari_temdeblur.core.intensity import IntensityWindow
+from napari_temdeblur.core import DataError, available_devices, resolve_device
+from napari_temdeblur.core.imaging import IntensityWindow
 from napari_temdeblur.core.models import ModelConfig, build_model
-from napari_temdeblur.core.train import available_devices, resolve_device
+from napari_temdeblur.core.models import _checkpoint as ckpt
 
 GT_WINDOW, LOW_WINDOW = IntensityWindow(100.0, 20000.0), IntensityWindow(300.0, 6000.0)
 

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_temdeblur._layers import dataset_layers
-from napari_temdeblur.core.dataset import BurstPair, read_dataset, write_pair
-from napari_temdeblur.core.errors import DataError
-from napari_temdeblur.core.tiffio import read_image
+from napari_temdeblur.core import DataError
+from napari_temdeblur.core.io import BurstPair, read_dataset, read_image, write_pair
+from napari_temdeblur.layers import dataset_layers
 
 
 def _pair(name, shape, frames=5, seed=0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from napari_temdeblur.cli import main
-from napari_temdeblur.core.dataset import read_dataset
+from napari_temdeblur.core.io import read_dataset
 from napari_temdeblur.core.train import read_history
 
 

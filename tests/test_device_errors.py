@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from napari_temdeblur._cli_errors import torch_failure
-from napari_temdeblur.core.device_errors import device_failure, out_of_memory
+from napari_temdeblur.core import device_failure, out_of_memory
 from napari_temdeblur.widgets import _restore_state, _training_errors
 
 #: Allocation failures as torch raises them on CUDA, MPS and the CPU allocator.

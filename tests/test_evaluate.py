@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 
 from napari_temdeblur import cli
-from napari_temdeblur.core.atomic import write_json
-from napari_temdeblur.core.baselines import BASELINES
-from napari_temdeblur.core.dataset import read_dataset
-from napari_temdeblur.core.errors import DataError
+from napari_temdeblur.core import DataError, drain, write_json
 from napari_temdeblur.core.evaluate import (
+    BASELINES,
     HELD_OUT,
     Evaluation,
     MethodScores,
@@ -22,15 +20,18 @@ from napari_temdeblur.core.evaluate import (
     format_table,
     markdown_table,
 )
-from napari_temdeblur.core.intensity import IntensityWindow as Window
-from napari_temdeblur.core.intensity import apply_window, suggest_window
-from napari_temdeblur.core.metrics import tile_scores
+from napari_temdeblur.core.imaging import IntensityWindow as Window
+from napari_temdeblur.core.imaging import (
+    apply_window,
+    evaluation_tiles,
+    sample_mask,
+    suggest_window,
+    tile_scores,
+)
+from napari_temdeblur.core.io import read_dataset
 from napari_temdeblur.core.models import ModelConfig
-from napari_temdeblur.core.preprocess import evaluation_tiles, sample_mask
-from napari_temdeblur.core.progress import drain
 from napari_temdeblur.core.restore import restore
-from napari_temdeblur.core.train import TrainConfig, train
-from napari_temdeblur.core.training_data import TrainingData
+from napari_temdeblur.core.train import TrainConfig, TrainingData, train
 
 TILE = 64  # the simulated strips are ~160 x 250 px: 128 px tiles would leave one per image at most
 FAST = {"device": "cpu", "restore_tile": 256}  # one inference tile per simulated strip

@@ -8,16 +8,15 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from napari_temdeblur.core.errors import DataError
-from napari_temdeblur.core.evaluate import Example
-from napari_temdeblur.core.figures import (
+from napari_temdeblur.core import DataError, drain
+from napari_temdeblur.core.evaluate import (
+    Example,
     comparison_figure,
     panel_figure,
     synthetic_figure,
     synthetic_images,
 )
-from napari_temdeblur.core.progress import drain
-from napari_temdeblur.core.synthetic import SYNTHETIC_SPECIMENS, synthetic_burst
+from napari_temdeblur.core.simulate import SYNTHETIC_SPECIMENS, synthetic_burst
 
 
 def _example(shape=(60, 90), seed=0) -> Example:
@@ -91,8 +90,7 @@ def test_synthetic_bursts_are_registered_blurred_noisy_and_reproducible():
 def two_runs(tmp_path_factory, simulated_dataset, one_torch_thread):
     """A tiny bdu-uc-ssim trained for two steps on the Kidney sample, under two run folder names."""
     from napari_temdeblur.core.models import ModelConfig
-    from napari_temdeblur.core.train import TrainConfig, train
-    from napari_temdeblur.core.training_data import TrainingData
+    from napari_temdeblur.core.train import TrainConfig, TrainingData, train
 
     data = TrainingData.from_folders(simulated_dataset.out / "Kidney")
     data.val = data.val[:1]

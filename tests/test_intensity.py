@@ -7,11 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_temdeblur.core.intensity import (
-    IntensityWindow,
-    apply_window,
-    suggest_window,
-)
+from napari_temdeblur.core.imaging import IntensityWindow, apply_window, suggest_window
 
 BAR_LEVEL, READ_NOISE = 100.0, 30.0
 

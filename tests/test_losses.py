@@ -8,7 +8,8 @@ import torch
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from napari_temdeblur.core.losses import (
+from napari_temdeblur.core.models import ModelConfig, build_discriminators
+from napari_temdeblur.core.train import (
     LOSS_NAMES,
     adversarial_discriminator_loss,
     adversarial_generator_loss,
@@ -20,7 +21,6 @@ from napari_temdeblur.core.losses import (
     ragan_ls_generator_loss,
     ssim_loss,
 )
-from napari_temdeblur.core.models import ModelConfig, build_discriminators
 
 # pred - target = [[0, 1, 3], [2, 2, 2]]
 PRED = torch.tensor([[[[0.0, 1.0, 3.0], [2.0, 2.0, 2.0]]]])

@@ -7,8 +7,14 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from napari_temdeblur.core.metrics import psnr, ssim, ssim_map, ssim_torch, tile_scores
-from napari_temdeblur.core.preprocess import evaluation_tiles
+from napari_temdeblur.core.imaging import (
+    evaluation_tiles,
+    psnr,
+    ssim,
+    ssim_map,
+    ssim_torch,
+    tile_scores,
+)
 
 
 def skimage_ssim(a, b):

@@ -8,16 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from napari_temdeblur.core.dataset import read_dataset
-from napari_temdeblur.core.errors import DataError
-from napari_temdeblur.core.intensity import apply_window, suggest_window
-from napari_temdeblur.core.losses import (
-    adversarial_discriminator_loss,
-    adversarial_generator_loss,
-    make_loss,
+from napari_temdeblur.core import DataError
+from napari_temdeblur.core.imaging import (
+    apply_window,
+    random_crops,
+    sample_mask,
+    suggest_window,
 )
+from napari_temdeblur.core.io import read_dataset
 from napari_temdeblur.core.models import (
     MODEL_NAMES,
+    MobileNetV2Features,
     ModelConfig,
     build_discriminators,
     build_model,
@@ -26,8 +27,11 @@ from napari_temdeblur.core.models import (
     recipe,
     size_multiple,
 )
-from napari_temdeblur.core.nets.mobilenet import MobileNetV2Features
-from napari_temdeblur.core.preprocess import random_crops, sample_mask
+from napari_temdeblur.core.train import (
+    adversarial_discriminator_loss,
+    adversarial_generator_loss,
+    make_loss,
+)
 
 BURST_MODELS = [name for name in MODEL_NAMES if frames_required(ModelConfig(name)) is None]
 

@@ -7,7 +7,7 @@ import pytest
 import tifffile
 
 from napari_temdeblur._reader import get_reader
-from napari_temdeblur.core.tiffio import write_image
+from napari_temdeblur.core.io import write_image
 
 
 def test_reader_claims_only_its_layouts(tmp_path, simulated_dataset, simulated_sessions):
@@ -93,7 +93,7 @@ def test_samples_are_simulated_when_the_files_are_absent(monkeypatch):
 def test_session_without_json_is_claimed_and_explained(simulated_sessions, tmp_path):
     import shutil
 
-    from napari_temdeblur.core.errors import DataError
+    from napari_temdeblur.core import DataError
 
     copy = tmp_path / "sess1"
     shutil.copytree(simulated_sessions.folders["Kidney"][0], copy)
@@ -124,7 +124,7 @@ def test_one_bad_session_does_not_stop_the_others(simulated_sessions, tmp_path):
 
 
 def test_split_without_low_folder_is_claimed_and_explained(tmp_path):
-    from napari_temdeblur.core.errors import DataError
+    from napari_temdeblur.core import DataError
 
     (tmp_path / "GT").mkdir()
     tifffile.imwrite(tmp_path / "GT/sess1_im1.tif", np.ones((8, 8), np.uint16))

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage as ndi
 from skimage.morphology import disk
 
-from napari_temdeblur.core.preprocess import (
+from napari_temdeblur.core.imaging import (
     evaluation_tiles,
     random_crops,
     sample_mask,

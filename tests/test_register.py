@@ -12,11 +12,8 @@ import pytest
 from scipy import ndimage
 
 from napari_temdeblur.cli import main
-from napari_temdeblur.core.acquisition import bin_pixels
-from napari_temdeblur.core.dataset import read_dataset
-from napari_temdeblur.core.errors import DataError
-from napari_temdeblur.core.matching import image_problem
-from napari_temdeblur.core.progress import drain
+from napari_temdeblur.core import DataError, drain
+from napari_temdeblur.core.io import open_session, read_dataset, write_session
 from napari_temdeblur.core.register import (
     FrameRegistration,
     InitialGuess,
@@ -25,6 +22,7 @@ from napari_temdeblur.core.register import (
     PairRegistration,
     RegistrationSettings,
     extract_burst,
+    image_problem,
     load_registrations,
     match_frames,
     read_init_file,
@@ -34,8 +32,7 @@ from napari_temdeblur.core.register import (
     scan_order_outliers,
     translation_matrix,
 )
-from napari_temdeblur.core.session import open_session, write_session
-from napari_temdeblur.core.simulate import read_true_translations
+from napari_temdeblur.core.simulate import bin_pixels, read_true_translations
 
 META = {"hq_pixel_size_nm": 15.625, "stream_pixel_size_nm": 31.25, "exposure_ms": 15.0}
 #: Known (ty, tx) of each synthetic frame: where the HQ origin lies in it, stream px (halves are exact).
@@ -299,7 +296,7 @@ def test_save_merges_and_cancel_keeps_finished_pairs(tmp_path):
     assert [p.hq for p in pairs] == ["s1_im2"]
     saved = load_registrations(session)
     assert sorted(saved) == ["older", "s1_im1", "s1_im2"]
-    assert open_session(session.path).registration["format"] == "temdeblur-registration/1"
+    assert json.loads((session.path / "registration.json").read_text())["format"] == "temdeblur-registration/1"
     np.testing.assert_allclose(saved["s1_im2"].frames[2].matrix, pairs[0].frames[2].matrix, atol=1e-6)
 
 

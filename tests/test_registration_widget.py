@@ -12,14 +12,16 @@ import pytest
 from napari.utils.transforms import Affine
 from scipy import ndimage
 
-from napari_temdeblur.core.config import SimulationConfig
-from napari_temdeblur.core.matching import hq_at_stream_pixels
-from napari_temdeblur.core.progress import drain
-from napari_temdeblur.core.register import extract_burst, load_registrations
-from napari_temdeblur.core.session import open_session
-from napari_temdeblur.core.simulate import simulate
+from napari_temdeblur.core import drain
+from napari_temdeblur.core.io import open_session
+from napari_temdeblur.core.register import (
+    extract_burst,
+    hq_at_stream_pixels,
+    load_registrations,
+)
+from napari_temdeblur.core.simulate import SimulationConfig, simulate
+from napari_temdeblur.layers import find_bursts
 from napari_temdeblur.widgets import _alignment as align
-from napari_temdeblur.widgets._burst_layers import find_bursts
 
 
 @pytest.fixture(scope="module")
@@ -242,8 +244,11 @@ def test_register_from_a_drag_saves_shows_and_keeps_the_viewer_responsive(dock, 
 
 
 def test_reopening_restores_the_registrations(make_napari_viewer, qtbot, session_dir):
-    from napari_temdeblur.core.register import register_session
-    from napari_temdeblur.core.registration_io import InitialGuess, RegistrationSettings
+    from napari_temdeblur.core.register import (
+        InitialGuess,
+        RegistrationSettings,
+        register_session,
+    )
 
     session = open_session(session_dir)
     init = InitialGuess(frame=9, translation_yx=(0.5, -2.0))
@@ -273,7 +278,7 @@ def test_cancel_keeps_what_was_saved(dock, qtbot, session_dir):
 
 
 def test_a_drag_is_kept_for_register_all_and_the_export_follows_the_splits(dock, qtbot, tmp_path, session_dir):
-    from napari_temdeblur.core.dataset import read_dataset
+    from napari_temdeblur.core.io import read_dataset
     from napari_temdeblur.widgets.registration import RunState
 
     viewer, widget = dock

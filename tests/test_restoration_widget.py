@@ -8,14 +8,18 @@ import re
 import numpy as np
 import pytest
 
-from napari_temdeblur.core.dataset import read_dataset
+from napari_temdeblur.core import drain
 from napari_temdeblur.core.evaluate import evaluate
-from napari_temdeblur.core.intensity import apply_window, suggest_window
-from napari_temdeblur.core.metrics import ssim_map, tile_scores
-from napari_temdeblur.core.preprocess import evaluation_tiles
-from napari_temdeblur.core.progress import drain
+from napari_temdeblur.core.imaging import (
+    apply_window,
+    evaluation_tiles,
+    ssim_map,
+    suggest_window,
+    tile_scores,
+    window_pair,
+)
+from napari_temdeblur.core.io import read_dataset
 from napari_temdeblur.core.restore import restore
-from napari_temdeblur.core.training_data import window_pair
 
 SCORE_TILE = 64  # the test images are about 157 x 250 px: 128 px tiles would leave one or none per image
 
@@ -27,8 +31,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def run(tmp_path_factory, simulated_dataset):
     """A tiny Burst U-Net trained for two steps on the simulated Kidney data (real weights, 3-5 frames)."""
     from napari_temdeblur.core.models import ModelConfig
-    from napari_temdeblur.core.train import TrainConfig, train
-    from napari_temdeblur.core.training_data import TrainingData
+    from napari_temdeblur.core.train import TrainConfig, TrainingData, train
 
     data = TrainingData.from_folders(simulated_dataset.out / "Kidney")
     data.val = data.val[:1]
@@ -86,7 +89,8 @@ def _core_scores(run, split):
 
 
 def test_restore_with_gt_scores_compare_and_csv(viewer, run, test_split, tmp_path, qtbot):
-    from napari_temdeblur.widgets.restoration import NO_GT, RestoreState
+    from napari_temdeblur.widgets._restore_state import RestoreState
+    from napari_temdeblur.widgets.restoration import NO_GT
 
     widget = _dock(viewer, run)
     assert (widget.burst.value, widget.gt.value) == ("Kidney Test Low", "Kidney Test GT")
@@ -173,8 +177,10 @@ def test_restore_with_gt_scores_compare_and_csv(viewer, run, test_split, tmp_pat
 
 
 def test_no_gt_restores_without_scores_and_the_trained_run_is_the_default(viewer, run, test_split, qtbot):
-    from napari_temdeblur.widgets.restoration import NO_GT, RestoreState
-    from napari_temdeblur.widgets.training import TrainingState, TrainingWidget
+    from napari_temdeblur.widgets._restore_state import RestoreState
+    from napari_temdeblur.widgets._training_state import TrainingState
+    from napari_temdeblur.widgets.restoration import NO_GT
+    from napari_temdeblur.widgets.training import TrainingWidget
 
     # a Train network dock in the same viewer whose run finished gives the run folder
     trainer = TrainingWidget(viewer)
@@ -206,7 +212,7 @@ def test_no_gt_restores_without_scores_and_the_trained_run_is_the_default(viewer
 
 
 def test_cancel_adds_nothing(viewer, run, qtbot):
-    from napari_temdeblur.widgets.restoration import RestoreState
+    from napari_temdeblur.widgets._restore_state import RestoreState
 
     widget = _dock(viewer, run)
     before = [layer.name for layer in viewer.layers]
@@ -225,7 +231,7 @@ def test_cancel_adds_nothing(viewer, run, qtbot):
 def test_bad_run_folder_or_gt_gets_a_clear_message(viewer, tmp_path, qtbot):
     from napari.utils.notifications import notification_manager
 
-    from napari_temdeblur.widgets.restoration import RestoreState
+    from napari_temdeblur.widgets._restore_state import RestoreState
 
     widget = _dock(viewer)
     widget.start()  # no run chosen, no Train network dock

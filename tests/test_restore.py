@@ -12,19 +12,17 @@ import torch
 from torch import nn
 
 from napari_temdeblur import cli
-from napari_temdeblur.core.checkpoint import load_checkpoint
-from napari_temdeblur.core.dataset import BurstPair, read_dataset
-from napari_temdeblur.core.errors import DataError
-from napari_temdeblur.core.intensity import apply_window
-from napari_temdeblur.core.models import ModelConfig, build_model
-from napari_temdeblur.core.progress import drain
+from napari_temdeblur.core import DataError, drain
+from napari_temdeblur.core.imaging import apply_window
+from napari_temdeblur.core.io import BurstPair, read_dataset
+from napari_temdeblur.core.models import ModelConfig, build_model, load_checkpoint
 from napari_temdeblur.core.restore import (
     adapt_batchnorm,
     restore,
     restore_burst,
+    tile_layout,
     to_counts,
 )
-from napari_temdeblur.core.restore.tiling import tile_layout
 from napari_temdeblur.core.train import TrainConfig, train
 
 
@@ -49,7 +47,7 @@ def kidney(simulated_dataset):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, kidney):
     """A tiny bu trained for one short epoch on 2-3 frames (enough for real weights and BN statistics)."""
-    from napari_temdeblur.core.training_data import TrainingData
+    from napari_temdeblur.core.train import TrainingData
 
     data = TrainingData.from_folders(kidney)
     data.val = data.val[:1]
@@ -75,7 +73,7 @@ def test_tiled_equals_untiled_for_a_local_network(shape, tile, overlap):
 
 
 def test_one_exact_tile_is_the_plain_forward_pass_of_a_real_model(run):
-    from napari_temdeblur.core.checkpoint import load_model
+    from napari_temdeblur.core.models import load_model
 
     model, _ = load_model(run)
     burst = np.random.default_rng(2).random((3, 64, 96), dtype=np.float32)
@@ -165,7 +163,7 @@ def test_bad_inputs_get_clear_messages(run, tmp_path):
 
 
 def test_to_counts_undoes_the_window():
-    from napari_temdeblur.core.intensity import IntensityWindow
+    from napari_temdeblur.core.imaging import IntensityWindow
 
     window = IntensityWindow(100.0, 20100.0)
     np.testing.assert_array_equal(to_counts(np.array([0.0, 0.5, 1.0]), window), [100, 10100, 20100])
@@ -245,8 +243,8 @@ def test_cli_restore_never_replaces_a_dataset_gt(run, kidney, tmp_path, capsys):
 
 def tiny_checkpoint(path, name="bu", low_window=(500.0, 5000.0), frames=(3, 3)):
     """A checkpoint of a tiny network with fresh weights: enough to exercise restoring, no training."""
-    from napari_temdeblur.core.checkpoint import save_checkpoint
-    from napari_temdeblur.core.intensity import IntensityWindow
+    from napari_temdeblur.core.imaging import IntensityWindow
+    from napari_temdeblur.core.models import save_checkpoint
 
     torch.manual_seed(0)
     cfg = ModelConfig.tiny(name)
@@ -265,7 +263,8 @@ def _counts(shape, seed=0):
 
 
 def test_closing_restore_mid_image_stops_within_one_batch_of_tiles(tiny_run, monkeypatch):
-    from napari_temdeblur.core.restore import ImageRestored, TileProgress, apply
+    from napari_temdeblur.core.restore import ImageRestored, TileProgress
+    from napari_temdeblur.core.restore import _apply as apply
 
     calls = []
 
@@ -377,7 +376,7 @@ def test_cli_reads_a_dataset_pair_by_pair_and_skips_a_broken_pair(tiny_run, kidn
     tifffile.imwrite(split / "GT" / f"{names[0]}.tif", np.zeros((10, 10), np.uint16))  # GT of another shape
     reads = []
     monkeypatch.setattr(_cli_restore, "read_pair", lambda gt: reads.append(gt) or read_pair(gt))
-    from napari_temdeblur.core.dataset import read_pair
+    from napari_temdeblur.core.io import read_pair
 
     inputs = _cli_restore.read_inputs(split)
     assert inputs.names == names and not reads  # listed without reading pixels
@@ -390,7 +389,7 @@ def test_cli_reads_a_dataset_pair_by_pair_and_skips_a_broken_pair(tiny_run, kidn
 
 
 def test_cli_turns_a_torch_failure_into_one_line(tiny_run, tmp_path, capsys, monkeypatch):
-    from napari_temdeblur.core.restore import apply
+    from napari_temdeblur.core.restore import _apply as apply
 
     class Hungry(nn.Module):
         size_multiple = 1

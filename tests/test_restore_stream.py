@@ -11,20 +11,13 @@ import tifffile
 import torch
 
 from napari_temdeblur import cli
-from napari_temdeblur.core.checkpoint import save_checkpoint
-from napari_temdeblur.core.errors import DataError
-from napari_temdeblur.core.intensity import (
-    IntensityWindow,
-    apply_window,
-    suggest_window,
-)
-from napari_temdeblur.core.models import ModelConfig, build_model
-from napari_temdeblur.core.progress import drain
-from napari_temdeblur.core.registration_io import RegistrationSettings
+from napari_temdeblur.core import DataError, drain
+from napari_temdeblur.core.imaging import IntensityWindow, apply_window, suggest_window
+from napari_temdeblur.core.io import open_session
+from napari_temdeblur.core.models import ModelConfig, build_model, save_checkpoint
+from napari_temdeblur.core.register import RegistrationSettings, register_stream_burst
 from napari_temdeblur.core.restore import InputSkipped, restore_stream
-from napari_temdeblur.core.session import open_session
 from napari_temdeblur.core.simulate import read_true_translations
-from napari_temdeblur.core.stream_burst import register_stream_burst
 
 
 @pytest.fixture(scope="module")

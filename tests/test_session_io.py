@@ -10,8 +10,10 @@ import psutil
 import pytest
 import tifffile
 
-from napari_temdeblur.core.errors import DataError
-from napari_temdeblur.core.session import open_session, write_session
+from napari_temdeblur._reader import read_folder
+from napari_temdeblur.core import DataError
+from napari_temdeblur.core.io import open_session, write_session
+from napari_temdeblur.core.register import load_registrations
 
 META = {"hq_pixel_size_nm": 15.625, "stream_pixel_size_nm": 31.25, "exposure_ms": 15.0,
         "scan_direction": "up", "hq_overlap": 0.5}
@@ -43,7 +45,7 @@ def test_open_is_lazy_and_keeps_scan_order(tmp_path):
     assert type(session.hq).__module__.startswith("dask")
     np.testing.assert_array_equal(np.asarray(session.stream), stream)
     np.testing.assert_array_equal(np.asarray(session.hq[2]), hq[2])
-    assert session.binning == 2 and session.registration is None
+    assert session.binning == 2
 
 
 def test_stream_as_folder_of_single_frames(tmp_path):
@@ -118,9 +120,11 @@ def test_corrupt_registration_is_reported_and_left_untouched(tmp_path):
     _session(tmp_path / "sess1")
     reg = tmp_path / "sess1/registration.json"
     reg.write_text('{"format": "temdeblur-registration/1", "pairs": [')
-    session = open_session(tmp_path / "sess1")
-    assert session.registration is None
-    assert "registration.json" in session.problems[0] and "left untouched" in session.problems[0]
+    open_session(tmp_path / "sess1")  # opening a session never reads registration.json
+    with pytest.raises(DataError, match="registration.json: is not valid JSON"):
+        load_registrations(tmp_path / "sess1")
+    with pytest.warns(UserWarning, match="registration.json: is not valid JSON.*left untouched"):
+        read_folder(tmp_path / "sess1")
     assert reg.read_text() == '{"format": "temdeblur-registration/1", "pairs": ['
 
 
@@ -130,7 +134,9 @@ def test_valid_registration_is_restored(tmp_path):
                "pairs": [{"hq": "s_im1", "init_translation_yx": [1.5, -2.0],
                           "frames": [{"index": 2, "matrix": [[1, 0, -2.0], [0, 1, 1.5]], "correlation": 0.91}]}]}
     (tmp_path / "sess1/registration.json").write_text(json.dumps(content))
-    assert open_session(tmp_path / "sess1").registration == content
+    (pair,) = load_registrations(tmp_path / "sess1").values()
+    assert pair.hq == "s_im1" and pair.init_translation_yx == (1.5, -2.0)
+    assert pair.frames[0].translation_yx == (1.5, -2.0) and pair.frames[0].correlation == 0.91
 
 
 def test_simulated_session_opens(simulated_sessions, tmp_path):

@@ -11,19 +11,19 @@ import pytest
 from scipy import ndimage
 from skimage.registration import phase_cross_correlation
 
-from napari_temdeblur.core.acquisition import (
+from napari_temdeblur.core import drain
+from napari_temdeblur.core.imaging import apply_window, suggest_window
+from napari_temdeblur.core.io import open_session, read_dataset
+from napari_temdeblur.core.simulate import (
+    SimulationConfig,
     bin_pixels,
     blurred_view,
     detect,
     motion_kernel,
+    render_specimen,
+    simulate,
+    support_grid_bars,
 )
-from napari_temdeblur.core.config import SimulationConfig
-from napari_temdeblur.core.dataset import read_dataset
-from napari_temdeblur.core.intensity import apply_window, suggest_window
-from napari_temdeblur.core.progress import drain
-from napari_temdeblur.core.session import open_session
-from napari_temdeblur.core.simulate import simulate
-from napari_temdeblur.core.specimens import render_specimen, support_grid_bars
 
 
 def _truth(result, sample, session):

@@ -5,11 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from napari_temdeblur.core.specimens import (
-    SPECIMENS,
-    render_specimen,
-    support_grid_bars,
-)
+from napari_temdeblur.core.simulate import SPECIMENS, render_specimen, support_grid_bars
 
 HQ_NM, STREAM_NM = 15.625, 31.25
 GRATING_NM = 1e6 / 2160

@@ -9,28 +9,23 @@ import pytest
 import torch
 
 from napari_temdeblur import _cli_train, cli
-from napari_temdeblur.core.checkpoint import load_checkpoint, load_model
-from napari_temdeblur.core.dataset import BurstPair
-from napari_temdeblur.core.errors import DataError
-from napari_temdeblur.core.intensity import IntensityWindow
-from napari_temdeblur.core.metrics import tile_scores
-from napari_temdeblur.core.models import ModelConfig
-from napari_temdeblur.core.progress import drain
+from napari_temdeblur.core import DataError, drain
+from napari_temdeblur.core.imaging import IntensityWindow, tile_scores
+from napari_temdeblur.core.io import BurstPair
+from napari_temdeblur.core.models import ModelConfig, load_checkpoint, load_model
 from napari_temdeblur.core.train import (
     STOP,
     BatchDone,
+    CropSampler,
     DeviceOutOfMemory,
     EpochDone,
+    SupervisedTrainer,
     TrainConfig,
+    TrainingData,
     TrainStarted,
+    ValidationTiles,
     read_history,
     train,
-)
-from napari_temdeblur.core.train.steps import SupervisedTrainer
-from napari_temdeblur.core.training_data import (
-    CropSampler,
-    TrainingData,
-    ValidationTiles,
 )
 
 

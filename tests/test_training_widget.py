@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from qtpy.QtCore import QTimer
 
-from napari_temdeblur.core.dataset import BurstPair, read_dataset
-from napari_temdeblur.widgets._burst_layers import find_bursts, hold_out, validation_for
+from napari_temdeblur.core.io import BurstPair, read_dataset
+from napari_temdeblur.layers import find_bursts, hold_out, validation_for
 
 
 @pytest.fixture
@@ -114,8 +114,9 @@ def _notifications() -> list[str]:
 def test_dock_trains_while_the_viewer_stays_responsive(kidney_viewer, tmp_path, qtbot, one_torch_thread):
     import time
 
-    from napari_temdeblur.core.checkpoint import load_checkpoint
-    from napari_temdeblur.widgets.training import TrainingState, TrainingWidget
+    from napari_temdeblur.core.models import load_checkpoint
+    from napari_temdeblur.widgets._training_state import TrainingState
+    from napari_temdeblur.widgets.training import TrainingWidget
 
     _, widget = kidney_viewer.window.add_plugin_dock_widget("napari-temdeblur", "Train network")
     assert isinstance(widget, TrainingWidget)
@@ -158,8 +159,9 @@ def test_dock_trains_while_the_viewer_stays_responsive(kidney_viewer, tmp_path, 
 
 
 def test_stop_keeps_the_checkpoints(kidney_viewer, tmp_path, qtbot, one_torch_thread):
-    from napari_temdeblur.core.checkpoint import load_checkpoint
-    from napari_temdeblur.widgets.training import TrainingState, TrainingWidget
+    from napari_temdeblur.core.models import load_checkpoint
+    from napari_temdeblur.widgets._training_state import TrainingState
+    from napari_temdeblur.widgets.training import TrainingWidget
 
     widget = TrainingWidget(kidney_viewer)
     kidney_viewer.window.add_dock_widget(widget)
@@ -199,12 +201,8 @@ def test_stop_keeps_the_checkpoints(kidney_viewer, tmp_path, qtbot, one_torch_th
 
 
 def test_errors_show_in_the_dock_and_as_notifications(make_napari_viewer, simulated_dataset, tmp_path, qtbot):
-    from napari_temdeblur.widgets.training import (
-        HOLD_OUT,
-        DataSource,
-        TrainingState,
-        TrainingWidget,
-    )
+    from napari_temdeblur.widgets._training_state import TrainingState
+    from napari_temdeblur.widgets.training import HOLD_OUT, DataSource, TrainingWidget
 
     viewer = make_napari_viewer()
     widget = TrainingWidget(viewer)

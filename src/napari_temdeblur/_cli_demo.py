@@ -16,10 +16,8 @@ import json
 import shlex
 from pathlib import Path
 
-from .core.atomic import atomic_write
-from .core.config import SimulationConfig
-from .core.progress import drain
-from .core.simulate import simulate
+from napari_temdeblur.core import atomic_write, drain
+from napari_temdeblur.core.simulate import SimulationConfig, simulate
 
 #: Demo samples: the two specimen kinds of the paper.
 SPECIMENS = ["kidney", "grid"]
@@ -105,7 +103,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     code = _run(cli.main, steps[-1])
     if not (dataset / "Kidney" / "Train").is_dir():
         return code or 1
-    from .core.train import available_devices
+    from napari_temdeblur.core import available_devices
 
     gpu = any(d.startswith("cuda") for d in available_devices())
     # A demo run folder is the demo's own: start it afresh rather than refuse or resume.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .core.device_errors import device_failure, first_line, out_of_memory
+from napari_temdeblur.core import device_failure, first_line, out_of_memory
 
 
 def torch_failure(exc: RuntimeError, args: argparse.Namespace) -> str | None:

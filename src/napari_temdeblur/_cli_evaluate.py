@@ -44,18 +44,18 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from napari_temdeblur.core import atomic_write, drain, write_json
+    from napari_temdeblur.core.evaluate import evaluate, format_table, markdown_table
+    from napari_temdeblur.core.imaging import TOP_HALF_ROWS
+
     from .cli import print_progress
-    from .core.atomic import atomic_write, write_json
-    from .core.evaluate import evaluate, format_table, markdown_table
-    from .core.progress import drain
-    from .core.training_data import VAL_KEEP_ROWS
 
     if args.synthetic_figure and not args.model:
         raise ValueError("--synthetic-figure draws the runs' outputs: give them with --model RUN")
     work = evaluate(args.data, args.model, split=args.split, baselines=args.baselines, device=args.device,
                     tile=args.tile, adapt_bn=args.adapt_bn, cross_validation=args.cross_validation,
                     keep_examples=1 if args.figure else 0,
-                    keep_rows_fraction=None if args.all_rows else VAL_KEEP_ROWS,
+                    keep_rows_fraction=None if args.all_rows else TOP_HALF_ROWS,
                     restore_tile=args.restore_tile, batch=args.batch)
     # the per-tile events of restoration would flood a log: only each stage's end is printed for them
     evaluation = drain(work, lambda e: print_progress(e) if e.stage == "evaluate" or e.done == e.total else None)
@@ -69,11 +69,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         text = markdown_table(evaluation) + "\n"
         print(f"tables: {atomic_write(args.markdown, lambda tmp: tmp.write_text(text))}")
     if args.figure:
-        from .core.figures import comparison_figure
+        from napari_temdeblur.core.evaluate import comparison_figure
 
         print(f"figure: {comparison_figure(evaluation.examples[0], Path(args.figure))}")
     if args.synthetic_figure:
-        from .core.figures import synthetic_figure
+        from napari_temdeblur.core.evaluate import synthetic_figure
 
         png = drain(synthetic_figure(args.model, Path(args.synthetic_figure), device=args.device, adapt_bn=True,
                                      tile=args.restore_tile, batch=args.batch),

@@ -17,19 +17,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .core.burst_export import export_dataset, sample_name
-from .core.errors import DataError
-from .core.progress import drain
-from .core.register import PairDone, PairFailed, register_session
-from .core.registration_io import (
+from napari_temdeblur.core import DataError, drain
+from napari_temdeblur.core.io import find_sessions, open_session
+from napari_temdeblur.core.register import (
     MOTIONS,
+    PairDone,
+    PairFailed,
     PairRegistration,
     RegistrationSettings,
+    export_dataset,
     load_registrations,
     read_init_file,
+    register_session,
+    sample_name,
     user_starts,
 )
-from .core.session import find_sessions, open_session
 
 SPLIT_CHOICES = ("auto", "Train", "Val", "Test")
 
@@ -94,8 +96,6 @@ def cmd_register(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.init}: no HQ image named {', '.join(unknown)} in the sessions found")
     for session in sessions:
         print(f"{session.name} ({session.path}): {len(session.hq_names)} HQ images, {session.stream.shape[0]} frames")
-        for problem in session.problems:
-            print(f"  warning: {problem}")
 
         def show(event):
             if isinstance(event, PairDone):

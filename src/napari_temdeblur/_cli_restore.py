@@ -22,12 +22,19 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from .core.atomic import atomic_write, write_json
-from .core.dataset import BurstPair, find_splits, frame_files, read_pair
-from .core.errors import DataError
-from .core.folders import tiff_files
-from .core.session import is_session_folder, open_session
-from .core.tiffio import read_image, tiff_info, write_image
+from napari_temdeblur.core import DataError, atomic_write, write_json
+from napari_temdeblur.core.io import (
+    BurstPair,
+    find_splits,
+    frame_files,
+    is_session_folder,
+    open_session,
+    read_image,
+    read_pair,
+    tiff_files,
+    tiff_info,
+    write_image,
+)
 
 RESTORE_FORMAT = "temdeblur-restore/1"
 
@@ -141,7 +148,7 @@ def _check_outputs(out: Path, source: Path, targets: list[Path]) -> None:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from .core.restore import (
+    from napari_temdeblur.core.restore import (
         ImageRestored,
         InputSkipped,
         TileProgress,

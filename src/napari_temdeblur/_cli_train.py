@@ -68,7 +68,7 @@ class _Display:
         self.best: tuple[int, float] | None = None
 
     def __call__(self, event) -> None:
-        from .core.train import BatchDone, EpochDone, TrainStarted
+        from napari_temdeblur.core.train import BatchDone, EpochDone, TrainStarted
 
         if isinstance(event, TrainStarted):
             self.line(
@@ -97,9 +97,14 @@ class _Display:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .core.models import ModelConfig
-    from .core.train import TrainConfig, default_frames, parse_frames, train
-    from .core.training_data import TrainingData
+    from napari_temdeblur.core.models import ModelConfig
+    from napari_temdeblur.core.train import (
+        TrainConfig,
+        TrainingData,
+        default_frames,
+        parse_frames,
+        train,
+    )
 
     model = ModelConfig.tiny(args.model) if args.width == "tiny" else ModelConfig.full(args.model)
     frames = parse_frames(args.frames) if args.frames is not None else default_frames(model)

@@ -9,10 +9,15 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from ._layers import dataset_layers, session_layers
-from .core.dataset import find_splits, read_dataset
-from .core.errors import DataError
-from .core.session import find_sessions, open_session
+from napari_temdeblur.core import DataError
+from napari_temdeblur.core.io import (
+    find_sessions,
+    find_splits,
+    open_session,
+    read_dataset,
+)
+from napari_temdeblur.core.register import load_registrations
+from napari_temdeblur.layers import dataset_layers, session_layers
 
 
 def get_reader(path):
@@ -51,7 +56,10 @@ def read_folder(path) -> list[tuple]:
         except ValueError as exc:  # e.g. a blank stream leaves no intensities to window
             problems.append(f"{folder}: {exc}")
             continue
-        problems += session.problems
+        try:
+            load_registrations(session)
+        except DataError as exc:  # the registration dock and the CLI refuse to overwrite it
+            problems.append(f"{exc} — the file was left untouched")
     if not layers:
         raise DataError(path, "nothing could be opened: " + "; ".join(problems))
     if problems:

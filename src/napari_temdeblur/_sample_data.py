@@ -10,10 +10,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ._layers import dataset_layers
-from .core.dataset import read_dataset
-from .core.samples import SAMPLE_DATA_DIR, write_samples
-from .core.simulate import SAMPLE_NAMES
+from napari_temdeblur.core.io import read_dataset
+from napari_temdeblur.core.simulate import SAMPLE_DATA_DIR, SAMPLE_NAMES, write_samples
+from napari_temdeblur.layers import dataset_layers
 
 
 def _sample(specimen: str) -> list[tuple]:

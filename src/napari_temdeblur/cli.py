@@ -6,13 +6,17 @@ import argparse
 import dataclasses
 import sys
 
+from napari_temdeblur.core import DataError, Progress, drain
+from napari_temdeblur.core.simulate import (
+    LAYOUTS,
+    SPECIMENS,
+    SimulationConfig,
+    SimulationResult,
+    simulate,
+)
+
 from . import _cli_demo, _cli_evaluate, _cli_register, _cli_restore, _cli_train
 from ._cli_errors import torch_failure
-from .core.config import SimulationConfig
-from .core.errors import DataError
-from .core.progress import Progress, drain
-from .core.simulate import LAYOUTS, SimulationResult, simulate
-from .core.specimens import SPECIMENS
 
 
 def print_progress(event: Progress) -> None:

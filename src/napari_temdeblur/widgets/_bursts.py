@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._layers import split_layers
-from ..core.burst_export import sample_name
-from ..core.dataset import BurstPair, DatasetSplit
-from ..core.intensity import IntensityWindow
-from ..core.session import Session
+from napari_temdeblur.core.imaging import IntensityWindow
+from napari_temdeblur.core.io import BurstPair, DatasetSplit, Session
+from napari_temdeblur.core.register import sample_name
+from napari_temdeblur.layers import split_layers
 
 #: Gap between the session's field of view and the registered bursts, stream px.
 GAP_PX = 16

@@ -7,10 +7,8 @@ from pathlib import Path
 
 from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
 
-from ..core.dataset import SPLITS
-from ..core.register import export_dataset
-from ..core.registration_io import PairRegistration
-from ..core.session import Session
+from napari_temdeblur.core.io import SPLITS, Session
+from napari_temdeblur.core.register import PairRegistration, export_dataset
 
 #: One split for the whole session, or a split chosen for each HQ image.
 SPLIT_MODES = ("per session", "per HQ image")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Generator
 
-from ..core.dataset import BurstPair
-from ..core.progress import Progress
-from ..core.register import extract_burst, register_session
-from ..core.registration_io import InitialGuess, PairRegistration, RegistrationSettings
-from ..core.session import Session
+from napari_temdeblur.core import Progress
+from napari_temdeblur.core.io import BurstPair, Session
+from napari_temdeblur.core.register import (
+    InitialGuess,
+    PairRegistration,
+    RegistrationSettings,
+    extract_burst,
+    register_session,
+)
 
 
 def register_and_extract(

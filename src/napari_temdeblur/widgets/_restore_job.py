@@ -19,15 +19,25 @@ from typing import Any
 
 import numpy as np
 
-from ..core.dataset import BurstPair
-from ..core.evaluate.images import EvalImage, prepare, sample_windows, score
-from ..core.evaluate.results import MethodScores
-from ..core.intensity import IntensityWindow, apply_window, suggest_window
-from ..core.metrics import WINDOW, ssim_map
-from ..core.progress import Progress
-from ..core.restore import Restored, restore
-from ..core.training_data import VAL_KEEP_ROWS
-from ._burst_layers import BurstLayers, find_bursts, layer_info
+from napari_temdeblur.core import Progress
+from napari_temdeblur.core.evaluate import (
+    EvalImage,
+    MethodScores,
+    prepare,
+    sample_windows,
+    score,
+)
+from napari_temdeblur.core.imaging import (
+    TOP_HALF_ROWS,
+    WINDOW,
+    IntensityWindow,
+    apply_window,
+    ssim_map,
+    suggest_window,
+)
+from napari_temdeblur.core.io import BurstPair
+from napari_temdeblur.core.restore import Restored, restore
+from napari_temdeblur.layers import BurstLayers, find_bursts, layer_info
 
 #: Header of the score table's CSV (means over each image's tiles; PSNR in dB).
 CSV_COLUMNS = ("image", "tiles", "input_ssim", "restored_ssim", "input_psnr", "restored_psnr")
@@ -213,7 +223,7 @@ def restore_job(run: str | Path, selection: Selection, *, score_tile: int = 128,
 
     A generator of progress events returning a :class:`RestoreResult`; closing it (a cancel) stops
     at the next event. `score_tile` and `top_half` are evaluate's ``tile`` and
-    ``keep_rows_fraction`` (``VAL_KEEP_ROWS``, or None for all rows).
+    ``keep_rows_fraction`` (``TOP_HALF_ROWS``, or None for all rows).
     """
     pairs = selection.pairs
     restored = yield from restore(run, pairs, **options)
@@ -226,7 +236,7 @@ def restore_job(run: str | Path, selection: Selection, *, score_tile: int = 128,
     for k, (pair, out) in enumerate(zip(pairs, restored)):
         yield Progress("scoring", k, len(pairs), pair.name)
         image = prepare(selection.title, pair, windows, tile=score_tile,
-                        keep_rows_fraction=VAL_KEEP_ROWS if top_half else None)
+                        keep_rows_fraction=TOP_HALF_ROWS if top_half else None)
         output = apply_window(out.counts, windows["gt"])
         scores, smap = score_image(image, output)
         result.images.append(output)

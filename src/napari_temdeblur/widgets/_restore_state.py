@@ -7,8 +7,7 @@ from enum import Enum
 
 from psygnal import evented
 
-from ..core.device_errors import out_of_memory
-from ..core.errors import DataError
+from napari_temdeblur.core import DataError, out_of_memory
 
 #: What a run folder is, for messages about a missing or bad one.
 RUN_HINT = "a run folder holds best.pt: train one in the Train network dock or with temdeblur train"

@@ -16,8 +16,9 @@ from qtpy.QtWidgets import (
     QTableWidgetItem,
 )
 
-from ..core.atomic import atomic_write
-from ..core.metrics import WINDOW
+from napari_temdeblur.core import atomic_write
+from napari_temdeblur.core.imaging import WINDOW
+
 from ._alignment import frame_index
 from ._restore_job import CSV_COLUMNS, ImageScores, RestoreResult
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core.device_errors import out_of_memory
-from ..core.errors import DataError
+from napari_temdeblur.core import DataError, out_of_memory
 
 _FOLDER_HINT = "a dataset folder holds <Sample>/<Split>/GT/<name>.tif and Low/<name>/<name>_<k>.tif"
 _RUN_HINT = "to continue that run, tick resume"

@@ -7,8 +7,14 @@ from pathlib import Path
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, LineEdit, SpinBox
 
-from ..core.models import MODEL_NAMES, ModelConfig, frames_required, size_multiple
-from ..core.train import TrainConfig, available_devices, parse_frames
+from napari_temdeblur.core import available_devices
+from napari_temdeblur.core.models import (
+    MODEL_NAMES,
+    ModelConfig,
+    frames_required,
+    size_multiple,
+)
+from napari_temdeblur.core.train import TrainConfig, parse_frames
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 #: The paper's best model (BDU+UC+SSIM) is offered first.

@@ -26,20 +26,20 @@ from magicgui.widgets import (
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from ..core.errors import DataError
-from ..core.matching import match_frames
-from ..core.progress import Progress
-from ..core.register import PairFailed
-from ..core.registration_io import (
+from napari_temdeblur.core import DataError, Progress
+from napari_temdeblur.core.io import Session, open_session
+from napari_temdeblur.core.register import (
     MOTIONS,
     InitialGuess,
+    PairFailed,
     RegistrationSettings,
     load_registrations,
+    match_frames,
     user_starts,
 )
-from ..core.session import Session, open_session
+from napari_temdeblur.layers import layer_info
+
 from . import _alignment as align
-from ._burst_layers import layer_info
 from ._bursts import follow_hq_stack, show_bursts
 from ._export import ExportBox
 from ._registration_run import describe_pair, init_frame, register_and_extract

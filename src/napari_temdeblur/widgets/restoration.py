@@ -37,10 +37,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core.progress import Progress
-from ..core.restore import restore
-from ..core.train import available_devices
-from ._burst_layers import find_bursts
+from napari_temdeblur.core import Progress, available_devices
+from napari_temdeblur.core.restore import restore
+from napari_temdeblur.layers import find_bursts
+
 from ._restore_job import (
     RestoreResult,
     burst_layer_names,
@@ -138,9 +138,7 @@ class RestoreWidget(QWidget):
 
     def trained_run(self) -> Path | None:
         """The run folder of a Train network dock in this viewer whose run has a best.pt, else None."""
-        from .training import (
-            TrainingWidget,  # the docks know each other only through the viewer
-        )
+        from .training import TrainingWidget
 
         for widget in self.viewer.window.dock_widgets.values():
             if isinstance(widget, TrainingWidget) and not widget.status.running:

@@ -26,22 +26,23 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
-from ..core.checkpoint import BEST
-from ..core.progress import Progress
-from ..core.train import (
+from napari_temdeblur.core import Progress
+from napari_temdeblur.core.models import BEST
+from napari_temdeblur.core.train import (
     HISTORY,
     STOP,
     BatchDone,
     EpochDone,
     TrainConfig,
+    TrainingData,
     TrainResult,
     TrainStarted,
+    best_of,
     read_history,
     train,
 )
-from ..core.train.run import best_of
-from ..core.training_data import TrainingData
-from ._burst_layers import find_bursts, hold_out, validation_for
+from napari_temdeblur.layers import find_bursts, hold_out, validation_for
+
 from ._history_plot import HistoryPlot
 from ._training_errors import describe_error
 from ._training_form import SettingsForm

@@ -1,24 +1,16 @@
-"""The paper's evaluation (docs/evaluation.md): SSIM and PSNR of the input, classical baselines and
-trained runs on the same 128 x 128 sample tiles, and the paper's tables.
+"""The paper's evaluation (docs/evaluation.md): the input, classical baselines and trained runs scored
+on the same sample tiles, the paper's tables, and figures."""
 
-* :func:`evaluate` (:mod:`.protocol`) is a progress generator returning an :class:`Evaluation`;
-* :func:`format_table` / :func:`markdown_table` (:mod:`.tables`) print Tables 1-4 from it;
-* :meth:`Evaluation.to_json` is the JSON of ``temdeblur evaluate --json``.
-"""
+import lazy_loader as _lazy
 
-from .protocol import HELD_OUT, evaluate
-from .results import EVALUATION_FORMAT, INPUT, Evaluation, Example, Fold, MethodScores
-from .tables import format_table, markdown_table
-
-__all__ = [
-    "EVALUATION_FORMAT",
-    "HELD_OUT",
-    "INPUT",
-    "Evaluation",
-    "Example",
-    "Fold",
-    "MethodScores",
-    "evaluate",
-    "format_table",
-    "markdown_table",
-]
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submod_attrs={
+        '_baselines': ['BASELINES', 'baseline', 'estimate_motion_psf', 'motion_psf'],
+        '_figures': ['comparison_figure', 'panel_figure', 'synthetic_figure', 'synthetic_images'],
+        '_images': ['EvalImage', 'prepare', 'sample_windows', 'score'],
+        '_protocol': ['HELD_OUT', 'evaluate'],
+        '_results': ['Evaluation', 'Example', 'MethodScores'],
+        '_tables': ['format_table', 'markdown_table'],
+    },
+)

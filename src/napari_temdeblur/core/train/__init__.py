@@ -1,32 +1,32 @@
-"""Training of the paper's networks: configuration, devices, the training loop and its events.
+"""Training: configuration, training data (crops, validation tiles), losses, the training loop and its
+events, and the run folder (docs/training.md).
 
-``train(cfg, data, out)`` is a generator of progress events returning a :class:`TrainResult`; the CLI
-prints its events, the training dock runs it in a napari thread worker. See docs/training.md.
+``train(cfg, data, out)`` is a generator of progress events returning a ``TrainResult``; the CLI prints
+its events, the training dock runs it in a napari thread worker.
 """
 
-from .config import TrainConfig, default_frames, parse_frames
-from .devices import available_devices, describe_device, resolve_device
-from .events import STOP, STOP_REASONS, BatchDone, EpochDone, TrainResult, TrainStarted
-from .loop import DeviceOutOfMemory, train
-from .run import CONFIG, HISTORY, HISTORY_COLUMNS, read_history
+import lazy_loader as _lazy
 
-__all__ = [
-    "TrainConfig",
-    "default_frames",
-    "parse_frames",
-    "available_devices",
-    "describe_device",
-    "resolve_device",
-    "STOP",
-    "STOP_REASONS",
-    "BatchDone",
-    "EpochDone",
-    "TrainResult",
-    "TrainStarted",
-    "DeviceOutOfMemory",
-    "train",
-    "CONFIG",
-    "HISTORY",
-    "HISTORY_COLUMNS",
-    "read_history",
-]
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submod_attrs={
+        '_config': ['TrainConfig', 'default_frames', 'parse_frames'],
+        '_data': ['CropSampler', 'TrainingData', 'ValidationTiles'],
+        '_events': ['BatchDone', 'EpochDone', 'STOP', 'TrainResult', 'TrainStarted'],
+        '_loop': ['DeviceOutOfMemory', 'train'],
+        '_losses': [
+            'LOSS_NAMES',
+            'adversarial_discriminator_loss',
+            'adversarial_generator_loss',
+            'l1_gradient_loss',
+            'l1_loss',
+            'l1_ssim_loss',
+            'make_loss',
+            'ragan_ls_discriminator_loss',
+            'ragan_ls_generator_loss',
+            'ssim_loss',
+        ],
+        '_run_folder': ['CONFIG', 'HISTORY', 'best_of', 'read_history'],
+        '_steps': ['SupervisedTrainer', 'make_trainer'],
+    },
+)

@@ -1,0 +1,24 @@
+"""Disk I/O of the plugin's data: TIFF images and stacks, the published registered-dataset layout and
+acquisition sessions (docs/data_formats.md). Bad files raise DataError naming the file."""
+
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submod_attrs={
+        '_dataset': [
+            'BurstPair',
+            'DatasetSplit',
+            'SPLITS',
+            'find_splits',
+            'frame_files',
+            'read_dataset',
+            'read_pair',
+            'session_of',
+            'write_pair',
+        ],
+        '_files': ['read_json', 'tiff_files'],
+        '_session': ['Session', 'find_sessions', 'is_session_folder', 'open_session', 'write_session'],
+        '_tiff': ['read_image', 'tiff_info', 'write_image'],
+    },
+)

@@ -1,0 +1,173 @@
+"""Checkpoints: a trained network with everything needed to use it (and, for last.pt, to resume).
+
+A checkpoint is a ``torch.save`` of plain data (tensors, numbers, strings, lists, dicts), read back with
+``weights_only=True``, so loading one never runs code from the file:
+
+``format``            ``"temdeblur-checkpoint/1"``
+``model``             :meth:`ModelConfig.to_dict` (name and widths)
+``state_dict``        the network's parameters and buffers
+``epoch``             the epoch (1-based) after which it was saved
+``windows``           ``{"gt": {"low", "high"}, "low": {"low", "high"}}`` intensity windows (counts)
+``frames``            ``[min, max]`` frames per burst in training; restore with ``max``
+``val_ssim``          validation SSIM of this state, or None
+``versions``          package / torch / numpy / python versions that wrote it
+``training``          (last.pt only) optimiser, scheduler and RNG states, history: see core.train
+"""
+
+from __future__ import annotations
+
+import pickle
+import platform
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_temdeblur import __version__
+from napari_temdeblur.core import DataError, atomic_write
+from napari_temdeblur.core.imaging import IntensityWindow
+
+from ._registry import ModelConfig, build_model
+
+CHECKPOINT_FORMAT = "temdeblur-checkpoint/1"
+BEST, LAST = "best.pt", "last.pt"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint (see the module docstring for the stored fields)."""
+
+    path: Path
+    model: ModelConfig
+    state_dict: dict
+    epoch: int
+    gt_window: IntensityWindow
+    low_window: IntensityWindow
+    frames: tuple[int, int]
+    val_ssim: float | None
+    versions: dict
+    training: dict | None = None
+
+
+def versions() -> dict:
+    """Versions of the software that trained a model, recorded in checkpoints and config.json."""
+    return {
+        "napari-temdeblur": __version__,
+        "torch": str(torch.__version__),  # a TorchVersion object would need code to unpickle
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model: ModelConfig,
+    state_dict: dict,
+    epoch: int,
+    gt_window: IntensityWindow,
+    low_window: IntensityWindow,
+    frames: tuple[int, int],
+    val_ssim: float | None = None,
+    training: dict | None = None,
+) -> Path:
+    """Write a checkpoint atomically (temporary file + rename): `path` is never left half-written.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination, e.g. ``<run>/best.pt``.
+    model : ModelConfig
+    state_dict : dict
+        ``module.state_dict()``; tensors are copied to the CPU so any device can load it.
+    epoch : int
+    gt_window, low_window : IntensityWindow
+    frames : (int, int)
+        Frames per burst used in training (min, max).
+    val_ssim : float, optional
+    training : dict, optional
+        Resume state (plain data only).
+    """
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "model": model.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "epoch": int(epoch),
+        "windows": {"gt": gt_window.to_dict(), "low": low_window.to_dict()},
+        "frames": [int(frames[0]), int(frames[1])],
+        "val_ssim": None if val_ssim is None else float(val_ssim),
+        "versions": versions(),
+        "training": training,
+    }
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises
+    ------
+    DataError
+        Missing, truncated or corrupt file, a file that is not a napari-temdeblur checkpoint, or one
+        whose model configuration this version does not know.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "no such checkpoint file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        # weights_only refuses files that would run code with UnpicklingError; torch's messages are long
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+        reason = next((line for line in lines if "Unsupported global" in line), lines[0])
+        raise DataError(path, f"not a readable napari-temdeblur checkpoint (truncated, corrupt or foreign file): {reason}") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise DataError(path, f"not a napari-temdeblur checkpoint (expected format {CHECKPOINT_FORMAT!r}, found {found!r})")
+    try:
+        return Checkpoint(
+            path=path,
+            model=ModelConfig.from_dict(data["model"]),
+            state_dict=data["state_dict"],
+            epoch=int(data["epoch"]),
+            gt_window=IntensityWindow.from_dict(data["windows"]["gt"]),
+            low_window=IntensityWindow.from_dict(data["windows"]["low"]),
+            frames=(int(data["frames"][0]), int(data["frames"][1])),
+            val_ssim=data["val_ssim"],
+            versions=dict(data["versions"]),
+            training=data.get("training"),
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise DataError(path, f"incomplete or invalid checkpoint: {type(exc).__name__}: {exc}") from None
+
+
+def load_model(run_or_path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Checkpoint]:
+    """Build the network of a checkpoint and load its weights, in eval mode on `device`.
+
+    Parameters
+    ----------
+    run_or_path : str or Path
+        A run folder (its ``best.pt`` is used) or a ``.pt`` file.
+    device : str or torch.device
+
+    Returns
+    -------
+    (torch.nn.Module, Checkpoint)
+
+    Raises
+    ------
+    DataError
+        No checkpoint there, an unreadable one, or weights that do not fit the recorded model.
+    """
+    path = Path(run_or_path)
+    if path.is_dir():
+        path = path / BEST
+    checkpoint = load_checkpoint(path)
+    model = build_model(checkpoint.model, pretrained=False)  # the weights come from the checkpoint
+    try:
+        model.load_state_dict(checkpoint.state_dict)
+    except RuntimeError as exc:
+        raise DataError(path, f"the weights do not fit model {checkpoint.model.name}: {exc}") from None
+    return model.to(device).eval(), checkpoint

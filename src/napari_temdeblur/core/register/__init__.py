@@ -1,0 +1,25 @@
+"""Registration of stream frames to sharp HQ images: frame matching, ECC refinement, quality control,
+the ``registration.json`` file, burst extraction and export, and on-the-fly stream bursts
+(docs/registration.md)."""
+
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submod_attrs={
+        '_export': ['export_dataset', 'extract_burst', 'sample_name'],
+        '_file': ['FrameRegistration', 'PairRegistration', 'load_registrations', 'save_registration', 'user_starts'],
+        '_matching': ['hq_at_stream_pixels', 'image_problem', 'match_frames'],
+        '_pipeline': [
+            'FrameDone',
+            'PairDone',
+            'PairFailed',
+            'register_pair',
+            'register_session',
+            'scan_order_outliers',
+            'translation_matrix',
+        ],
+        '_settings': ['InitialGuess', 'MOTIONS', 'RegistrationSettings', 'read_init_file'],
+        '_stream': ['register_stream_burst'],
+    },
+)

@@ -1,0 +1,195 @@
+"""Restoring a raw session stream: per position, the frames around it registered on the fly, then restored."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Generator, Sequence
+from pathlib import Path
+
+from napari_temdeblur.core import Progress, resolve_device
+from napari_temdeblur.core.io import BurstPair, Session, open_session
+from napari_temdeblur.core.models import frames_required, load_model
+from napari_temdeblur.core.register import RegistrationSettings, register_stream_burst
+
+from ._apply import ImageRestored, Restored, collect_restored, restore_loaded
+
+
+def frame_name(position: int, n_frames: int) -> str:
+    """Name of a restored stream position, ``frame_0123`` (zero-padded so names sort in stream order)."""
+    return f"frame_{position:0{max(4, len(str(n_frames - 1)))}d}"
+
+
+class _StreamBursts(Sequence):
+    """The registered burst of each position, made on access (``[k]`` registers position k), so only
+    the image being restored is in memory; what registration found waits in `info` until
+    :func:`_finish` takes it.
+
+    The frames are ordered so that the position's own frame is the network's centre frame
+    ``x[:, N // 2]``: burst networks pool over frames in any order, so it is moved to the middle;
+    a frames-as-channels model (`ordered`, deblurgan) keeps time order, and near the stream's ends
+    its centre is a neighbour (a message says so).
+    """
+
+    def __init__(self, stream, positions: list[int], count: int, ordered: bool, settings: RegistrationSettings,
+                 source):
+        self.stream, self.positions, self.count, self.settings, self.source = stream, positions, count, settings, source
+        self.ordered = ordered
+        self.info: dict[int, tuple] = {}
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, k: int) -> BurstPair:
+        position = self.positions[k]
+        burst = register_stream_burst(self.stream, position, self.count, self.settings, source=self.source)
+        order = list(range(len(burst.frames)))
+        own = burst.frames.index(position)  # the position is always in its own burst
+        notes = list(burst.messages)
+        if not self.ordered:
+            order.insert(len(order) // 2, order.pop(own))
+        elif own != len(order) // 2:
+            notes.append(f"the network's centre frame is {burst.frames[len(order) // 2]}, not {position}: "
+                         "this model takes its frames in time order")
+        frames = [burst.frames[i] for i in order]
+        self.info[k] = (frames, burst.origin_yx, burst.registrations, notes)
+        return BurstPair(frame_name(position, len(self.stream)), None, burst.low[order])
+
+
+def _stream_of(session_or_stream) -> tuple[object, Path | None]:
+    """(stream array, its file for messages) of a Session, a session folder or a (T, h, w) array."""
+    if isinstance(session_or_stream, (str, Path)):
+        session_or_stream = open_session(session_or_stream)
+    if isinstance(session_or_stream, Session):
+        path = session_or_stream.path
+        return session_or_stream.stream, path / "stream.tif" if (path / "stream.tif").is_file() else path / "stream"
+    stream = session_or_stream
+    if len(getattr(stream, "shape", ())) != 3:
+        raise ValueError(f"a stream must be (frames, rows, cols), got shape {getattr(stream, 'shape', None)}")
+    return stream, None
+
+
+def _finish(result: Restored, k: int, bursts: _StreamBursts) -> Restored:
+    """Stream frame indices and the registration in the metadata."""
+    frames, origin, registrations, notes = bursts.info.pop(k)
+    used = [frames[i] for i in result.frames]
+    result.frames = used
+    result.messages = [f"{result.name}: {note}" for note in notes] + result.messages
+    result.metadata.update(
+        frames=used, position=bursts.positions[k], origin_yx=list(origin), input_frames=len(frames),
+        registration=[{"index": r.index, "translation_yx": [round(v, 3) for v in r.translation_yx],
+                       # None, not NaN, for a frame never compared: restore.json stays strict JSON
+                       "correlation": round(r.correlation, 4) if math.isfinite(r.correlation) else None,
+                       "method": r.method, "flag": r.flag}
+                      for r in registrations],
+    )
+    return result
+
+
+def restore_stream_each(
+    run: str | Path,
+    session_or_stream,
+    positions: Sequence[int] | None = None,
+    *,
+    settings: RegistrationSettings | None = None,
+    device: str = "auto",
+    tile: int = 128,
+    overlap: int = 32,
+    batch: int = 1,
+    adapt_bn: bool = False,
+    adapt_steps: int = 20,
+) -> Generator[Progress, None, int]:
+    """:func:`restore_stream` handing each result over in an :class:`ImageRestored` event, keeping none.
+
+    Returns
+    -------
+    int
+        Number of positions restored.
+    """
+    stream, source = _stream_of(session_or_stream)
+    n_frames = int(stream.shape[0])
+    positions = list(range(n_frames)) if positions is None else [int(p) for p in positions]
+    if not positions:
+        raise ValueError("nothing to restore: no stream positions given")
+    outside = [p for p in positions if not 0 <= p < n_frames]
+    if outside:
+        raise ValueError(f"positions {outside[:5]} are outside the stream (frames 0-{n_frames - 1})")
+    model, checkpoint = load_model(run, resolve_device(device))
+    required = frames_required(checkpoint.model)
+    bursts = _StreamBursts(stream, positions, required or checkpoint.frames[1], required is not None,
+                           settings or RegistrationSettings(), source)
+    work = restore_loaded(model, checkpoint, bursts, tile=tile, overlap=overlap, batch=batch, adapt_bn=adapt_bn,
+                          adapt_steps=adapt_steps)
+    try:
+        while True:
+            event = next(work)
+            if isinstance(event, ImageRestored):
+                event = dataclasses.replace(event, result=_finish(event.result, event.index, bursts))
+            yield event
+    except StopIteration as done:
+        return done.value
+    finally:
+        work.close()
+
+
+def restore_stream(
+    run: str | Path,
+    session_or_stream,
+    positions: Sequence[int] | None = None,
+    *,
+    settings: RegistrationSettings | None = None,
+    device: str = "auto",
+    tile: int = 128,
+    overlap: int = 32,
+    batch: int = 1,
+    adapt_bn: bool = False,
+    adapt_steps: int = 20,
+) -> Generator[Progress, None, list[Restored]]:
+    """Restore positions of a raw stream: each position's frames registered on the fly, then restored.
+
+    For each position t, the run's frame count of consecutive frames around t (shifted to fit at the
+    stream's ends) is registered onto frame t (:func:`napari_temdeblur.core.stream_burst.register_stream_burst`:
+    cross-correlation, then ECC; poorly registered frames are left out with a message), cut to the
+    region all frames cover, and restored as :func:`restore` restores a registered burst.
+
+    Parameters
+    ----------
+    run : str or Path
+        Run folder (``best.pt``) or checkpoint file.
+    session_or_stream : Session, str, Path or array-like
+        An opened session, a session folder, or a (T, h, w) stream in counts.
+    positions : sequence of int, optional
+        Frames to restore (default: every frame).
+    settings : RegistrationSettings, optional
+        ECC and quality control of the on-the-fly registration.
+    device, tile, overlap, batch, adapt_bn, adapt_steps
+        As for :func:`restore`.
+
+    Yields
+    ------
+    Progress
+        As :func:`restore` (a :class:`TileProgress` after each batch of tiles); an
+        :class:`InputSkipped` for a position that cannot be registered (e.g. a blank frame), the
+        others go on.
+
+    Returns
+    -------
+    list of Restored
+        One per restored position, in order, named ``frame_0123``. ``image`` covers the region of
+        frame t that all burst frames show (``metadata["origin_yx"]`` is its top-left in frame t);
+        ``frames`` are stream indices in the network's order, with t in the middle (a burst network
+        pools over frames in any order; a frames-as-channels model keeps time order, so near the
+        stream's ends its middle frame is a neighbour, with a message); ``centre`` is that middle
+        frame on that region (frame t itself but in that case); ``metadata`` also
+        holds ``position`` and the per-frame ``registration``; ``messages`` say which frames were left out.
+
+    Raises
+    ------
+    ValueError
+        No positions, or positions outside the stream.
+    DataError
+        Unreadable session or checkpoint.
+    """
+    return (yield from collect_restored(restore_stream_each(
+        run, session_or_stream, positions, settings=settings, device=device, tile=tile, overlap=overlap,
+        batch=batch, adapt_bn=adapt_bn, adapt_steps=adapt_steps)))

@@ -1,0 +1,195 @@
+"""Tiled inference: a network applied to a burst of any size in overlapping, blended tiles.
+
+Images are (row, col); bursts are (frame, row, col).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from napari_temdeblur.core import Progress, drain
+
+
+@dataclass(frozen=True)
+class TileProgress(Progress):
+    """A batch of tiles of one image restored: ``done`` of ``total`` tiles of this image.
+
+    Yielded after every forward pass, so a cancel (GeneratorExit at the yield) stops within one batch
+    of tiles, even in an image of thousands of tiles.
+    """
+
+
+def _reflect_index(length: int, before: int, size: int) -> np.ndarray:
+    """Indices into an axis of `size` pixels for a window of `length` starting `before` pixels early.
+
+    Positions outside the axis are mirrored (numpy's ``reflect`` mode, repeated for long pads), so
+    tiles are cut from the unpadded array without ever allocating a padded copy of the burst.
+    """
+    index = np.arange(-before, length - before)
+    if size == 1:
+        return np.zeros(length, dtype=np.intp)
+    period = 2 * (size - 1)
+    index = np.mod(index, period)
+    return np.where(index >= size, period - index, index).astype(np.intp)
+
+
+def tile_layout(size: int, tile: int, overlap: int, multiple: int) -> tuple[int, int, list[int]]:
+    """(padded length, tile length, tile origins) along one axis; the padding is centred on the image.
+
+    ``overlap // 2`` mirrored context is added on both sides so border pixels see the same kind of
+    surroundings as interior ones, then the total is rounded up to a multiple of the network's stride.
+    """
+    need = size + 2 * (overlap // 2)
+    if need <= tile:
+        length = -(-need // multiple) * multiple
+        return length, length, [0]
+    length = -(-need // multiple) * multiple
+    step = tile - overlap
+    origins = list(range(0, length - tile, step)) + [length - tile]
+    return length, tile, origins
+
+
+def _profile(tile: int, overlap: int, before: bool, after: bool) -> np.ndarray:
+    """Blending weight along one tile axis: 0 for ``overlap // 4`` px at an edge shared with a neighbour
+    tile, a raised-cosine ramp over the middle of the overlap, 1 elsewhere.
+
+    The zero guard keeps every pixel's result away from the tile edges where the network saw no context.
+    """
+    weight = np.ones(tile, dtype=np.float32)
+    guard = overlap // 4
+    ramp = overlap - 2 * guard
+    if ramp <= 0:
+        return weight
+    edge = np.zeros(guard + ramp, dtype=np.float32)
+    edge[guard:] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
+    if before:
+        weight[: guard + ramp] = edge
+    if after:
+        weight[tile - guard - ramp:] = np.minimum(weight[tile - guard - ramp:], edge[::-1])
+    return weight
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device holding the model's parameters."""
+    return next(iter(model.parameters())).device
+
+
+def check_tiling(model: nn.Module, tile: int, overlap: int, batch: int) -> int:
+    """Check tiling values for `model`; returns its ``size_multiple``. ValueError naming the value."""
+    multiple = int(getattr(model, "size_multiple", 1))
+    if tile < multiple or tile % multiple:
+        raise ValueError(f"tile must be a positive multiple of {multiple} for this network, got {tile}")
+    if not 0 <= overlap <= tile // 2:
+        raise ValueError(f"overlap must be between 0 and tile / 2 = {tile // 2} px, got {overlap}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    return multiple
+
+
+def restore_burst_steps(
+    model: nn.Module,
+    burst: np.ndarray,
+    *,
+    tile: int = 128,
+    overlap: int = 32,
+    batch: int = 1,
+    stage: str = "restore",
+) -> Generator[TileProgress, None, np.ndarray]:
+    """Restore one registered burst with `model`, tile by tile, as a generator of :class:`TileProgress`.
+
+    The burst is cut into `tile` x `tile` tiles overlapping by `overlap` px (mirror-padded at the image
+    border and up to a multiple of the network's ``size_multiple``), restored `batch` tiles at a time
+    in eval mode without gradients, and blended with :func:`_profile` weights. An image smaller than one
+    tile is restored as a single padded tile.
+
+    Pixels equal untiled inference (to float rounding) when the network's receptive radius is at most
+    ``overlap // 4``, except within that radius of the image border, which tiles mirror-pad while a
+    plain pass pads as the network does. The UNets of this package see much farther, so for them tiles
+    differ from an untiled pass by the context beyond the tile; the ramp blends that without seams, and
+    a larger `tile` makes it smaller.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        (B, N, h, w) -> (B, 1, h, w) network; its class attribute ``size_multiple`` (default 1) is the
+        stride h and w must be multiples of.
+    burst : ndarray
+        (N, H, W) frames in [0, 1], the centre frame at ``N // 2``; any real dtype (cast per tile).
+    tile : int
+        Tile side in px; a multiple of the network's ``size_multiple``.
+    overlap : int
+        Overlap between neighbouring tiles in px, ``0 <= overlap <= tile // 2``.
+    batch : int
+        Tiles per forward pass.
+    stage : str
+        Stage of the progress events (e.g. ``"restore sess2_im5"``).
+
+    Yields
+    ------
+    TileProgress
+        After each forward pass (the place where a cancel is honoured).
+
+    Returns
+    -------
+    ndarray
+        float32 (H, W), clipped to [0, 1].
+    """
+    if not hasattr(burst, "shape"):
+        burst = np.asarray(burst)
+    if burst.ndim != 3 or min(burst.shape) < 1:
+        raise ValueError(f"a burst must be (frames, rows, cols), got shape {tuple(burst.shape)}")
+    multiple = check_tiling(model, tile, overlap, batch)
+    device = model_device(model)  # tiles go where the model is
+    _, height, width = burst.shape
+    (len_y, tile_y, origins_y), (len_x, tile_x, origins_x) = (
+        tile_layout(height, tile, overlap, multiple), tile_layout(width, tile, overlap, multiple))
+    top, left = (len_y - height) // 2, (len_x - width) // 2
+    rows, cols = _reflect_index(len_y, top, height), _reflect_index(len_x, left, width)
+    out = np.zeros((height, width), dtype=np.float32)
+    weights = np.zeros((height, width), dtype=np.float32)
+    tiles = [(y, x) for y in origins_y for x in origins_x]
+    model.eval()
+    for start in range(0, len(tiles), batch):
+        chunk = tiles[start:start + batch]
+        inputs = np.stack([burst[:, rows[y:y + tile_y, None], cols[None, x:x + tile_x]] for y, x in chunk])
+        with torch.inference_mode():  # not held across the yield: the consumer may run torch code meanwhile
+            pred = model(torch.from_numpy(inputs.astype(np.float32, copy=False)).to(device))[:, 0].float().cpu().numpy()
+        for (y, x), tile_out in zip(chunk, pred):
+            weight = np.outer(
+                _profile(tile_y, overlap, y > 0, y + tile_y < len_y),
+                _profile(tile_x, overlap, x > 0, x + tile_x < len_x),
+            )
+            # the part of the tile inside the image, in image and in tile coordinates
+            y0, y1 = max(y - top, 0), min(y + tile_y - top, height)
+            x0, x1 = max(x - left, 0), min(x + tile_x - left, width)
+            if y0 >= y1 or x0 >= x1:
+                continue
+            ty, tx = slice(y0 + top - y, y1 + top - y), slice(x0 + left - x, x1 + left - x)
+            out[y0:y1, x0:x1] += tile_out[ty, tx] * weight[ty, tx]
+            weights[y0:y1, x0:x1] += weight[ty, tx]
+        yield TileProgress(stage, min(start + batch, len(tiles)), len(tiles))
+    out /= weights
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def restore_burst(
+    model: nn.Module,
+    burst: np.ndarray,
+    *,
+    tile: int = 128,
+    overlap: int = 32,
+    batch: int = 1,
+) -> np.ndarray:
+    """Restore one registered burst: :func:`restore_burst_steps` run to the end.
+
+    Returns
+    -------
+    ndarray
+        float32 (H, W) in [0, 1]; see :func:`restore_burst_steps` for the parameters and the tiling.
+    """
+    return drain(restore_burst_steps(model, burst, tile=tile, overlap=overlap, batch=batch))

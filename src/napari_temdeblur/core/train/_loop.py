@@ -1,0 +1,220 @@
+"""The training loop: a generator of progress events that returns a :class:`TrainResult`."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_temdeblur.core import (
+    Progress,
+    describe_device,
+    first_line,
+    out_of_memory,
+    resolve_device,
+)
+from napari_temdeblur.core.imaging import tile_scores
+from napari_temdeblur.core.models import (
+    BEST,
+    LAST,
+    count_parameters,
+    frames_required,
+    save_checkpoint,
+)
+
+from ._config import TrainConfig
+from ._data import CropSampler, TrainingData, ValidationTiles, check_frame_counts
+from ._events import STOP, BatchDone, EpochDone, TrainResult, TrainStarted
+from ._rng import TorchRandomState
+from ._run_folder import (
+    best_of,
+    check_out_folder,
+    check_resumable,
+    write_config,
+    write_history,
+)
+from ._steps import SupervisedTrainer, make_trainer
+
+#: Validation runs without gradients, so it fits several times the training batch (fewer, faster calls).
+VAL_BATCH_FACTOR = 4
+
+
+class DeviceOutOfMemory(ValueError):
+    """The device ran out of memory; the message says what to reduce."""
+
+
+@contextmanager
+def _memory_hint(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
+    """Turn the device's out-of-memory errors (CUDA, MPS, CPU allocator) into DeviceOutOfMemory."""
+    try:
+        yield
+    except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError too
+        if not out_of_memory(exc):
+            raise
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        raise DeviceOutOfMemory(
+            f"out of memory on {device} training {cfg.model.name} (width {cfg.model.width}) with batch "
+            f"{cfg.batch} of {cfg.patch} x {cfg.patch} px crops: try a smaller batch or patch size, a smaller "
+            f"width, or the CPU ({first_line(exc)})"
+        ) from None
+
+
+def _validate(trainer: SupervisedTrainer, val: ValidationTiles, bursts: list[np.ndarray],
+              device: torch.device, batch: int) -> tuple[float, float]:
+    """Mean SSIM and PSNR over all validation tiles of the network's restoration (clipped to [0, 1])."""
+    trainer.train_mode(False)
+    ssims, psnrs = [], []
+    with torch.no_grad():
+        for index, tiles in enumerate(bursts):
+            chunks = [
+                trainer.model(torch.from_numpy(tiles[i : i + batch]).to(device)).clamp(0, 1)[:, 0].cpu().numpy()
+                for i in range(0, len(tiles), batch)
+            ]
+            ssim, psnr = tile_scores(val.paste(index, np.concatenate(chunks)), val.gt[index], val.origins[index], val.size)
+            ssims.append(ssim)
+            psnrs.append(psnr)
+    return float(np.concatenate(ssims).mean()), float(np.concatenate(psnrs).mean())
+
+
+def _input_scores(val: ValidationTiles) -> tuple[float, float]:
+    """Mean SSIM and PSNR of the unrestored centre frames on the validation tiles."""
+    scores = [tile_scores(frame, gt, origins, val.size)
+              for frame, gt, origins in zip(val.centre_frames(), val.gt, val.origins)]
+    return float(np.concatenate([s for s, _ in scores]).mean()), float(np.concatenate([p for _, p in scores]).mean())
+
+
+def train(cfg: TrainConfig, data: TrainingData, out: str | Path, resume: bool = False
+          ) -> Generator[Progress, object, TrainResult]:
+    """Train `cfg.model` on `data`, saving the run in `out`.
+
+    Each epoch is ``steps_per_epoch`` optimiser steps on random crops (see :class:`TrainConfig`), then
+    a validation pass over the fixed validation tiles. After every epoch best.pt (when the val SSIM
+    improved), last.pt (weights, optimiser, scheduler, random states, history) and history.csv are
+    written atomically, in that order, so a crash or cancel at any moment leaves valid files and
+    ``resume=True`` continues exactly where last.pt was written. On the CPU, a fixed seed gives the
+    same history on every run; GPU kernels are not all bit-reproducible.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    data : TrainingData
+    out : str or Path
+        Run folder. Must not hold a run unless `resume`.
+    resume : bool
+        Continue the run in `out` from its last.pt, up to ``cfg.epochs`` epochs in total (the
+        intensity windows of the run are kept; model and frames must match).
+
+    Yields
+    ------
+    TrainStarted, then BatchDone per step and EpochDone per epoch.
+        Sending :data:`STOP` into the generator ends the run after the current step (the epoch in
+        progress is discarded) and returns the result; closing it (GeneratorExit) also leaves the
+        saved files valid.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    DataError
+        `out` holds another run (and not `resume`), or last.pt cannot be resumed.
+    ValueError
+        Data too small for the patch or validation tile, unknown device, or (DeviceOutOfMemory) the
+        device ran out of memory.
+    """
+    out = Path(out)
+    resumed = check_out_folder(out, resume)
+    if resumed is not None:
+        check_resumable(cfg, resumed)
+        data = dataclasses.replace(data, gt_window=resumed.gt_window, low_window=resumed.low_window)
+    device = resolve_device(cfg.device)
+    sampler = CropSampler(data, cfg.patch, cfg.frame_range, ordered=frames_required(cfg.model) is not None)
+    check_frame_counts(data.val, cfg.frame_range[1], "validation")
+    val = ValidationTiles.from_data(data, cfg.val_tile)
+    val_bursts = val.bursts(cfg.frame_range[1])
+    steps = cfg.steps_per_epoch or math.ceil(len(data.train) / cfg.batch)
+    input_val = _input_scores(val)
+
+    torch_rng = TorchRandomState(cfg.seed, device)
+    rng = np.random.default_rng(cfg.seed)
+    deterministic = device.type == "cpu"
+    with torch_rng.active(deterministic):
+        trainer = make_trainer(cfg, device, pretrained=resumed is None)
+    history: list[dict] = []
+    if resumed is not None:
+        trainer.model.load_state_dict(resumed.state_dict)
+        trainer.load_state_dict(resumed.training["trainer"])
+        torch_rng.load_state_dict(resumed.training["torch_rng"])
+        rng.bit_generator.state = resumed.training["numpy_rng"]
+        history = list(resumed.training["history"])
+    out.mkdir(parents=True, exist_ok=True)
+    write_config(out, cfg, data, steps_per_epoch=steps, device=str(device), val_tiles=val.count, input_val=input_val)
+
+    def save(epoch: int, val_ssim: float, is_best: bool) -> None:
+        common = dict(model=cfg.model, state_dict=trainer.model.state_dict(), epoch=epoch, gt_window=data.gt_window,
+                      low_window=data.low_window, frames=cfg.frame_range)
+        if is_best:
+            save_checkpoint(out / BEST, val_ssim=val_ssim, **common)
+        training = {"trainer": trainer.state_dict(), "torch_rng": torch_rng.state_dict(),
+                    "numpy_rng": rng.bit_generator.state, "history": history, "config": cfg.to_dict()}
+        save_checkpoint(out / LAST, val_ssim=val_ssim, training=training, **common)
+        write_history(out, history)
+
+    def result(reason: str) -> TrainResult:
+        best_epoch, best_ssim = best_of(history)
+        return TrainResult(out, best_epoch, best_ssim, input_val[0], reason, list(history))
+
+    first = len(history) + 1
+    stage = f"train {cfg.model.name}"
+    command = yield TrainStarted(
+        stage, first - 1, cfg.epochs, f"on {describe_device(device)}", device=describe_device(device),
+        parameters=count_parameters(trainer.model), steps_per_epoch=steps, train_images=len(sampler.images),
+        val_tiles=val.count, input_val_ssim=input_val[0], input_val_psnr=input_val[1],
+    )
+    if command == STOP:
+        return result("cancelled")
+    started = time.monotonic()
+    for epoch in range(first, cfg.epochs + 1):
+        epoch_start, losses, reason = time.monotonic(), [], None
+        trainer.train_mode(True)
+        for step in range(1, steps + 1):
+            inputs, targets = sampler.batch(rng, cfg.batch)
+            with _memory_hint(cfg, device), torch_rng.active(deterministic):
+                loss = trainer.step(torch.from_numpy(inputs).to(device), torch.from_numpy(targets).to(device))
+            losses.append(loss)
+            command = yield BatchDone(f"epoch {epoch}", step, steps, epoch=epoch, step=step, loss=loss)
+            if command == STOP:
+                return result("cancelled")
+            if cfg.time_limit_s is not None and time.monotonic() - started >= cfg.time_limit_s:
+                reason = "time-limit"
+                break
+        lr = trainer.lr
+        trainer.end_epoch()
+        with _memory_hint(cfg, device):
+            val_ssim, val_psnr = _validate(trainer, val, val_bursts, device, VAL_BATCH_FACTOR * cfg.batch)
+        previous_best = best_of(history)[1]
+        is_best = not history or val_ssim > previous_best
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_ssim": val_ssim,
+                        "val_psnr": val_psnr, "seconds": time.monotonic() - epoch_start})
+        save(epoch, val_ssim, is_best)
+        best_epoch = best_of(history)[0]
+        command = yield EpochDone(
+            stage, epoch, cfg.epochs, f"val SSIM {val_ssim:.4f}", epoch=epoch, train_loss=history[-1]["train_loss"],
+            val_ssim=val_ssim, val_psnr=val_psnr, seconds=history[-1]["seconds"], is_best=is_best,
+            best_epoch=best_epoch, lr=lr,
+        )
+        if command == STOP:
+            return result("cancelled")
+        if reason is not None:
+            return result(reason)
+        if cfg.patience is not None and epoch - best_epoch >= cfg.patience:
+            return result("early-stop")
+    return result("done")

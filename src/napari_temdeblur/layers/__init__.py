@@ -1,0 +1,13 @@
+"""Core objects <-> napari layer data, without importing napari: what the reader, the sample data and
+the docks put into layers (kinds and metadata, docs/design.md) and the bursts read back from them."""
+
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submod_attrs={
+        '_build': ['dataset_layers', 'session_layers', 'split_layers'],
+        '_bursts': ['BurstLayers', 'find_bursts', 'hold_out', 'validation_for'],
+        '_kinds': ['layer_info'],
+    },
+)
