@@ -35,7 +35,7 @@ def measure(args: argparse.Namespace) -> dict:
         frames_required,
         save_checkpoint,
     )
-    from napari_temdeblur.core.restore import restore
+    from napari_temdeblur.core.restore import RestoreOptions, collect_restored, restore
 
     cfg = ModelConfig.full(args.model)
     frames = frames_required(cfg) or args.frames  # deblurgan restores the 3 central frames of the burst
@@ -46,8 +46,7 @@ def measure(args: argparse.Namespace) -> dict:
         )
         burst = np.random.default_rng(0).integers(500, 5000, size=(args.frames, args.size, args.size), dtype=np.uint16)
         start = time.perf_counter()
-        result, = drain(restore(run, [burst], device=args.device, tile=args.tile, overlap=args.overlap,
-                                batch=args.batch))
+        result, = drain(collect_restored(restore(run, [burst], RestoreOptions(device=args.device, inference_tile=args.tile, overlap=args.overlap, batch=args.batch))))
         seconds = time.perf_counter() - start
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: KiB on Linux, bytes on macOS
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**30

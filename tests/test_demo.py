@@ -36,7 +36,7 @@ def test_demo_simulates_registers_and_trains(tmp_path, capsys):
 
 
 def test_demo_verdict_compares_with_the_input_and_the_best_baseline():
-    from napari_temdeblur._cli_demo import verdict
+    from napari_temdeblur.cli._demo import verdict
 
     def scores(ssim, psnr):
         return {"ssim_mean": ssim, "ssim_std": 0.0, "psnr_mean": psnr, "psnr_std": 0.0}

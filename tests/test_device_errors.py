@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 import torch
 
-from napari_temdeblur._cli_errors import torch_failure
+from napari_temdeblur.cli._output import torch_failure
 from napari_temdeblur.core import device_failure, out_of_memory
 from napari_temdeblur.widgets import _restore_state, _training_errors
 
@@ -27,11 +25,11 @@ def test_every_front_end_recognises_the_same_out_of_memory_errors(exc):
     assert _training_errors.describe_error(exc).startswith("out of memory (")
     assert _restore_state.describe_error(exc).startswith("out of memory (")
     if isinstance(exc, RuntimeError):
-        assert torch_failure(exc, argparse.Namespace(tile=128, batch=1)).startswith("the device ran out of memory")
+        assert torch_failure(exc, ("--inference-tile", "--batch")).startswith("the device ran out of memory")
 
 
 def test_device_errors_are_recognised_and_bugs_are_not():
-    args = argparse.Namespace(tile=128, batch=1)
+    args = ("--inference-tile", "--batch")
     cuda = RuntimeError("CUDA error: device-side assert triggered\nCUDA kernel errors might be asynchronously reported")
     assert device_failure(cuda) and not out_of_memory(cuda)
     assert torch_failure(cuda, args) == "the device failed (CUDA error: device-side assert triggered): try --device cpu"

@@ -14,6 +14,7 @@ from napari_temdeblur.core import DataError, drain, write_json
 from napari_temdeblur.core.evaluate import (
     BASELINES,
     HELD_OUT,
+    EvaluateOptions,
     Evaluation,
     MethodScores,
     evaluate,
@@ -30,11 +31,11 @@ from napari_temdeblur.core.imaging import (
 )
 from napari_temdeblur.core.io import read_dataset
 from napari_temdeblur.core.models import ModelConfig
-from napari_temdeblur.core.restore import restore
+from napari_temdeblur.core.restore import RestoreOptions, collect_restored, restore
 from napari_temdeblur.core.train import TrainConfig, TrainingData, train
 
 TILE = 64  # the simulated strips are ~160 x 250 px: 128 px tiles would leave one per image at most
-FAST = {"device": "cpu", "restore_tile": 256}  # one inference tile per simulated strip
+FAST = RestoreOptions(device="cpu", inference_tile=256)  # one inference tile per simulated strip
 SUMMARY = {"ssim_mean", "ssim_std", "psnr_mean", "psnr_std"}
 
 
@@ -111,7 +112,7 @@ def test_cli_evaluate_json_schema_tables_and_figure(simulated_dataset, run, tmp_
     assert kidney["methods"]["input"]["psnr_mean"] == pytest.approx(psnr.mean(), abs=1e-9)
     assert kidney["methods"]["frame-mean"]["ssim_mean"] == pytest.approx(frame_mean.mean(), abs=1e-6)
     # the run restores through its own windows; its output is scored in the evaluation's GT window
-    restored = drain(restore(run, pairs, device="cpu", tile=256))
+    restored = drain(collect_restored(restore(run, pairs, RestoreOptions(device="cpu", inference_tile=256))))
     expected = []
     for pair, result in zip(pairs, restored):
         gt = apply_window(pair.gt, gt_window)
@@ -133,7 +134,8 @@ def test_cross_validation_scores_each_run_on_the_sessions_it_held_out(kidney, ru
     del config["data"]["held_out_sessions"]
     (unrecorded / "config.json").write_text(json.dumps(config))
 
-    evaluation = drain(evaluate([kidney], [run, held_out_run, unrecorded], tile=TILE, cross_validation=True, **FAST))
+    evaluation = drain(evaluate([kidney], [run, held_out_run, unrecorded],
+                                EvaluateOptions(score_tile=TILE, cross_validation=True, restore=FAST)))
     assert evaluation.split == HELD_OUT
     # the held-out run is scored on exactly the session it held out (not also on Test, which it never
     # saw either); run (sessions 1 and 2 in Train and Val) and the unrecorded run fall back, with a message
@@ -151,11 +153,11 @@ def test_cross_validation_scores_each_run_on_the_sessions_it_held_out(kidney, ru
     assert [f["session"] for f in scores["folds"]] == [3, 2, 2, 3]
     assert "mean ± std over folds" in format_table(evaluation)
     with pytest.raises(ValueError, match="held out sessions 2, but the data holds sessions 3: nothing to score"):
-        drain(evaluate([kidney / "Test"], [held_out_run], cross_validation=True, tile=TILE))
+        drain(evaluate([kidney / "Test"], [held_out_run], EvaluateOptions(cross_validation=True, score_tile=TILE)))
 
     # a run that saw every session of the data has nothing to be cross-validated on
     with pytest.raises(ValueError, match="none is held out"):
-        drain(evaluate([kidney / "Train", kidney / "Val"], [run], cross_validation=True, tile=TILE))
+        drain(evaluate([kidney / "Train", kidney / "Val"], [run], EvaluateOptions(cross_validation=True, score_tile=TILE)))
 
 
 def test_json_is_strict_when_a_tile_equals_its_gt(tmp_path):
@@ -190,7 +192,7 @@ def test_bad_inputs_get_clear_messages(kidney, run, tmp_path, capsys):
     with pytest.raises(ValueError, match=f"two runs share the name 'kidney-bu': {run}.* and {twin}"):
         drain(evaluate([kidney], [run, twin]))
     with pytest.raises(DataError, match="no readable Nope split here .splits found: Test, Train, Val"):
-        drain(evaluate([kidney], [run], split="Nope"))
+        drain(evaluate([kidney], [run], EvaluateOptions(split="Nope")))
     untrained = tmp_path / "untrained"
     untrained.mkdir()
     (untrained / "config.json").write_text("{}")
@@ -207,28 +209,28 @@ def test_bad_inputs_get_clear_messages(kidney, run, tmp_path, capsys):
     with pytest.raises(ValueError, match="named like the built-in method 'input'"):
         drain(evaluate([kidney], [named_input]))
     with pytest.raises(ValueError, match="read twice"):
-        drain(evaluate([kidney, kidney / "Test"], baselines=True))
-    with pytest.raises(ValueError, match="whole number of pixels >= 11"):
-        drain(evaluate([kidney], baselines=True, tile=8))
+        drain(evaluate([kidney, kidney / "Test"], options=EvaluateOptions(baselines=True)))
+    with pytest.raises(ValueError, match="score_tile must be at least the SSIM window, 11 px, got 8"):
+        drain(evaluate([kidney], options=EvaluateOptions(baselines=True, score_tile=8)))
     with pytest.raises(ValueError, match="no image holds a 512 x 512 evaluation tile"):
-        drain(evaluate([kidney], baselines=True, tile=512))
+        drain(evaluate([kidney], options=EvaluateOptions(baselines=True, score_tile=512)))
     no_config = tmp_path / "no-config"
     no_config.mkdir()
     shutil.copy(run / "best.pt", no_config / "best.pt")
     with pytest.raises(DataError, match="config.json: missing; cross-validation reads"):
-        drain(evaluate([kidney], [no_config], cross_validation=True))
+        drain(evaluate([kidney], [no_config], EvaluateOptions(cross_validation=True)))
     assert cli.main(["evaluate", str(kidney), "--baselines", "--synthetic-figure", str(tmp_path / "f.png")]) == 2
     assert "--synthetic-figure draws the runs' outputs" in capsys.readouterr().err
 
 
 def test_progress_cancel_examples_and_tables(kidney):
-    work = evaluate(kidney, baselines=True, tile=TILE)  # one folder needs no list
+    work = evaluate(kidney, options=EvaluateOptions(baselines=True, score_tile=TILE))  # one folder needs no list
     first = next(work)
     assert (first.stage, first.done, first.total) == ("evaluate", 0, 4) and "Kidney/sess3_im1" in first.message
     next(work)
     work.close()  # a cancel at a yield (napari's worker.quit()) ends it cleanly: nothing was written
     events = []
-    evaluation = drain(evaluate(kidney, baselines=True, tile=TILE, keep_examples=2), events.append)
+    evaluation = drain(evaluate(kidney, options=EvaluateOptions(baselines=True, score_tile=TILE, keep_examples=2)), events.append)
     assert [e.done for e in events] == [0, 1, 2, 3, 4]
     assert list(evaluation.methods) == ["input", *BASELINES]
     ssim, psnr, _, pairs, _ = _direct_input_scores(kidney)

@@ -16,6 +16,7 @@ from napari_temdeblur.core.evaluate import (
     synthetic_figure,
     synthetic_images,
 )
+from napari_temdeblur.core.restore import RestoreOptions
 from napari_temdeblur.core.simulate import SYNTHETIC_SPECIMENS, synthetic_burst
 
 
@@ -105,7 +106,8 @@ def two_runs(tmp_path_factory, simulated_dataset, one_torch_thread):
 def test_synthetic_figure_restores_the_three_images_with_each_run(two_runs, tmp_path):
     before = (two_runs[0] / "best.pt").read_bytes()
     events = []
-    png = drain(synthetic_figure(two_runs, tmp_path / "fig8.png", device="cpu", size=128), events.append)
+    options = RestoreOptions(device="cpu", adapt_bn=True)  # as the paper, and temdeblur evaluate's figure
+    png = drain(synthetic_figure(two_runs, tmp_path / "fig8.png", options, size=128), events.append)
     assert png == tmp_path / "fig8.png"
     # 3 rows x (GT, input, 2 runs) of 64 px images drawn as 160 px panels, 8 px apart, 24 px bands
     assert imread(png).shape[:2] == (24 + 3 * (160 + 8), 24 + 4 * (160 + 8))
@@ -113,7 +115,7 @@ def test_synthetic_figure_restores_the_three_images_with_each_run(two_runs, tmp_
     assert {"kidney: adapt batch norm", "grid: adapt batch norm", "synthetic images"} <= stages
     assert (two_runs[0] / "best.pt").read_bytes() == before  # the adaptation never touches the run
 
-    rows = drain(synthetic_images(two_runs[:1], device="cpu", size=128, adapt_bn=False))
+    rows = drain(synthetic_images(two_runs[:1], RestoreOptions(device="cpu", adapt_bn=False), size=128))
     assert [r.name for r in rows] == list(SYNTHETIC_SPECIMENS)
     for row in rows:
         assert list(row.outputs) == ["kidney"]
@@ -135,8 +137,8 @@ def test_synthetic_figure_bad_input(two_runs, tmp_path):
     with pytest.raises(ValueError, match="two runs share the name 'kidney'"):
         drain(synthetic_figure([two_runs[0], twin], tmp_path / "a.png"))
     assert not (tmp_path / "a.png").exists()
-    # the inference tile and batch reach the restoration (temdeblur evaluate --restore-tile, --batch)
-    with pytest.raises(ValueError, match="overlap must be between 0 and tile / 2 = 20 px, got 32"):
-        drain(synthetic_figure(two_runs[:1], tmp_path / "a.png", device="cpu", size=128, tile=40))
-    with pytest.raises(ValueError, match="batch must be >= 1, got 0"):
-        drain(synthetic_images(two_runs[:1], device="cpu", size=128, batch=0))
+    # the restore options reach the restoration (temdeblur evaluate --inference-tile): a 40 px tile is
+    # refused there for the default 32 px overlap
+    with pytest.raises(ValueError, match="overlap must be between 0 and inference_tile / 2 = 20 px, got 32"):
+        drain(synthetic_figure(two_runs[:1], tmp_path / "a.png", RestoreOptions(device="cpu", inference_tile=40),
+                               size=128))

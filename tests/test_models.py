@@ -85,11 +85,17 @@ def test_burst_models_are_permutation_invariant(tiny_models, name):
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_sizes_that_are_not_a_multiple_are_refused(tiny_models, name):
+def test_any_size_is_padded_to_the_size_multiple_inside_the_network(tiny_models, name):
     multiple = size_multiple(ModelConfig(name))
     frames = frames_required(ModelConfig(name)) or 5
-    with pytest.raises(ValueError, match=f"36 x {multiple * 2} is not a multiple of {multiple}"):
-        tiny_models[name](torch.rand(1, frames, 36, multiple * 2))
+    x = torch.rand(2, frames, 36, multiple * 2 + 3)
+    with torch.no_grad():
+        out = tiny_models[name](x)
+        # the same as mirror-padding by hand to the next multiples and cropping the output back
+        padded = torch.nn.functional.pad(x, (0, -x.shape[-1] % multiple, 0, -x.shape[-2] % multiple), mode="reflect")
+        by_hand = tiny_models[name](padded)[..., :36, : multiple * 2 + 3]
+    assert out.shape == (2, 1, 36, multiple * 2 + 3)
+    torch.testing.assert_close(out, by_hand)
     with pytest.raises(ValueError, match=r"\(B, N, H, W\)"):
         tiny_models[name](torch.rand(frames, multiple, multiple))
 

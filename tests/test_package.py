@@ -12,8 +12,10 @@ from napari_temdeblur.cli import main
 #: or Qt (the CLI imports torch only inside the commands that train or restore).
 LIGHT_MODULES = ["napari_temdeblur", "napari_temdeblur._reader", "napari_temdeblur._sample_data",
                  "napari_temdeblur.layers", "napari_temdeblur.cli"]
-#: Core packages and modules built on PyTorch. Every other core module must import without torch.
+#: Core packages and modules built on PyTorch. Every other core module must import without torch ...
 TORCH_CORE = ("models", "train", "restore", "evaluate", "imaging._metrics")
+#: ... and so must the options and the model registry, from which the command line's parser is built.
+LIGHT_IN_TORCH_CORE = ("models._registry", "train._config", "restore._options", "evaluate._options")
 
 
 def test_importing_the_package_and_core_pulls_in_no_torch_napari_or_qt():
@@ -26,10 +28,12 @@ core_modules = sorted(
     "napari_temdeblur.core." + ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
     for p in root.rglob("*.py") if p.name != "__init__.py" or p.parent != root
 )
-torch_based = [m for m in core_modules if m.removeprefix("napari_temdeblur.core.").startswith({TORCH_CORE!r})]
+torch_based = [m for m in core_modules if m.removeprefix("napari_temdeblur.core.").startswith({TORCH_CORE!r})
+               and not m.removeprefix("napari_temdeblur.core.").startswith({LIGHT_IN_TORCH_CORE!r})]
 light = {LIGHT_MODULES!r} + [m for m in core_modules if m not in torch_based]
 for name in light:  # private modules included: packages re-export their names lazily
     importlib.import_module(name)
+importlib.import_module("napari_temdeblur.cli").build_parser()  # what temdeblur --help does
 with_torch = [m for m in ("torch",) if m in sys.modules]
 for name in torch_based:
     importlib.import_module(name)

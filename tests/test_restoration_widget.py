@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_temdeblur.core import drain
-from napari_temdeblur.core.evaluate import evaluate
+from napari_temdeblur.core.evaluate import EvaluateOptions, evaluate
 from napari_temdeblur.core.imaging import (
     apply_window,
     evaluation_tiles,
@@ -19,7 +19,7 @@ from napari_temdeblur.core.imaging import (
     window_pair,
 )
 from napari_temdeblur.core.io import read_dataset
-from napari_temdeblur.core.restore import restore
+from napari_temdeblur.core.restore import RestoreOptions, collect_restored, restore
 
 SCORE_TILE = 64  # the test images are about 157 x 250 px: 128 px tiles would leave one or none per image
 
@@ -76,7 +76,7 @@ def _core_scores(run, split):
     """Per image (tile SSIM, tile PSNR) of the input and of the restored image, the restored image in
     the GT window and the windowed GT, computed with the core as docs/evaluation.md describes it."""
     pairs = split.pairs
-    restored = drain(restore(run, pairs, device="cpu"))
+    restored = drain(collect_restored(restore(run, pairs, RestoreOptions(device="cpu"))))
     gt_window, low_window = suggest_window([p.gt for p in pairs]), suggest_window([p.low for p in pairs])
     scores = []
     for pair, out in zip(pairs, restored):
@@ -140,7 +140,8 @@ def test_restore_with_gt_scores_compare_and_csv(viewer, run, test_split, tmp_pat
                                                            "restored_psnr")],
                                    [in_ssim.mean(), out_ssim.mean(), in_psnr.mean(), out_psnr.mean()], rtol=1e-9)
     # the pooled row is what `temdeblur evaluate` reports for this split
-    evaluation = drain(evaluate([test_split.path], [run], tile=SCORE_TILE, device="cpu"))
+    options = EvaluateOptions(score_tile=SCORE_TILE, restore=RestoreOptions(device="cpu"))
+    evaluation = drain(evaluate([test_split.path], [run], options))
     for method, column in (("input", "input"), (run.name, "restored")):
         scores = evaluation.methods[method]
         assert int(rows[-1]["tiles"]) == scores.tiles
@@ -207,7 +208,7 @@ def test_no_gt_restores_without_scores_and_the_trained_run_is_the_default(viewer
     widget.start()
     assert widget.wait(60) is RestoreState.DONE, widget.status.message
     assert viewer.layers["my burst restored"].data.shape == low.shape[1:]
-    (core,) = drain(restore(run, [low], device="cpu"))
+    (core,) = drain(collect_restored(restore(run, [low], RestoreOptions(device="cpu"))))
     np.testing.assert_allclose(viewer.layers["my burst restored"].data, core.image, atol=1e-6)
 
 

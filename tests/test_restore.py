@@ -17,7 +17,9 @@ from napari_temdeblur.core.imaging import apply_window
 from napari_temdeblur.core.io import BurstPair, read_dataset
 from napari_temdeblur.core.models import ModelConfig, build_model, load_checkpoint
 from napari_temdeblur.core.restore import (
+    RestoreOptions,
     adapt_batchnorm,
+    collect_restored,
     restore,
     restore_burst,
     tile_layout,
@@ -65,7 +67,7 @@ def test_tiled_equals_untiled_for_a_local_network(shape, tile, overlap):
     burst = np.random.default_rng(1).random((3, *shape), dtype=np.float32)
     with torch.no_grad():
         untiled = model(torch.from_numpy(burst)[None])[0, 0].numpy()
-    tiled = restore_burst(model, burst, tile=tile, overlap=overlap, batch=3)
+    tiled = drain(restore_burst(model, burst, RestoreOptions(inference_tile=tile, overlap=overlap, batch=3)))
     assert tiled.shape == shape and tiled.dtype == np.float32
     # the network zero-pads while tiles are mirror-padded: only the outer 2 px (its receptive radius) differ
     np.testing.assert_allclose(tiled[2:-2, 2:-2], untiled[2:-2, 2:-2], atol=1e-5)
@@ -79,18 +81,30 @@ def test_one_exact_tile_is_the_plain_forward_pass_of_a_real_model(run):
     burst = np.random.default_rng(2).random((3, 64, 96), dtype=np.float32)
     with torch.no_grad():
         direct = model(torch.from_numpy(burst)[None])[0, 0].clamp(0, 1).numpy()
-    np.testing.assert_allclose(restore_burst(model, burst, tile=96, overlap=0), direct, atol=1e-6)
+    np.testing.assert_allclose(drain(restore_burst(model, burst, RestoreOptions(inference_tile=96, overlap=0))), direct,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"inference_tile": 0}, "inference_tile must be a positive integer, got 0"),
+    ({"overlap": -1}, "overlap must be an integer >= 0, got -1"),
+    ({"batch": 0}, "batch must be a positive integer, got 0"),
+    ({"adapt_steps": 1.5}, "adapt_steps must be a positive integer, got 1.5"),
+])
+def test_restore_options_refuse_bad_values(values, message):
+    with pytest.raises(ValueError, match=message):
+        RestoreOptions(**values)
 
 
 def test_image_smaller_than_a_tile_and_bad_tiling_values():
     model = LocalNet().eval()
     small = np.random.default_rng(3).random((3, 5, 11), dtype=np.float32)
-    out = restore_burst(model, small, tile=256)
+    out = drain(restore_burst(model, small, RestoreOptions(inference_tile=256)))
     assert out.shape == (5, 11) and np.isfinite(out).all() and 0 <= out.min() <= out.max() <= 1
     with pytest.raises(ValueError, match="multiple of 8"):
-        restore_burst(model, small, tile=30)
-    with pytest.raises(ValueError, match="overlap must be between 0 and tile / 2"):
-        restore_burst(model, small, tile=32, overlap=20)
+        drain(restore_burst(model, small, RestoreOptions(inference_tile=30)))
+    with pytest.raises(ValueError, match="overlap must be between 0 and inference_tile / 2"):
+        drain(restore_burst(model, small, RestoreOptions(inference_tile=32, overlap=20)))
 
 
 def test_bn_adaptation_changes_running_stats_only():
@@ -98,7 +112,7 @@ def test_bn_adaptation_changes_running_stats_only():
     model = build_model(ModelConfig.tiny("bdu-uc")).eval()  # has dropout: it must stay off
     before = {k: v.clone() for k, v in model.state_dict().items()}
     bursts = [np.random.default_rng(4).random((3, 80, 80), dtype=np.float32) * 0.3 + 0.6]
-    assert adapt_batchnorm(model, bursts, steps=3, crop=32, batch=2) > 0
+    assert drain(adapt_batchnorm(model, bursts, steps=3, crop=32, batch=2)) > 0
     after = model.state_dict()
     weights = [k for k in before if "running" not in k and "num_batches" not in k]
     stats = [k for k in before if "running" in k]
@@ -110,7 +124,7 @@ def test_bn_adaptation_changes_running_stats_only():
     # dropout off: a different torch seed gives the same statistics
     torch.manual_seed(123)
     first = {k: after[k].clone() for k in stats}
-    adapt_batchnorm(model, bursts, steps=3, crop=32, batch=2)
+    drain(adapt_batchnorm(model, bursts, steps=3, crop=32, batch=2))
     assert all(torch.allclose(first[k], model.state_dict()[k]) for k in stats)
 
 
@@ -118,7 +132,7 @@ def test_restore_outputs_windows_and_metadata(run, kidney):
     pairs = read_dataset(kidney / "Test")[0].pairs[:2]
     checkpoint = load_checkpoint(run / "best.pt")
     short = BurstPair("short", pairs[0].gt, pairs[0].low[:2])
-    results = drain(restore(run, [pairs[0], short, pairs[1].low], device="cpu", tile=64, overlap=16))
+    results = drain(collect_restored(restore(run, [pairs[0], short, pairs[1].low], RestoreOptions(device="cpu", inference_tile=64, overlap=16))))
     assert [r.name for r in results] == [pairs[0].name, "short", "image 2"]
     first = results[0]
     assert first.image.shape == pairs[0].gt.shape and first.image.dtype == np.float32
@@ -137,8 +151,8 @@ def test_restore_outputs_windows_and_metadata(run, kidney):
 def test_restore_with_bn_adaptation_leaves_the_run_unchanged(run, kidney):
     pair = read_dataset(kidney / "Test")[0].pairs[0]
     saved = (run / "best.pt").read_bytes()
-    plain, = drain(restore(run, [pair], device="cpu", tile=64))
-    adapted, = drain(restore(run, [pair], device="cpu", tile=64, adapt_bn=True, adapt_steps=2))
+    plain, = drain(collect_restored(restore(run, [pair], RestoreOptions(device="cpu", inference_tile=64))))
+    adapted, = drain(collect_restored(restore(run, [pair], RestoreOptions(device="cpu", inference_tile=64, adapt_bn=True, adapt_steps=2))))
     assert adapted.metadata["adapted_batchnorm"] > 0 and plain.metadata["adapted_batchnorm"] == 0
     assert not np.array_equal(plain.image, adapted.image)
     assert (run / "best.pt").read_bytes() == saved
@@ -149,16 +163,16 @@ def test_bad_inputs_get_clear_messages(run, tmp_path):
     corrupt = tmp_path / "best.pt"
     corrupt.write_bytes(b"not a checkpoint at all")
     with pytest.raises(DataError, match="best.pt: not a readable napari-temdeblur checkpoint"):
-        drain(restore(tmp_path, [burst], device="cpu"))
+        drain(collect_restored(restore(tmp_path, [burst], RestoreOptions(device="cpu"))))
     nan = burst.astype(np.float32)
     nan[1, 5, 5] = np.nan
     with pytest.raises(ValueError, match="bad: the burst contains NaN"):
-        drain(restore(run, [BurstPair("bad", None, nan)], device="cpu"))
+        drain(collect_restored(restore(run, [BurstPair("bad", None, nan)], RestoreOptions(device="cpu"))))
     with pytest.raises(ValueError, match=r"odd: the GT image is \(40, 41\) but the burst frames are \(40, 40\)"):
-        drain(restore(run, [BurstPair("odd", np.zeros((40, 41), np.uint16), burst)], device="cpu"))
+        drain(collect_restored(restore(run, [BurstPair("odd", np.zeros((40, 41), np.uint16), burst)], RestoreOptions(device="cpu"))))
     with pytest.raises(ValueError, match="nothing to restore"):
-        drain(restore(run, [], device="cpu"))
-    bright, = drain(restore(run, [burst * 60], device="cpu"))
+        drain(collect_restored(restore(run, [], RestoreOptions(device="cpu"))))
+    bright, = drain(collect_restored(restore(run, [burst * 60], RestoreOptions(device="cpu"))))
     assert "exceed the run's Low window" in bright.messages[0]
 
 
@@ -213,7 +227,7 @@ def test_cli_restore_keeps_dotted_names_and_never_replaces_the_input(run, tmp_pa
 
 
 def test_cli_burst_folder_frames_are_read_in_frame_order(tmp_path):
-    from napari_temdeblur._cli_restore import read_inputs
+    from napari_temdeblur.core.io import read_inputs
 
     folder = tmp_path / "b"
     folder.mkdir()
@@ -275,7 +289,7 @@ def test_closing_restore_mid_image_stops_within_one_batch_of_tiles(tiny_run, mon
 
     load_model = apply.load_model
     monkeypatch.setattr(apply, "load_model", counting_load_model)
-    work = restore(tiny_run, [_counts((3, 160, 160))], device="cpu", tile=32, overlap=8, batch=2)
+    work = restore(tiny_run, [_counts((3, 160, 160))], RestoreOptions(device="cpu", inference_tile=32, overlap=8, batch=2))
     events = []
     for event in work:
         events.append(event)
@@ -285,7 +299,7 @@ def test_closing_restore_mid_image_stops_within_one_batch_of_tiles(tiny_run, mon
     assert events[-1].done == 2 and events[-1].total > 20 and len(calls) == 1
     # run to the end, the same generator yields a tile event per batch and the image before returning it
     events = []
-    result, = drain(restore(tiny_run, [_counts((3, 60, 70))], device="cpu", tile=32, overlap=8, batch=3),
+    result, = drain(collect_restored(restore(tiny_run, [_counts((3, 60, 70))], RestoreOptions(device="cpu", inference_tile=32, overlap=8, batch=3))),
                     events.append)
     tiles = [e for e in events if isinstance(e, TileProgress)]
     assert [e.done for e in tiles] == list(range(3, tiles[0].total, 3)) + [tiles[0].total]
@@ -294,7 +308,6 @@ def test_closing_restore_mid_image_stops_within_one_batch_of_tiles(tiny_run, mon
 
 
 def test_bn_adaptation_reads_only_the_images_it_crops_once_each():
-    from napari_temdeblur.core.restore import adapt_batchnorm_steps
 
     class Lazy:
         def __init__(self, bursts):
@@ -312,7 +325,7 @@ def test_bn_adaptation_reads_only_the_images_it_crops_once_each():
     bursts = Lazy([rng.random((n, 48 + 8 * n, 64), dtype=np.float32) for n in (3, 5, 4, 3, 5, 2, 3, 4)] + [None])
     model = build_model(ModelConfig.tiny("bu")).eval()
     events = []
-    adapted = drain(adapt_batchnorm_steps(model, bursts, steps=2, batch=2, crop=256), events.append)
+    adapted = drain(adapt_batchnorm(model, bursts, steps=2, batch=2, crop=256), events.append)
     assert adapted > 0 and len(bursts.reads) == len(set(bursts.reads)) <= 4
     assert events[-1].done == events[-1].total and not model.training
 
@@ -320,10 +333,10 @@ def test_bn_adaptation_reads_only_the_images_it_crops_once_each():
 def test_run_whose_frame_count_or_window_does_not_fit_the_data(tiny_run, tmp_path):
     deblurgan = tiny_checkpoint(tmp_path / "gan.pt", "deblurgan")
     with pytest.raises(ValueError, match=r"two: the model takes exactly 3 frames \(as channels\) but the burst has 2"):
-        drain(restore(deblurgan, [BurstPair("two", None, _counts((2, 32, 32)))], device="cpu"))
-    five, = drain(restore(deblurgan, [_counts((5, 32, 32))], device="cpu", tile=32, overlap=0))
+        drain(collect_restored(restore(deblurgan, [BurstPair("two", None, _counts((2, 32, 32)))], RestoreOptions(device="cpu"))))
+    five, = drain(collect_restored(restore(deblurgan, [_counts((5, 32, 32))], RestoreOptions(device="cpu", inference_tile=32, overlap=0))))
     assert five.frames == [1, 2, 3] and five.metadata["input_frames"] == 5
-    dim, bright = drain(restore(tiny_run, [_counts((3, 40, 40)) // 20, _counts((3, 40, 40)) * 8], device="cpu"))
+    dim, bright = drain(collect_restored(restore(tiny_run, [_counts((3, 40, 40)) // 20, _counts((3, 40, 40)) * 8], RestoreOptions(device="cpu"))))
     assert "reaches only" in dim.messages[0] and "trained on brighter data" in dim.messages[0]
     assert "exceed the run's Low window (high = 5000 counts)" in bright.messages[0]
     assert "clipped to 1" in bright.messages[0]
@@ -332,17 +345,17 @@ def test_run_whose_frame_count_or_window_does_not_fit_the_data(tiny_run, tmp_pat
 def test_foreign_or_missing_checkpoint_and_small_images(tiny_run, tmp_path):
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
     with pytest.raises(DataError, match=r"foreign.pt: not a napari-temdeblur checkpoint \(expected format"):
-        drain(restore(tmp_path / "foreign.pt", [_counts((3, 32, 32))], device="cpu"))
+        drain(collect_restored(restore(tmp_path / "foreign.pt", [_counts((3, 32, 32))], RestoreOptions(device="cpu"))))
     with pytest.raises(DataError, match="best.pt: no such checkpoint file"):
-        drain(restore(tmp_path, [_counts((3, 32, 32))], device="cpu"))
-    small, = drain(restore(tiny_run, [BurstPair("tiny", None, _counts((3, 20, 30)))], device="cpu", tile=128))
+        drain(collect_restored(restore(tmp_path, [_counts((3, 32, 32))], RestoreOptions(device="cpu"))))
+    small, = drain(collect_restored(restore(tiny_run, [BurstPair("tiny", None, _counts((3, 20, 30)))], RestoreOptions(device="cpu", inference_tile=128))))
     assert small.image.shape == (20, 30)
     # + 16 px context a side, rounded up to a multiple of 16
     assert small.messages == [("tiny: 20 x 30 px is smaller than one 128 px tile: restored in one pass, "
                                "mirror-padded to 64 x 64 px")]
     # 110 px + 16 px context a side needs two 128 px tiles per axis: tiled as usual, no one-pass note
     assert len(tile_layout(110, 128, 32, 16)[2]) == 2
-    tiled, = drain(restore(tiny_run, [BurstPair("tiled", None, _counts((3, 110, 110)))], device="cpu", tile=128))
+    tiled, = drain(collect_restored(restore(tiny_run, [BurstPair("tiled", None, _counts((3, 110, 110)))], RestoreOptions(device="cpu", inference_tile=128))))
     assert tiled.image.shape == (110, 110) and not any("one pass" in m for m in tiled.messages)
 
 
@@ -360,7 +373,7 @@ def test_a_burst_that_cannot_be_read_is_skipped_and_the_others_restored(tiny_run
 
     for adapt in (False, True):
         events = []
-        results = drain(restore(tiny_run, Inputs(), device="cpu", adapt_bn=adapt, adapt_steps=2), events.append)
+        results = drain(collect_restored(restore(tiny_run, Inputs(), RestoreOptions(device="cpu", adapt_bn=adapt, adapt_steps=2))), events.append)
         assert [r.name for r in results] == ["p0", "p2"]
         skipped, = [e for e in events if isinstance(e, InputSkipped)]
         assert skipped.index == 1 and skipped.message == "b.tif: not a readable TIFF file"
@@ -369,16 +382,16 @@ def test_a_burst_that_cannot_be_read_is_skipped_and_the_others_restored(tiny_run
 def test_cli_reads_a_dataset_pair_by_pair_and_skips_a_broken_pair(tiny_run, kidney, tmp_path, capsys, monkeypatch):
     import shutil
 
-    from napari_temdeblur import _cli_restore
+    from napari_temdeblur.core.io import _inputs
 
     split = shutil.copytree(kidney / "Test", tmp_path / "Test")
     names = sorted(p.stem for p in (split / "GT").iterdir())
     tifffile.imwrite(split / "GT" / f"{names[0]}.tif", np.zeros((10, 10), np.uint16))  # GT of another shape
     reads = []
-    monkeypatch.setattr(_cli_restore, "read_pair", lambda gt: reads.append(gt) or read_pair(gt))
+    monkeypatch.setattr(_inputs, "read_pair", lambda gt: reads.append(gt) or read_pair(gt))
     from napari_temdeblur.core.io import read_pair
 
-    inputs = _cli_restore.read_inputs(split)
+    inputs = _inputs.read_inputs(split)
     assert inputs.names == names and not reads  # listed without reading pixels
     out = tmp_path / "out"
     assert cli.main(["restore", str(tiny_run), str(split), str(out), "--device", "cpu", "--tile", "64"]) == 0
@@ -408,7 +421,7 @@ def test_cli_turns_a_torch_failure_into_one_line(tiny_run, tmp_path, capsys, mon
     assert cli.main(["restore", str(tiny_run), str(source), str(tmp_path / "o"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert "ran out of memory" in err and "use a smaller --tile or --batch, or --device cpu" in err
+    assert "ran out of memory" in err and "use a smaller --inference-tile or --batch, or --device cpu" in err
 
     class Buggy(Hungry):
         def forward(self, x):  # raised through nn.Module.__call__: torch frames in the traceback, still a bug

@@ -16,7 +16,12 @@ from napari_temdeblur.core.imaging import IntensityWindow, apply_window, suggest
 from napari_temdeblur.core.io import open_session
 from napari_temdeblur.core.models import ModelConfig, build_model, save_checkpoint
 from napari_temdeblur.core.register import RegistrationSettings, register_stream_burst
-from napari_temdeblur.core.restore import InputSkipped, restore_stream
+from napari_temdeblur.core.restore import (
+    InputSkipped,
+    RestoreOptions,
+    collect_restored,
+    restore_stream,
+)
 from napari_temdeblur.core.simulate import read_true_translations
 
 
@@ -80,7 +85,7 @@ def test_restore_stream_positions(run, sessions):
     stream = np.asarray(session.stream).copy()
     stream[5] = 0  # position 5 cannot be restored, position 6 does without frame 5; the others go on
     events = []
-    results = drain(restore_stream(run, stream, [0, 5, 6, 12], device="cpu", tile=128), events.append)
+    results = drain(collect_restored(restore_stream(run, stream, [0, 5, 6, 12], RestoreOptions(device="cpu", inference_tile=128))), events.append)
     assert [r.name for r in results] == ["frame_0000", "frame_0006", "frame_0012"]
     skipped, = [e for e in events if isinstance(e, InputSkipped)]
     assert "frame 5 is all zero" in skipped.message
@@ -101,7 +106,7 @@ def test_restore_stream_positions(run, sessions):
     assert mid.metadata["position"] == 12 and [r["index"] for r in mid.metadata["registration"]] == [11, 12, 13]
     assert mid.counts.shape == mid.image.shape and 0 <= mid.image.min() <= mid.image.max() <= 1
     with pytest.raises(ValueError, match=r"positions \[30\] are outside the stream \(frames 0-23\)"):
-        drain(restore_stream(run, stream, [3, 30], device="cpu"))
+        drain(collect_restored(restore_stream(run, stream, [3, 30], RestoreOptions(device="cpu"))))
 
 
 def test_frames_as_channels_keep_time_order(sessions, tmp_path):
@@ -110,7 +115,7 @@ def test_frames_as_channels_keep_time_order(sessions, tmp_path):
     cfg = ModelConfig.tiny("deblurgan")
     gan = save_checkpoint(tmp_path / "gan.pt", model=cfg, state_dict=build_model(cfg).state_dict(), epoch=1,
                           gt_window=IntensityWindow(0, 30000), low_window=suggest_window(stream[:4]), frames=(3, 3))
-    first, mid = drain(restore_stream(gan, stream, [0, 12], device="cpu", tile=128))
+    first, mid = drain(collect_restored(restore_stream(gan, stream, [0, 12], RestoreOptions(device="cpu", inference_tile=128))))
     assert first.frames == [0, 1, 2] and mid.frames == [11, 12, 13]  # its residual goes onto the middle frame
     assert ("frame_0000: the network's centre frame is 1, not 0: this model takes its frames in time order"
             in first.messages)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_temdeblur import _cli_train, cli
+from napari_temdeblur import cli
+from napari_temdeblur.cli import _train as _cli_train
 from napari_temdeblur.core import DataError, drain
 from napari_temdeblur.core.imaging import IntensityWindow, tile_scores
 from napari_temdeblur.core.io import BurstPair

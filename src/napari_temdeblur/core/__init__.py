@@ -18,6 +18,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     submod_attrs={
         '_atomic': ['atomic_write', 'write_json'],
         '_devices': [
+            'DEVICE_HELP',
             'available_devices',
             'describe_device',
             'device_failure',
@@ -26,7 +27,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             'resolve_device',
         ],
         '_errors': ['DataError'],
-        '_options': ['reject_unknown_keys'],
+        '_options': ['check_int', 'option', 'reject_unknown_keys'],
         '_progress': ['Progress', 'drain'],
     },
 )

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
+#: Help for every ``device`` option (training, restoration, evaluation).
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"
+
 #: Phrases of torch's allocation failures on CPU, CUDA and MPS.
 _OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "cannot allocate memory", "failed to allocate")
 #: Torch's exception types for the two kinds of failure (by name: this module does not import torch).

@@ -36,7 +36,12 @@ from napari_temdeblur.core.imaging import (
     suggest_window,
 )
 from napari_temdeblur.core.io import BurstPair
-from napari_temdeblur.core.restore import Restored, restore
+from napari_temdeblur.core.restore import (
+    Restored,
+    RestoreOptions,
+    collect_restored,
+    restore,
+)
 from napari_temdeblur.layers import BurstLayers, find_bursts, layer_info
 
 #: Header of the score table's CSV (means over each image's tiles; PSNR in dB).
@@ -217,16 +222,16 @@ class RestoreResult:
     top_half: bool = True
 
 
-def restore_job(run: str | Path, selection: Selection, *, score_tile: int = 128, top_half: bool = True,
-                **options) -> Generator[Progress, None, RestoreResult]:
-    """Restore a selection with :func:`core.restore.restore` (`options` are its keywords), then score it.
+def restore_job(run: str | Path, selection: Selection, options: RestoreOptions, *, score_tile: int = 128,
+                top_half: bool = True) -> Generator[Progress, None, RestoreResult]:
+    """Restore a selection with :func:`core.restore.restore`, then score it.
 
     A generator of progress events returning a :class:`RestoreResult`; closing it (a cancel) stops
     at the next event. `score_tile` and `top_half` are evaluate's ``tile`` and
     ``keep_rows_fraction`` (``TOP_HALF_ROWS``, or None for all rows).
     """
     pairs = selection.pairs
-    restored = yield from restore(run, pairs, **options)
+    restored = yield from collect_restored(restore(run, pairs, options))
     if any(p.gt is None for p in pairs):
         low_window = suggest_window([p.low for p in pairs])
         inputs = [apply_window(p.low[len(p.low) // 2], low_window) for p in pairs]

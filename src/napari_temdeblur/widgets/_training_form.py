@@ -14,7 +14,7 @@ from napari_temdeblur.core.models import (
     frames_required,
     size_multiple,
 )
-from napari_temdeblur.core.train import TrainConfig, parse_frames
+from napari_temdeblur.core.train import TrainConfig, default_frames, parse_frames
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 #: The paper's best model (BDU+UC+SSIM) is offered first.
@@ -44,7 +44,7 @@ class SettingsForm:
         self.patch = SpinBox(label="patch", min=16, max=1024, step=16, value=_DEFAULTS["patch"],
                              tooltip="training crop side, px")
         self.batch = SpinBox(label="batch", min=1, max=1024, value=_DEFAULTS["batch"])
-        self.frames = LineEdit(label="frames", value=str(_DEFAULTS["frames"]),
+        self.frames = LineEdit(label="frames", value=str(default_frames(ModelConfig(DEFAULT_MODEL))),
                                tooltip="frames per burst: a count, or a range such as 3-5 drawn per batch")
         self.lr = LineEdit(label="learning rate", value="", tooltip="blank: the paper's recipe for the model")
         self.val_tile = SpinBox(label="val tile", min=16, max=1024, step=16, value=_DEFAULTS["val_tile"],

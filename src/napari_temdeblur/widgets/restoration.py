@@ -10,7 +10,6 @@ Everything it shows follows one :class:`RestoreStatus`.
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,7 +37,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_temdeblur.core import Progress, available_devices
-from napari_temdeblur.core.restore import restore
+from napari_temdeblur.core.restore import RestoreOptions
 from napari_temdeblur.layers import find_bursts
 
 from ._restore_job import (
@@ -60,7 +59,7 @@ from ._restore_view import (
 if TYPE_CHECKING:
     import napari
 
-_DEFAULTS = {name: p.default for name, p in inspect.signature(restore).parameters.items()}
+_DEFAULTS = RestoreOptions()
 #: GT choice meaning "no ground truth: restore only, no scores".
 NO_GT = "(none: no scores)"
 
@@ -91,16 +90,16 @@ class RestoreWidget(QWidget):
         self.burst = ComboBox(label="burst layer", choices=self._burst_choices)
         self.gt = ComboBox(label="GT layer", choices=self._gt_choices)
         self.device = ComboBox(label="device", choices=available_devices(), value="auto")
-        self.tile = SpinBox(label="tile", min=16, max=8192, step=16, value=_DEFAULTS["tile"],
-                            tooltip="inference tile side, px (smaller: less memory)")
-        self.overlap = SpinBox(label="overlap", min=0, max=1024, step=8, value=_DEFAULTS["overlap"])
-        self.batch = SpinBox(label="batch", min=1, max=256, value=_DEFAULTS["batch"], tooltip="tiles per forward pass")
+        self.inference_tile = SpinBox(label="inference tile", min=16, max=8192, step=16, value=_DEFAULTS.inference_tile,
+                                      tooltip="side of the tiles the network sees, px (smaller: less memory)")
+        self.overlap = SpinBox(label="overlap", min=0, max=1024, step=8, value=_DEFAULTS.overlap)
+        self.batch = SpinBox(label="batch", min=1, max=256, value=_DEFAULTS.batch, tooltip="tiles per forward pass")
         self.adapt_bn = CheckBox(text="adapt batch norm to these images (new sample type)")
         self.score_tile = SpinBox(label="score tile", min=16, max=1024, step=16, value=128,
                                   tooltip="side of the evaluation tiles wholly on the sample, px (the paper's 128)")
         self.top_half = CheckBox(text="score the top half only (as evaluate: HQ images overlap by half)",
                                  value=True)
-        self.form = Container(widgets=[self.run, self.burst, self.gt, self.device, self.tile, self.overlap,
+        self.form = Container(widgets=[self.run, self.burst, self.gt, self.device, self.inference_tile, self.overlap,
                                        self.batch, self.adapt_bn, self.score_tile, self.top_half])
         self.restore_button = PushButton(text="Restore")
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
@@ -177,14 +176,14 @@ class RestoreWidget(QWidget):
         self.progress.value = 0
         self.status.message = f"restoring {len(selection.pairs)} image(s) of {selection.title} with {run.name}"
         self.status.state = RestoreState.RUNNING
-        options = {"device": self.device.value, "tile": self.tile.value, "overlap": self.overlap.value,
-                   "batch": self.batch.value, "adapt_bn": self.adapt_bn.value}
+        options = RestoreOptions(device=self.device.value, inference_tile=self.inference_tile.value,
+                                 overlap=self.overlap.value, batch=self.batch.value, adapt_bn=self.adapt_bn.value)
         # The dock reports errors itself (status line + notification), so napari must not re-raise them.
         handlers = {"yielded": self._on_event, "returned": self._on_returned, "errored": self._fail,
                     "finished": self._on_finished}
         self._requested_gt = gt
-        self._worker = create_worker(restore_job, run, selection, score_tile=self.score_tile.value,
-                                     top_half=self.top_half.value, **options, _connect=handlers,
+        self._worker = create_worker(restore_job, run, selection, options, score_tile=self.score_tile.value,
+                                     top_half=self.top_half.value, _connect=handlers,
                                      _start_thread=False, _ignore_errors=True)
         self._worker.start()
 

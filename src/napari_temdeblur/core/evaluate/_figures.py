@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from napari_temdeblur.core import Progress, atomic_write
 from napari_temdeblur.core.imaging import apply_window, psnr, ssim
-from napari_temdeblur.core.restore import restore
+from napari_temdeblur.core.restore import RestoreOptions, collect_restored, restore
 from napari_temdeblur.core.simulate import SYNTHETIC_SPECIMENS, synthetic_burst
 
 from ._images import sample_windows
@@ -144,8 +144,7 @@ def _labelled(work: Generator[Progress, None, object], label: str) -> Generator[
 
 
 def synthetic_images(
-    runs: Sequence[str | Path], *, device: str = "auto", adapt_bn: bool = True, seed: int = 0,
-    size: int | None = None, tile: int = 128, batch: int = 1,
+    runs: Sequence[str | Path], options: RestoreOptions | None = None, *, seed: int = 0, size: int | None = None
 ) -> Generator[Progress, None, list[Example]]:
     """Restore the paper's three synthetic test images with each run (the data of its Fig 8).
 
@@ -154,18 +153,15 @@ def synthetic_images(
     runs : sequence of str or Path
         Run folders (or checkpoint files in them); their folder names are the method keys
         (:func:`core.evaluate.runs.run_keys`: they must differ).
-    device : str
-        Where the networks run ("auto", "cpu", "cuda", ...).
-    adapt_bn : bool
-        Adapt each network's batch-norm statistics to the synthetic images first (the paper's ~20
-        forward passes, :func:`core.restore.adapt_batchnorm`); the run folders are not changed.
+    options : RestoreOptions, optional
+        How the runs restore; by default with ``adapt_bn``: each network's batch-norm statistics are
+        first adapted to the synthetic images (the paper's ~20 forward passes,
+        :func:`~napari_temdeblur.core.restore.adapt_batchnorm`); the run folders are not changed.
     seed : int
         Seed of the synthetic images (:func:`core.synthetic.synthetic_burst`).
     size : int, optional
         Side of the synthetic sharp images in HQ px (stream images are half as wide); default the demo
         acquisition's 512 (256 px images).
-    tile, batch : int
-        Inference tile side (px) and tiles per network call, as for :func:`core.restore.restore`.
 
     Returns
     -------
@@ -176,6 +172,7 @@ def synthetic_images(
     """
     if not runs:
         raise ValueError("the synthetic figure needs at least one trained run")
+    options = options or RestoreOptions(adapt_bn=True)
     keys = run_keys(runs)
     bursts = []
     for k, specimen in enumerate(SYNTHETIC_SPECIMENS):
@@ -187,7 +184,7 @@ def synthetic_images(
     rows = [Example(b.name, "synthetic", apply_window(b.gt, gt_window),
                     apply_window(b.low[len(b.low) // 2], windows["low"]), {}) for b in bursts]
     for key, run in keys.items():
-        restored = yield from _labelled(restore(run, bursts, device=device, adapt_bn=adapt_bn, tile=tile, batch=batch), key)
+        restored = yield from _labelled(collect_restored(restore(run, bursts, options)), key)
         for row, result in zip(rows, restored):
             row.outputs[key] = apply_window(result.counts, gt_window)
             for message in result.messages:
@@ -196,8 +193,8 @@ def synthetic_images(
 
 
 def synthetic_figure(
-    runs: Sequence[str | Path], png: str | Path, *, device: str = "auto", adapt_bn: bool = True, seed: int = 0,
-    size: int | None = None, tile: int = 128, batch: int = 1,
+    runs: Sequence[str | Path], png: str | Path, options: RestoreOptions | None = None, *, seed: int = 0,
+    size: int | None = None,
 ) -> Generator[Progress, None, Path]:
     """Write the paper's Fig 8 as a PNG: rows spots, lines, crosslines; columns GT, input, each run.
 
@@ -209,8 +206,7 @@ def synthetic_figure(
     Path
         `png`.
     """
-    rows = yield from synthetic_images(runs, device=device, adapt_bn=adapt_bn, seed=seed, size=size, tile=tile,
-                                       batch=batch)
+    rows = yield from synthetic_images(runs, options, seed=seed, size=size)
     yield Progress("figure", 0, 1, str(png))
     path = write_png(panel_figure(rows, scores=True), png)
     yield Progress("figure", 1, 1, str(png))

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from napari_temdeblur.core import Progress
-from napari_temdeblur.core.imaging import TOP_HALF_ROWS, WINDOW, apply_window
-from napari_temdeblur.core.restore import restore
+from napari_temdeblur.core.imaging import WINDOW, apply_window
+from napari_temdeblur.core.restore import collect_restored, restore
 
 from ._baselines import BASELINES, baseline, estimate_motion_psf
 from ._images import EvalImage, prepare, read_samples, sample_windows, score
+from ._options import EvaluateOptions
 from ._results import INPUT, Evaluation, Example, Fold, MethodScores
 from ._runs import held_out_sessions, run_keys, seen_sessions
 
@@ -21,27 +22,15 @@ HELD_OUT = "held-out sessions"
 
 
 def evaluate(
-    data: Sequence[str | Path],
-    runs: Sequence[str | Path] = (),
-    *,
-    split: str = "Test",
-    baselines: bool = False,
-    device: str = "auto",
-    tile: int = 128,
-    adapt_bn: bool = False,
-    cross_validation: bool = False,
-    keep_examples: int = 1,
-    keep_rows_fraction: float | None = TOP_HALF_ROWS,
-    restore_tile: int = 128,
-    batch: int = 1,
+    data: Sequence[str | Path], runs: Sequence[str | Path] = (), options: EvaluateOptions | None = None
 ) -> Generator[Progress, None, Evaluation]:
     """Score the unrestored input, the classical baselines and trained runs on a dataset's test tiles.
 
     Per sample (e.g. Kidney, CalibrationGrid) the GT and Low intensity windows are suggested
     (:func:`~napari_temdeblur.core.intensity.suggest_window`) over the sample's evaluated images.
-    Each image is tiled (:func:`~napari_temdeblur.core.preprocess.evaluation_tiles`) into regular
-    `tile` x `tile` tiles lying entirely on the sample mask of the GT and of every frame, in the top
-    `keep_rows_fraction` of the image. On every tile, SSIM and PSNR
+    Each image is tiled (:func:`~napari_temdeblur.core.imaging.evaluation_tiles`) into regular
+    ``score_tile`` x ``score_tile`` tiles lying entirely on the sample mask of the GT and of every
+    frame, in the top half of the image unless ``all_rows``. On every tile, SSIM and PSNR
     (:func:`~napari_temdeblur.core.metrics.tile_scores`) against the windowed GT are computed for:
 
     * ``"input"``: the centre registered frame ``F // 2`` in the Low window;
@@ -59,27 +48,9 @@ def evaluate(
         Dataset folders (root, sample or split level).
     runs : sequence of str or Path
         Run folders (with best.pt; config.json too for cross-validation).
-    split : str
-        The split evaluated (ignored with `cross_validation`).
-    baselines : bool
-        Add the classical baselines.
-    device : str
-        Device of the runs ("auto", "cpu", "cuda", ...).
-    tile : int
-        Evaluation tile side, px (the paper: 128).
-    adapt_bn : bool
-        Adapt each run's batch-norm statistics to each sample's images first (the run is unchanged).
-    cross_validation : bool
-        Score each run on every image (all splits) of the sessions it held out (config.json
-        ``data.held_out_sessions``; for a run without that record, the sessions it never saw, with a
-        message); the result has one :class:`Fold` per run and scored session.
-    keep_examples : int
-        Keep the first this many scored images with every output (:class:`Example`) for figures.
-    keep_rows_fraction : float or None
-        Keep only tiles starting in this top share of each image (0.5, the paper: the sharp images'
-        fields of view overlap by half); None keeps all rows.
-    restore_tile, batch : int
-        Tiling of the runs' inference (:func:`~napari_temdeblur.core.restore.restore`).
+    options : EvaluateOptions, optional
+        Split, baselines, evaluation tile, rows, cross-validation, examples kept, and how the runs
+        restore (defaults: :class:`EvaluateOptions`).
 
     Returns
     -------
@@ -94,29 +65,29 @@ def evaluate(
         Nothing to compare, runs sharing a folder name, no evaluation tile at all, a run that saw
         every session (cross-validation).
     """
+    options = options or EvaluateOptions()
     data = [data] if isinstance(data, (str, Path)) else list(data)
     keys = run_keys([runs] if isinstance(runs, (str, Path)) else runs)
-    if isinstance(tile, bool) or int(tile) != tile or tile < WINDOW:
-        raise ValueError(f"the evaluation tile must be a whole number of pixels >= {WINDOW} (the SSIM window), got {tile!r}")
+    baselines, tile = options.baselines, options.score_tile
+    if tile < WINDOW:
+        raise ValueError(f"score_tile must be at least the SSIM window, {WINDOW} px, got {tile}")
     if not keys and not baselines:
         raise ValueError("nothing to compare with the input: give at least one run or the baselines")
-    if cross_validation and not keys:
+    if options.cross_validation and not keys:
         raise ValueError("cross-validation needs runs (trained with sessions held out)")
-    if isinstance(keep_examples, bool) or int(keep_examples) != keep_examples or keep_examples < 0:
-        raise ValueError(f"keep_examples must be a non-negative integer, got {keep_examples!r}")
-    by_sample, messages = read_samples(data, None if cross_validation else split)
-    plan = _fold_plan(keys, by_sample, messages) if cross_validation else None
+    by_sample, messages = read_samples(data, None if options.cross_validation else options.split)
+    plan = _fold_plan(keys, by_sample, messages) if options.cross_validation else None
     if plan is not None:  # only the held-out images are evaluated (and set the windows)
         wanted = {(s, name) for folds in plan.values() for (s, _), names in folds.items() for name in names}
         by_sample = {s: kept for s, pairs in by_sample.items() if (kept := [p for p in pairs if (s, p.name) in wanted])}
 
     windows = {sample: sample_windows(pairs) for sample, pairs in by_sample.items()}
-    images = _tiled_images(by_sample, windows, int(tile), keep_rows_fraction, messages)
+    images = _tiled_images(by_sample, windows, tile, options.keep_rows_fraction, messages)
 
     groups = _restore_groups(keys, images, plan)
     total, done = len(images) + len(groups), 0
     scores: dict[tuple[str, str], dict[str, MethodScores]] = {}
-    example_ids = [(im.sample, im.name) for im in images[: int(keep_examples)]]
+    example_ids = [(im.sample, im.name) for im in images[: options.keep_examples]]
     outputs: dict[tuple[str, str], dict[str, np.ndarray]] = {i: {} for i in example_ids}
     for image in images:
         yield Progress("evaluate", done, total, f"input{' and baselines' if baselines else ''}: "
@@ -130,8 +101,7 @@ def evaluate(
         done += 1
     for key, group in groups:
         yield Progress("evaluate", done, total, f"{key} on {len(group)} {group[0].sample} image(s)")
-        results = yield from restore(keys[key], [im.pair for im in group], device=device, tile=restore_tile,
-                                     batch=batch, adapt_bn=adapt_bn)
+        results = yield from collect_restored(restore(keys[key], [im.pair for im in group], options.restore))
         for image, result in zip(group, results):
             messages += result.messages
             output = apply_window(result.counts, windows[image.sample]["gt"])  # the evaluation's GT units
@@ -146,8 +116,9 @@ def evaluate(
     by_id = {(im.sample, im.name): im for im in images}
     examples = [Example(i[1], i[0], by_id[i].gt, by_id[i].input, outputs[i]) for i in example_ids]
     evaluation = Evaluation(
-        dataset=", ".join(map(str, data)), split=HELD_OUT if plan is not None else split, tiles=0, methods={},
-        samples={}, examples=examples, windows=windows, tile_size=int(tile), keep_rows_fraction=keep_rows_fraction,
+        dataset=", ".join(map(str, data)), split=HELD_OUT if plan is not None else options.split, tiles=0,
+        methods={}, samples={}, examples=examples, windows=windows, tile_size=tile,
+        keep_rows_fraction=options.keep_rows_fraction,
         messages=list(dict.fromkeys(messages)),
     )
     if plan is None:

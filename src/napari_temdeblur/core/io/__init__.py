@@ -17,6 +17,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             'session_of',
             'write_pair',
         ],
+        '_inputs': ['BurstInputs', 'read_inputs'],
         '_files': ['read_json', 'tiff_files'],
         '_session': ['Session', 'find_sessions', 'is_session_folder', 'open_session', 'write_session'],
         '_tiff': ['read_image', 'tiff_info', 'write_image'],

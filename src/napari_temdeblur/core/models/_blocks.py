@@ -1,4 +1,5 @@
-"""Pieces shared by the burst networks: input checks and the cross-frame (burst) operations.
+"""Pieces shared by the networks: input checks, padding to a size multiple, and the cross-frame (burst)
+operations.
 
 A burst network runs one set of weights on every frame. Frames are carried in the batch axis as
 (B * N, C, H, W) so that ordinary 2-D layers apply per frame; the helpers below move between that
@@ -8,17 +9,16 @@ layout and (B, N, C, H, W) for the operations that mix frames.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
-def check_input(x: torch.Tensor, multiple: int, frames: int | None = None) -> None:
-    """Raise ValueError unless `x` is a float (B, N, H, W) burst whose H, W are multiples of `multiple`.
+def check_input(x: torch.Tensor, frames: int | None = None) -> None:
+    """Raise ValueError unless `x` is a float (B, N, H, W) burst (of exactly `frames` frames if given).
 
     Parameters
     ----------
     x : Tensor
         The network input.
-    multiple : int
-        Required divisor of H and W (2 ** number of downsamplings).
     frames : int or None
         Exact number of frames required, or None for any N >= 1.
     """
@@ -31,10 +31,22 @@ def check_input(x: torch.Tensor, multiple: int, frames: int | None = None) -> No
         raise ValueError("the burst has no frames")
     if frames is not None and n != frames:
         raise ValueError(f"this model takes exactly {frames} frames, got {n}")
-    if height % multiple or width % multiple:
-        raise ValueError(
-            f"image size {height} x {width} is not a multiple of {multiple}; crop or pad it to a multiple of {multiple}"
-        )
+    if height < 1 or width < 1:
+        raise ValueError(f"the burst's frames are empty ({height} x {width} px)")
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Mirror-pad (B, N, H, W) at the bottom and right up to multiples of `multiple` (2 ** downsamplings),
+    as NAFNet's ``check_image_size``, so a network takes any size; crop its output to (H, W) after.
+
+    Mirroring (edge replication for an image too small to mirror) keeps the padding image-like.
+    """
+    height, width = x.shape[-2:]
+    pad = (0, -width % multiple, 0, -height % multiple)  # (left, right, top, bottom)
+    if not any(pad):
+        return x
+    mode = "reflect" if pad[1] < width and pad[3] < height else "replicate"
+    return F.pad(x, pad, mode=mode)
 
 
 def global_max_concat(x: torch.Tensor, frames: int) -> torch.Tensor:

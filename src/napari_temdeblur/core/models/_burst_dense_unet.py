@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._blocks import check_input, global_max_concat, merge_frames
+from ._blocks import check_input, global_max_concat, merge_frames, pad_to_multiple
 
 #: H and W must be multiples of this (three 2 x 2 max pools).
 SIZE_MULTIPLE = 8
@@ -79,7 +79,7 @@ class BurstDenseUNet(nn.Module):
         Maps of the 3 x 3 stem conv applied to each frame (48).
     growth_rate : int
         New maps per dense layer (16).
-    layers : int
+    layers_per_block : int
         Dense layers per block (4, as the paper).
     dropout : float
         Dropout probability after each dense layer (0.2).
@@ -89,9 +89,10 @@ class BurstDenseUNet(nn.Module):
 
     size_multiple = SIZE_MULTIPLE
 
-    def __init__(self, width: int = 48, growth_rate: int = 16, layers: int = 4, dropout: float = 0.2,
+    def __init__(self, width: int = 48, growth_rate: int = 16, layers_per_block: int = 4, dropout: float = 0.2,
                  transposed: bool = False):
         super().__init__()
+        layers = layers_per_block
         block_maps = growth_rate * layers
         self.stem = nn.Conv2d(1, width, 3, padding=1)
         self.down = nn.ModuleList()
@@ -112,7 +113,9 @@ class BurstDenseUNet(nn.Module):
         self.head = nn.Sequential(nn.BatchNorm2d(head_in), nn.ReLU(), nn.Conv2d(head_in, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, SIZE_MULTIPLE)
+        check_input(x)
+        height, width = x.shape[-2:]
+        x = pad_to_multiple(x, SIZE_MULTIPLE)
         n = x.shape[1]
         y = self.stem(x.reshape(-1, 1, *x.shape[2:]))  # (B*N, width, H, W)
         skips = []
@@ -127,4 +130,4 @@ class BurstDenseUNet(nn.Module):
             y = torch.cat([transition(new), skip], dim=1)  # (B*N, layers * growth + skip, 2x scale)
             new = block(y)
         y = torch.cat([y, new], dim=1)  # (B*N, head_in, H, W)
-        return self.head(merge_frames(y, n))  # (B, 1, H, W)
+        return self.head(merge_frames(y, n))[..., :height, :width]  # (B, 1, H, W)

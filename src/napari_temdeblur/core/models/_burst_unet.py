@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._blocks import check_input, global_max_concat, merge_frames
+from ._blocks import check_input, global_max_concat, merge_frames, pad_to_multiple
 
 #: H and W must be multiples of this (four stride-2 downsamplings).
 SIZE_MULTIPLE = 16
@@ -84,9 +84,11 @@ class BurstUNet(nn.Module):
         self.head = nn.Sequential(ConvBlock(w15, w, 3), nn.Conv2d(w, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, SIZE_MULTIPLE)
+        check_input(x)
+        height, width = x.shape[-2:]
+        x = pad_to_multiple(x, SIZE_MULTIPLE)
         n = x.shape[1]
-        frames = x.reshape(-1, 1, *x.shape[2:])  # (B*N, 1, H, W)
+        frames = x.reshape(-1, 1, *x.shape[2:])  # (B*N, 1, H, W), H and W now multiples of 16
 
         def exchange(t):
             return global_max_concat(t, n)
@@ -100,4 +102,4 @@ class BurstUNet(nn.Module):
         y = self.dec2(torch.cat([exchange(y), s2], dim=1))  # (B*N, 3w, H/2, W/2)
         y = self.dec1(torch.cat([exchange(y), s1], dim=1))  # (B*N, 1.5w, H, W)
         y = self.dec0(torch.cat([exchange(y), s0], dim=1))  # (B*N, 1.5w, H, W)
-        return self.head(merge_frames(y, n))  # (B, 1, H, W)
+        return self.head(merge_frames(y, n))[..., :height, :width]  # (B, 1, H, W)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._blocks import check_input
+from ._blocks import check_input, pad_to_multiple
 from ._mobilenet import MobileNetV2Features
 
 #: H and W must be multiples of this (the backbone reaches 1/32 scale).
@@ -100,8 +100,9 @@ class DeblurGANGenerator(nn.Module):
         self.final = nn.Conv2d(half // 2, 1, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, SIZE_MULTIPLE, frames=FRAMES)
-        x = 2 * x - 1  # DeblurGAN-v2 works in [-1, 1]
+        check_input(x, frames=FRAMES)
+        height, width = x.shape[-2:]
+        x = 2 * pad_to_multiple(x, SIZE_MULTIPLE) - 1  # DeblurGAN-v2 works in [-1, 1]
         map0, *maps = self.fpn(x)
         # Each head's output upsampled to 1/4 scale: 4 x (B, width/2, H/4, W/4)
         fused = [_upsample(head(m), 2**i) if i else head(m) for i, (head, m) in enumerate(zip(self.heads, maps))]
@@ -109,7 +110,7 @@ class DeblurGANGenerator(nn.Module):
         y = self.smooth2(_upsample(y, 2) + map0)  # (B, width/4, H/2, W/2)
         y = self.final(_upsample(y, 2))  # (B, 1, H, W)
         restored = torch.clamp(torch.tanh(y) + x[:, FRAMES // 2 : FRAMES // 2 + 1], -1, 1)
-        return (restored + 1) / 2
+        return ((restored + 1) / 2)[..., :height, :width]
 
 
 class PatchDiscriminator(nn.Sequential):

@@ -1,9 +1,9 @@
-"""The paper's models, built by name from configuration data, and their training recipes.
+"""The model registry: one :class:`ModelSpec` per model name, built from configuration data.
 
 ============  ==========================================================  ==================================
 name          network                                                     recipe (Adam)
 ============  ==========================================================  ==================================
-bu            Burst UNet of Aittala & Durand (:mod:`.nets.burst_unet`)     lr 0.003, x0.99/epoch, L1 + gradient
+bu            Burst UNet of Aittala & Durand (:mod:`._burst_unet`)         lr 0.003, x0.99/epoch, L1 + gradient
 bdu-t         Burst Dense UNet, transposed-conv transition up             lr 0.001 fixed, L1 + gradient
 bdu-uc        Burst Dense UNet, nearest upsampling + conv                 lr 0.001 fixed, L1 + gradient
 bdu-uc-ssim   bdu-uc network                                              lr 0.001 fixed, L1 + 1 - SSIM
@@ -11,61 +11,132 @@ deblurgan     DeblurGAN-v2 FPN-MobileNet, 3 frames as channels            lr 0.0
 ============  ==========================================================  ==================================
 
 Every model maps a float (B, N, H, W) burst in [0, 1] (centre frame ``x[:, N // 2]``) to a
-(B, 1, H, W) image; H and W must be multiples of :func:`size_multiple`.
+(B, 1, H, W) image of the same size: a network pads its input to its size multiple itself and crops
+the output back. This module does not import torch: a network's module is imported when the network
+is first built or asked for its size multiple, so configurations (and the command line built from
+them) stay light.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from torch import nn
+from napari_temdeblur.core import check_int, reject_unknown_keys
 
-from napari_temdeblur.core import reject_unknown_keys
-
-from ._burst_dense_unet import BurstDenseUNet
-from ._burst_unet import BurstUNet
-from ._deblurgan import DeblurGANGenerator
-from ._deblurgan import build_discriminators as _build_discriminators
-
-__all__ = [
-    "MODEL_NAMES",
-    "MODEL_CLASSES",
-    "ModelConfig",
-    "build_model",
-    "size_multiple",
-    "frames_required",
-    "Recipe",
-    "recipe",
-    "build_discriminators",
-    "count_parameters",
-]
-
-#: name -> network class. ``bdu-uc-ssim`` is the ``bdu-uc`` network; only its recipe differs.
-MODEL_CLASSES: dict[str, type[nn.Module]] = {
-    "bu": BurstUNet,
-    "bdu-t": BurstDenseUNet,
-    "bdu-uc": BurstDenseUNet,
-    "bdu-uc-ssim": BurstDenseUNet,
-    "deblurgan": DeblurGANGenerator,
-}
-MODEL_NAMES = ("bu", "bdu-t", "bdu-uc", "bdu-uc-ssim", "deblurgan")
-_DENSE = ("bdu-t", "bdu-uc", "bdu-uc-ssim")
-#: Published widths: bu base width, bdu stem maps, deblurgan FPN maps.
-_FULL_WIDTH = {"bu": 64, "bdu-t": 48, "bdu-uc": 48, "bdu-uc-ssim": 48, "deblurgan": 128}
-#: Test widths: every model well under 50 k parameters, same topology as the full one.
-_TINY = {
-    "bu": {"width": 3},
-    "bdu-t": {"width": 8, "growth_rate": 2},
-    "bdu-uc": {"width": 8, "growth_rate": 2},
-    "bdu-uc-ssim": {"width": 8, "growth_rate": 2},
-    "deblurgan": {"width": 12, "disc_width": 2},
-}
+if TYPE_CHECKING:
+    from torch import nn
 
 
-def _check_name(name: str) -> None:
-    if name not in MODEL_NAMES:
+@dataclass(frozen=True)
+class Recipe:
+    """How the paper trained a model.
+
+    Attributes
+    ----------
+    loss : str
+        Content loss for :func:`napari_temdeblur.core.train.make_loss`: "l1-gradient", "l1-ssim" or
+        "mse-ragan" (MSE content; the RaGAN-LS terms come from the discriminators).
+    lr : float
+        Adam learning rate.
+    lr_decay_per_epoch : float
+        Multiplier applied to the learning rate after each epoch (1.0 = fixed).
+    adversarial : bool
+        Whether discriminators are trained alongside (:func:`build_discriminators`).
+    adversarial_weight : float
+        Weight of the generator's adversarial loss against the content loss.
+    """
+
+    loss: str
+    lr: float
+    lr_decay_per_epoch: float = 1.0
+    adversarial: bool = False
+    adversarial_weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the package knows about one model name.
+
+    Attributes
+    ----------
+    name : str
+        The name users type (``--model``) and checkpoints record.
+    summary : str
+        One line for menus and ``--help``.
+    network : str
+        ``"<private module>:<class>"`` of the architecture in this package (imported on first use).
+    full_width : int
+        The published ``ModelConfig.width``.
+    tiny : dict
+        ``ModelConfig`` fields of the tiny variant (same topology, < 50 k parameters) for tests and
+        quick CPU checks.
+    recipe : Recipe
+        The paper's training recipe.
+    config_fields : tuple of str
+        The ``ModelConfig`` fields passed to the network's constructor (same names).
+    options : dict
+        Further constructor arguments fixed by the name (e.g. ``transposed=True`` for ``bdu-t``).
+    min_width : int
+        Smallest width the architecture supports.
+    """
+
+    name: str
+    summary: str
+    network: str
+    full_width: int
+    tiny: dict
+    recipe: Recipe
+    config_fields: tuple[str, ...] = ("width",)
+    options: dict = field(default_factory=dict)
+    min_width: int = 1
+
+    @property
+    def network_class(self) -> type[nn.Module]:
+        """The architecture (its module, and torch, are imported now)."""
+        module, cls = self.network.split(":")
+        return getattr(importlib.import_module(module, __package__), cls)
+
+    @property
+    def size_multiple(self) -> int:
+        """Sizes that need no padding are multiples of this (2 ** downsamplings)."""
+        return int(self.network_class.size_multiple)
+
+    @property
+    def frames_required(self) -> int | None:
+        """The exact number of frames the model takes (frames as channels), or None for any N >= 1."""
+        return getattr(self.network_class, "frames", None)
+
+
+_DENSE = ("width", "growth_rate", "layers_per_block", "dropout")
+_DENSE_TINY = {"width": 8, "growth_rate": 2}
+
+#: The models by name; adding a model is one entry here.
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
+    ModelSpec("bu", "Burst UNet (Aittala & Durand)", "._burst_unet:BurstUNet", 64, {"width": 3},
+              Recipe("l1-gradient", 0.003, 0.99)),
+    ModelSpec("bdu-t", "Burst Dense UNet, transposed-conv up", "._burst_dense_unet:BurstDenseUNet", 48,
+              _DENSE_TINY, Recipe("l1-gradient", 0.001), _DENSE, {"transposed": True}),
+    ModelSpec("bdu-uc", "Burst Dense UNet, upsampling + conv", "._burst_dense_unet:BurstDenseUNet", 48,
+              _DENSE_TINY, Recipe("l1-gradient", 0.001), _DENSE),
+    ModelSpec("bdu-uc-ssim", "bdu-uc trained with L1 + SSIM (the paper's best)",
+              "._burst_dense_unet:BurstDenseUNet", 48, _DENSE_TINY, Recipe("l1-ssim", 0.001), _DENSE),
+    # The paper: Adam 1e-3; DeblurGAN-v2 weighs the adversarial term 0.001 against the content loss.
+    ModelSpec("deblurgan", "DeblurGAN-v2 FPN-MobileNet, 3 frames as channels", "._deblurgan:DeblurGANGenerator",
+              128, {"width": 12, "disc_width": 2},
+              Recipe("mse-ragan", 0.001, adversarial=True, adversarial_weight=0.001),
+              ("width", "backbone_weights"), min_width=4),
+)}
+MODEL_NAMES = tuple(MODELS)
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The registry entry of `name`; a ValueError listing the known names otherwise."""
+    if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    return MODELS[name]
 
 
 @dataclass(frozen=True)
@@ -102,19 +173,18 @@ class ModelConfig:
     backbone_weights: str | None = None
 
     def __post_init__(self):
-        _check_name(self.name)
+        spec = model_spec(self.name)
         if self.width is None:
-            object.__setattr__(self, "width", _FULL_WIDTH[self.name])
-        for field in ("width", "growth_rate", "layers_per_block", "disc_width"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ModelConfig.{field} must be a positive integer, got {value!r}")
-        if self.name == "deblurgan" and self.width < 4:
-            raise ValueError(f"deblurgan needs width >= 4 (width / 4 maps in the last conv), got {self.width}")
+            object.__setattr__(self, "width", spec.full_width)
+        for name in ("width", "growth_rate", "layers_per_block", "disc_width"):
+            check_int(f"ModelConfig.{name}", getattr(self, name))
+        if self.width < spec.min_width:
+            raise ValueError(f"{self.name} needs width >= {spec.min_width}, got {self.width}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if self.backbone_weights is not None and self.name != "deblurgan":
-            raise ValueError(f"backbone_weights applies only to deblurgan, not {self.name}")
+        if self.backbone_weights is not None and "backbone_weights" not in spec.config_fields:
+            takers = [s.name for s in MODELS.values() if "backbone_weights" in s.config_fields]
+            raise ValueError(f"backbone_weights applies only to {', '.join(takers)}, not {self.name}")
 
     @classmethod
     def full(cls, name: str) -> ModelConfig:
@@ -124,8 +194,7 @@ class ModelConfig:
     @classmethod
     def tiny(cls, name: str) -> ModelConfig:
         """The same topology at a width small enough for CPU tests (< 50 k parameters)."""
-        _check_name(name)
-        return cls(name, **_TINY[name])
+        return cls(name, **model_spec(name).tiny)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -147,78 +216,41 @@ def build_model(cfg: ModelConfig, *, pretrained: bool = True) -> nn.Module:
     cfg : ModelConfig
         Name and widths.
     pretrained : bool
-        deblurgan: start the backbone from ``cfg.backbone_weights`` when set (raises DataError when
-        that file is unusable). Pass False when a checkpoint's weights will replace them anyway, so
-        that restoring never needs the original file.
+        Start a pretrained backbone (deblurgan's ``backbone_weights``) from its file when set
+        (DataError when that file is unusable). Pass False when a checkpoint's weights will replace
+        them anyway, so that restoring never needs the original file.
     """
-    cls = MODEL_CLASSES[cfg.name]
-    if cls is BurstUNet:
-        return BurstUNet(width=cfg.width)
-    if cls is BurstDenseUNet:
-        return BurstDenseUNet(width=cfg.width, growth_rate=cfg.growth_rate, layers=cfg.layers_per_block,
-                              dropout=cfg.dropout, transposed=cfg.name == "bdu-t")
-    return DeblurGANGenerator(width=cfg.width, backbone_weights=cfg.backbone_weights if pretrained else None)
+    spec = model_spec(cfg.name)
+    kwargs = {name: getattr(cfg, name) for name in spec.config_fields}
+    if not pretrained and "backbone_weights" in kwargs:
+        kwargs["backbone_weights"] = None
+    return spec.network_class(**kwargs, **spec.options)
 
 
 def size_multiple(cfg: ModelConfig) -> int:
-    """H and W of the input must be multiples of this."""
-    return MODEL_CLASSES[cfg.name].size_multiple
+    """H and W that are multiples of this need no padding inside the network."""
+    return model_spec(cfg.name).size_multiple
 
 
 def frames_required(cfg: ModelConfig) -> int | None:
     """The exact number of frames the model takes (3 for deblurgan), or None for any N >= 1."""
-    return getattr(MODEL_CLASSES[cfg.name], "frames", None)
+    return model_spec(cfg.name).frames_required
+
+
+def recipe(name: str) -> Recipe:
+    """The paper's training recipe for model `name`."""
+    return model_spec(name).recipe
 
 
 def build_discriminators(cfg: ModelConfig) -> nn.ModuleDict:
     """The adversarial model's discriminators, {"patch": ..., "full": ...}: (B, 1, H, W) -> scores."""
     if not recipe(cfg.name).adversarial:
         raise ValueError(f"{cfg.name} is not trained adversarially; it has no discriminators")
-    return _build_discriminators(cfg.disc_width)
+    from ._deblurgan import build_discriminators as discriminators
+
+    return discriminators(cfg.disc_width)
 
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How the paper trained a model.
-
-    Attributes
-    ----------
-    loss : str
-        Content loss for :func:`napari_temdeblur.core.losses.make_loss`: "l1-gradient", "l1-ssim" or
-        "mse-ragan" (MSE content; the RaGAN-LS terms come from the discriminators).
-    lr : float
-        Adam learning rate.
-    lr_decay_per_epoch : float
-        Multiplier applied to the learning rate after each epoch (1.0 = fixed).
-    adversarial : bool
-        Whether discriminators are trained alongside (:func:`build_discriminators`).
-    adversarial_weight : float
-        Weight of the generator's adversarial loss against the content loss.
-    """
-
-    loss: str
-    lr: float
-    lr_decay_per_epoch: float = 1.0
-    adversarial: bool = False
-    adversarial_weight: float = 0.0
-
-
-_RECIPES = {
-    "bu": Recipe("l1-gradient", 0.003, 0.99),
-    "bdu-t": Recipe("l1-gradient", 0.001),
-    "bdu-uc": Recipe("l1-gradient", 0.001),
-    "bdu-uc-ssim": Recipe("l1-ssim", 0.001),
-    # The paper: Adam 1e-3; DeblurGAN-v2 weighs the adversarial term 0.001 against the content loss.
-    "deblurgan": Recipe("mse-ragan", 0.001, adversarial=True, adversarial_weight=0.001),
-}
-
-
-def recipe(name: str) -> Recipe:
-    """The paper's training recipe for model `name`."""
-    _check_name(name)
-    return _RECIPES[name]

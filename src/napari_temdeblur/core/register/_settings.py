@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_temdeblur.core import DataError, reject_unknown_keys
+from napari_temdeblur.core import DataError, option, reject_unknown_keys
 from napari_temdeblur.core.io import read_json
 
 MOTIONS = ("translation", "euclidean", "affine")
@@ -56,12 +56,12 @@ class RegistrationSettings:
         registration lands on the centre of the streak (timing read from session.json).
     """
 
-    frames: int = 5
-    motion: str = "translation"
+    frames: int = option(5, "frames per HQ image, 3-8")
+    motion: str = option("translation", "ECC motion model", choices=MOTIONS)
     gauss_filt_size: int | None = None
     iterations: int = 100
     epsilon: float = 1e-5
-    min_correlation: float = 0.5
+    min_correlation: float = option(0.5, "frames correlating less are left out")
     match_downsample: int = 4
     pyramid_levels: int = 2
     max_disagreement_px: float = 8.0

@@ -17,8 +17,9 @@ from napari_temdeblur.core.imaging import IntensityWindow, apply_window, centred
 from napari_temdeblur.core.io import BurstPair
 from napari_temdeblur.core.models import Checkpoint, frames_required, load_model
 
-from ._batchnorm import adapt_batchnorm_steps
-from ._tiling import check_tiling, restore_burst_steps, tile_layout
+from ._batchnorm import adapt_batchnorm
+from ._options import RestoreOptions
+from ._tiling import check_tiling, restore_burst, tile_layout
 
 # A run's Low window "does not fit" an input when more than this share of its sample saturates ...
 _SATURATION_WARNING = 0.05
@@ -163,54 +164,70 @@ class _Windowed(Sequence):
         return None if item is None else item[3]
 
 
-def restore_each(
-    run: str | Path,
-    inputs: Sequence[BurstPair | np.ndarray],
-    *,
-    device: str = "auto",
-    tile: int = 128,
-    overlap: int = 32,
-    batch: int = 1,
-    adapt_bn: bool = False,
-    adapt_steps: int = 20,
+def restore(
+    run: str | Path, inputs: Sequence[BurstPair | np.ndarray], options: RestoreOptions | None = None
 ) -> Generator[Progress, None, int]:
-    """Restore bursts one at a time, handing each result over in an :class:`ImageRestored` event.
+    """Restore bursts with a trained run, one at a time, handing each result over in an
+    :class:`ImageRestored` event and keeping none (so memory stays at about one image).
 
-    The parameters are those of :func:`restore`. Nothing is kept after its event, so memory stays at
-    about one image whatever the number of inputs (the command line saves each result as it comes).
+    Each burst's frames are windowed with the run's Low window; the run's frame count (the most it
+    was trained with) is taken centred on the centre frame ``F // 2``. Burst models accept fewer
+    frames (they are used, with a message); deblurgan needs exactly 3 (its 3 centre frames are used).
+    Messages also note a Low window that does not fit the input (much of it clipped at 1, or all of
+    it far below 1) and an image smaller than one tile. Callers that want every result at once run
+    the generator through :func:`collect_restored`.
+
+    Parameters
+    ----------
+    run : str or Path
+        Run folder (``best.pt``) or checkpoint file.
+    inputs : sequence of BurstPair or ndarray
+        Registered bursts: BurstPair (its GT, if any, must match the frames' shape) or (F, H, W)
+        arrays of detector counts (a single (H, W) frame is a 1-frame burst). Read one at a time:
+        a lazy sequence may load each on access (an item raising DataError is skipped).
+    options : RestoreOptions, optional
+        Device, tiling and batch-norm adaptation (defaults: :class:`RestoreOptions`).
 
     Yields
     ------
     Progress
         ``Progress("restore", k, n)`` before input k, :class:`TileProgress` after each batch of tiles
-        (where a cancel is honoured), an :class:`ImageRestored` per image, an :class:`InputSkipped` per
-        input whose reading raised DataError (the others go on); with `adapt_bn`, the adaptation's
-        events first.
+        (where a cancel is honoured: closing the generator stops within one batch), an
+        :class:`ImageRestored` per image, an :class:`InputSkipped` per input whose reading raised
+        DataError (the others go on); with ``options.adapt_bn``, the adaptation's events first.
 
     Returns
     -------
     int
         Number of images restored.
+
+    Raises
+    ------
+    DataError
+        Missing, corrupt or foreign checkpoint.
+    ValueError
+        Bad input (shape, NaN, GT shape, too few frames for deblurgan), naming the image; tiling
+        values that do not fit the network.
     """
+    options = options or RestoreOptions()
     if not len(inputs):
         raise ValueError("nothing to restore: no bursts given")
-    model, checkpoint = load_model(run, resolve_device(device))
-    return (yield from restore_loaded(model, checkpoint, inputs, tile=tile, overlap=overlap, batch=batch,
-                                      adapt_bn=adapt_bn, adapt_steps=adapt_steps))
+    model, checkpoint = load_model(run, resolve_device(options.device))
+    return (yield from restore_with(model, checkpoint, inputs, options))
 
 
-def restore_loaded(
-    model, checkpoint: Checkpoint, inputs: Sequence[BurstPair | np.ndarray], *, tile: int, overlap: int, batch: int,
-    adapt_bn: bool, adapt_steps: int,
+def restore_with(
+    model, checkpoint: Checkpoint, inputs: Sequence[BurstPair | np.ndarray], options: RestoreOptions
 ) -> Generator[Progress, None, int]:
-    """:func:`restore_each` with the run already loaded (:func:`~napari_temdeblur.core.checkpoint.load_model`),
-    for callers that need the checkpoint before the inputs exist (:mod:`.stream`)."""
+    """:func:`restore` with the run already loaded (:func:`~napari_temdeblur.core.models.load_model`),
+    for callers that need the checkpoint before the inputs exist (:mod:`._stream`)."""
     cfg = checkpoint.model
-    multiple = check_tiling(model, tile, overlap, batch)  # before any image is read or adapted to
+    tile = options.inference_tile
+    multiple = check_tiling(model, options)  # before any image is read or adapted to
     prepared = _Prepared(inputs, checkpoint)
     adapted = 0
-    if adapt_bn:
-        adapted = yield from adapt_batchnorm_steps(model, _Windowed(prepared), steps=adapt_steps)
+    if options.adapt_bn:
+        adapted = yield from adapt_batchnorm(model, _Windowed(prepared), steps=options.adapt_steps)
     total, restored = len(inputs), 0
     for k in range(total):
         yield Progress("restore", k, total, f"image {k + 1} of {total}")
@@ -221,17 +238,16 @@ def restore_loaded(
         name, low, sel, frames, messages = item
         messages = messages + _window_notes(name, low[sel[len(sel) // 2]], checkpoint.low_window)
         height, width = low.shape[1:]
-        layout = [tile_layout(n, tile, overlap, multiple) for n in (height, width)]
+        layout = [tile_layout(n, tile, options.overlap, multiple) for n in (height, width)]
         if all(len(origins) == 1 for _, _, origins in layout):  # image + context fit one tile on both axes
             messages.append(f"{name}: {height} x {width} px is smaller than one {tile} px tile: restored in one "
                             f"pass, mirror-padded to {layout[0][0]} x {layout[1][0]} px")
-        image = yield from restore_burst_steps(model, frames, tile=tile, overlap=overlap, batch=batch,
-                                               stage=f"restore {name}")
+        image = yield from restore_burst(model, frames, options, stage=f"restore {name}")
         metadata = {
             "run": str(checkpoint.path), "model": cfg.to_dict(), "epoch": checkpoint.epoch,
             "frames": [int(i) for i in sel], "input_frames": len(low),
             "windows": {"gt": checkpoint.gt_window.to_dict(), "low": checkpoint.low_window.to_dict()},
-            "tile": tile, "overlap": overlap, "adapted_batchnorm": adapted,
+            "tile": tile, "overlap": options.overlap, "adapted_batchnorm": adapted,
         }
         result = Restored(name, image, to_counts(image, checkpoint.gt_window), [int(i) for i in sel],
                           frames[len(sel) // 2], metadata, messages)
@@ -240,70 +256,9 @@ def restore_loaded(
     return restored
 
 
-def restore(
-    run: str | Path,
-    inputs: Sequence[BurstPair | np.ndarray],
-    *,
-    device: str = "auto",
-    tile: int = 128,
-    overlap: int = 32,
-    batch: int = 1,
-    adapt_bn: bool = False,
-    adapt_steps: int = 20,
-) -> Generator[Progress, None, list[Restored]]:
-    """Restore bursts with a trained run: a generator of progress events returning the results.
-
-    Each burst's frames are windowed with the run's Low window; the run's frame count (the most it
-    was trained with) is taken centred on the centre frame ``F // 2``. Burst models accept fewer
-    frames (they are used, with a message); deblurgan needs exactly 3 (its 3 centre frames are used).
-    Messages also note a Low window that does not fit the input (much of it clipped at 1, or all of
-    it far below 1) and an image smaller than one tile.
-
-    Parameters
-    ----------
-    run : str or Path
-        Run folder (``best.pt``) or checkpoint file.
-    inputs : sequence of BurstPair or ndarray
-        Registered bursts: BurstPair (its GT, if any, must match the frames' shape) or (F, H, W)
-        arrays of detector counts (a single (H, W) frame is a 1-frame burst). Read one at a time:
-        a lazy sequence may load each on access (an item raising DataError is skipped).
-    device : str
-        "auto", "cpu", "cuda", ... (see :func:`napari_temdeblur.core.train.resolve_device`).
-    tile, overlap, batch : int
-        Tiling of :func:`restore_burst`.
-    adapt_bn : bool
-        First adapt the batch-norm statistics to these inputs (:func:`adapt_batchnorm`); the run's
-        files are not changed.
-    adapt_steps : int
-        Forward passes of the adaptation.
-
-    Yields
-    ------
-    Progress
-        As :func:`restore_each`: a :class:`TileProgress` after each batch of tiles, so closing the
-        generator stops within one batch.
-
-    Returns
-    -------
-    list of Restored
-        In input order (without skipped inputs).
-
-    Raises
-    ------
-    DataError
-        Missing, corrupt or foreign checkpoint.
-    ValueError
-        Bad input (shape, NaN, GT shape, too few frames for deblurgan), naming the image.
-    """
-    results = yield from collect_restored(restore_each(
-        run, inputs, device=device, tile=tile, overlap=overlap, batch=batch, adapt_bn=adapt_bn, adapt_steps=adapt_steps))
-    yield Progress("restore", len(inputs), len(inputs))
-    return results
-
-
 def collect_restored(work: Generator[Progress, None, object]) -> Generator[Progress, None, list[Restored]]:
-    """Pass on the events of `work` (e.g. :func:`restore_each`) and return the results of its
-    :class:`ImageRestored` events; closing this generator closes `work`."""
+    """Pass on the events of `work` (:func:`restore`, :func:`restore_stream`) and return the results of
+    its :class:`ImageRestored` events, in order; closing this generator closes `work`."""
     results = []
     try:
         for event in work:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_temdeblur.core import Progress, drain
+from napari_temdeblur.core import Progress
 from napari_temdeblur.core.imaging import (
     centred_frames,
     sample_mask,
@@ -36,7 +36,7 @@ def _crops(burst: np.ndarray, size: int, count: int, rng: np.random.Generator) -
     return [np.array(burst[:, y:y + size, x:x + size], dtype=np.float32) for y, x in origins]
 
 
-def adapt_batchnorm_steps(
+def adapt_batchnorm(
     model: nn.Module,
     bursts: Sequence[np.ndarray],
     *,
@@ -46,7 +46,8 @@ def adapt_batchnorm_steps(
     seed: int = 0,
     stage: str = "adapt batch norm",
 ) -> Generator[Progress, None, int]:
-    """Re-estimate the running mean and variance of every batch-norm layer on new data (generator).
+    """Re-estimate the running mean and variance of every batch-norm layer on new data (a generator:
+    ``drain(adapt_batchnorm(...))`` returns the count).
 
     The paper's adaptation to a new sample type: about 20 forward passes with batch norm in training
     mode, no backward pass and no weight update. Here the running statistics are reset and then set to
@@ -137,15 +138,3 @@ def adapt_batchnorm_steps(
         model.eval()
     return len(norms)
 
-
-def adapt_batchnorm(
-    model: nn.Module,
-    bursts: Sequence[np.ndarray],
-    *,
-    steps: int = 20,
-    crop: int = 128,
-    batch: int = 4,
-    seed: int = 0,
-) -> int:
-    """:func:`adapt_batchnorm_steps` run to the end; returns the number of batch-norm layers adapted."""
-    return drain(adapt_batchnorm_steps(model, bursts, steps=steps, crop=crop, batch=batch, seed=seed))

@@ -12,7 +12,8 @@ from napari_temdeblur.core.io import BurstPair, Session, open_session
 from napari_temdeblur.core.models import frames_required, load_model
 from napari_temdeblur.core.register import RegistrationSettings, register_stream_burst
 
-from ._apply import ImageRestored, Restored, collect_restored, restore_loaded
+from ._apply import ImageRestored, Restored, restore_with
+from ._options import RestoreOptions
 
 
 def frame_name(position: int, n_frames: int) -> str:
@@ -86,69 +87,19 @@ def _finish(result: Restored, k: int, bursts: _StreamBursts) -> Restored:
     return result
 
 
-def restore_stream_each(
-    run: str | Path,
-    session_or_stream,
-    positions: Sequence[int] | None = None,
-    *,
-    settings: RegistrationSettings | None = None,
-    device: str = "auto",
-    tile: int = 128,
-    overlap: int = 32,
-    batch: int = 1,
-    adapt_bn: bool = False,
-    adapt_steps: int = 20,
-) -> Generator[Progress, None, int]:
-    """:func:`restore_stream` handing each result over in an :class:`ImageRestored` event, keeping none.
-
-    Returns
-    -------
-    int
-        Number of positions restored.
-    """
-    stream, source = _stream_of(session_or_stream)
-    n_frames = int(stream.shape[0])
-    positions = list(range(n_frames)) if positions is None else [int(p) for p in positions]
-    if not positions:
-        raise ValueError("nothing to restore: no stream positions given")
-    outside = [p for p in positions if not 0 <= p < n_frames]
-    if outside:
-        raise ValueError(f"positions {outside[:5]} are outside the stream (frames 0-{n_frames - 1})")
-    model, checkpoint = load_model(run, resolve_device(device))
-    required = frames_required(checkpoint.model)
-    bursts = _StreamBursts(stream, positions, required or checkpoint.frames[1], required is not None,
-                           settings or RegistrationSettings(), source)
-    work = restore_loaded(model, checkpoint, bursts, tile=tile, overlap=overlap, batch=batch, adapt_bn=adapt_bn,
-                          adapt_steps=adapt_steps)
-    try:
-        while True:
-            event = next(work)
-            if isinstance(event, ImageRestored):
-                event = dataclasses.replace(event, result=_finish(event.result, event.index, bursts))
-            yield event
-    except StopIteration as done:
-        return done.value
-    finally:
-        work.close()
-
-
 def restore_stream(
     run: str | Path,
     session_or_stream,
     positions: Sequence[int] | None = None,
+    options: RestoreOptions | None = None,
     *,
     settings: RegistrationSettings | None = None,
-    device: str = "auto",
-    tile: int = 128,
-    overlap: int = 32,
-    batch: int = 1,
-    adapt_bn: bool = False,
-    adapt_steps: int = 20,
-) -> Generator[Progress, None, list[Restored]]:
-    """Restore positions of a raw stream: each position's frames registered on the fly, then restored.
+) -> Generator[Progress, None, int]:
+    """Restore positions of a raw stream, each position's frames registered on the fly, handing each
+    result over in an :class:`ImageRestored` event as :func:`restore` does (and keeping none).
 
     For each position t, the run's frame count of consecutive frames around t (shifted to fit at the
-    stream's ends) is registered onto frame t (:func:`napari_temdeblur.core.stream_burst.register_stream_burst`:
+    stream's ends) is registered onto frame t (:func:`napari_temdeblur.core.register.register_stream_burst`:
     cross-correlation, then ECC; poorly registered frames are left out with a message), cut to the
     region all frames cover, and restored as :func:`restore` restores a registered burst.
 
@@ -160,28 +111,28 @@ def restore_stream(
         An opened session, a session folder, or a (T, h, w) stream in counts.
     positions : sequence of int, optional
         Frames to restore (default: every frame).
+    options : RestoreOptions, optional
+        As for :func:`restore`.
     settings : RegistrationSettings, optional
         ECC and quality control of the on-the-fly registration.
-    device, tile, overlap, batch, adapt_bn, adapt_steps
-        As for :func:`restore`.
 
     Yields
     ------
     Progress
-        As :func:`restore` (a :class:`TileProgress` after each batch of tiles); an
-        :class:`InputSkipped` for a position that cannot be registered (e.g. a blank frame), the
-        others go on.
+        As :func:`restore`; an :class:`InputSkipped` for a position that cannot be registered (e.g. a
+        blank frame), the others go on. Each :class:`ImageRestored` holds a :class:`Restored` named
+        ``frame_0123`` whose ``image`` covers the region of frame t that all burst frames show
+        (``metadata["origin_yx"]`` is its top-left in frame t); ``frames`` are stream indices in the
+        network's order, with t in the middle (a burst network pools over frames in any order; a
+        frames-as-channels model keeps time order, so near the stream's ends its middle frame is a
+        neighbour, with a message); ``centre`` is that middle frame on that region; ``metadata`` also
+        holds ``position`` and the per-frame ``registration``; ``messages`` say which frames were
+        left out.
 
     Returns
     -------
-    list of Restored
-        One per restored position, in order, named ``frame_0123``. ``image`` covers the region of
-        frame t that all burst frames show (``metadata["origin_yx"]`` is its top-left in frame t);
-        ``frames`` are stream indices in the network's order, with t in the middle (a burst network
-        pools over frames in any order; a frames-as-channels model keeps time order, so near the
-        stream's ends its middle frame is a neighbour, with a message); ``centre`` is that middle
-        frame on that region (frame t itself but in that case); ``metadata`` also
-        holds ``position`` and the per-frame ``registration``; ``messages`` say which frames were left out.
+    int
+        Number of positions restored.
 
     Raises
     ------
@@ -190,6 +141,27 @@ def restore_stream(
     DataError
         Unreadable session or checkpoint.
     """
-    return (yield from collect_restored(restore_stream_each(
-        run, session_or_stream, positions, settings=settings, device=device, tile=tile, overlap=overlap,
-        batch=batch, adapt_bn=adapt_bn, adapt_steps=adapt_steps)))
+    options = options or RestoreOptions()
+    stream, source = _stream_of(session_or_stream)
+    n_frames = int(stream.shape[0])
+    positions = list(range(n_frames)) if positions is None else [int(p) for p in positions]
+    if not positions:
+        raise ValueError("nothing to restore: no stream positions given")
+    outside = [p for p in positions if not 0 <= p < n_frames]
+    if outside:
+        raise ValueError(f"positions {outside[:5]} are outside the stream (frames 0-{n_frames - 1})")
+    model, checkpoint = load_model(run, resolve_device(options.device))
+    required = frames_required(checkpoint.model)
+    bursts = _StreamBursts(stream, positions, required or checkpoint.frames[1], required is not None,
+                           settings or RegistrationSettings(), source)
+    work = restore_with(model, checkpoint, bursts, options)
+    try:
+        while True:
+            event = next(work)
+            if isinstance(event, ImageRestored):
+                event = dataclasses.replace(event, result=_finish(event.result, event.index, bursts))
+            yield event
+    except StopIteration as done:
+        return done.value
+    finally:
+        work.close()

@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_temdeblur.core import Progress, drain
+from napari_temdeblur.core import Progress
+
+from ._options import RestoreOptions
 
 
 @dataclass(frozen=True)
@@ -79,39 +81,33 @@ def model_device(model: nn.Module) -> torch.device:
     return next(iter(model.parameters())).device
 
 
-def check_tiling(model: nn.Module, tile: int, overlap: int, batch: int) -> int:
-    """Check tiling values for `model`; returns its ``size_multiple``. ValueError naming the value."""
+def check_tiling(model: nn.Module, options: RestoreOptions) -> int:
+    """Check the tiling of `options` for `model`; returns its ``size_multiple``. ValueError naming the value."""
     multiple = int(getattr(model, "size_multiple", 1))
+    tile, overlap = options.inference_tile, options.overlap
     if tile < multiple or tile % multiple:
-        raise ValueError(f"tile must be a positive multiple of {multiple} for this network, got {tile}")
+        raise ValueError(f"inference_tile must be a positive multiple of {multiple} for this network, got {tile}")
     if not 0 <= overlap <= tile // 2:
-        raise ValueError(f"overlap must be between 0 and tile / 2 = {tile // 2} px, got {overlap}")
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
+        raise ValueError(f"overlap must be between 0 and inference_tile / 2 = {tile // 2} px, got {overlap}")
     return multiple
 
 
-def restore_burst_steps(
-    model: nn.Module,
-    burst: np.ndarray,
-    *,
-    tile: int = 128,
-    overlap: int = 32,
-    batch: int = 1,
-    stage: str = "restore",
+def restore_burst(
+    model: nn.Module, burst: np.ndarray, options: RestoreOptions | None = None, *, stage: str = "restore"
 ) -> Generator[TileProgress, None, np.ndarray]:
-    """Restore one registered burst with `model`, tile by tile, as a generator of :class:`TileProgress`.
+    """Restore one registered burst with `model`, tile by tile, as a generator of :class:`TileProgress`
+    (``drain(restore_burst(...))`` returns the image).
 
-    The burst is cut into `tile` x `tile` tiles overlapping by `overlap` px (mirror-padded at the image
-    border and up to a multiple of the network's ``size_multiple``), restored `batch` tiles at a time
-    in eval mode without gradients, and blended with :func:`_profile` weights. An image smaller than one
-    tile is restored as a single padded tile.
+    The burst is cut into ``inference_tile`` x ``inference_tile`` tiles overlapping by ``overlap`` px
+    (mirror-padded at the image border and up to a multiple of the network's ``size_multiple``),
+    restored ``batch`` tiles at a time in eval mode without gradients, and blended with
+    :func:`_profile` weights. An image smaller than one tile is restored as a single padded tile.
 
     Pixels equal untiled inference (to float rounding) when the network's receptive radius is at most
     ``overlap // 4``, except within that radius of the image border, which tiles mirror-pad while a
     plain pass pads as the network does. The UNets of this package see much farther, so for them tiles
     differ from an untiled pass by the context beyond the tile; the ramp blends that without seams, and
-    a larger `tile` makes it smaller.
+    a larger tile makes it smaller.
 
     Parameters
     ----------
@@ -120,12 +116,9 @@ def restore_burst_steps(
         stride h and w must be multiples of.
     burst : ndarray
         (N, H, W) frames in [0, 1], the centre frame at ``N // 2``; any real dtype (cast per tile).
-    tile : int
-        Tile side in px; a multiple of the network's ``size_multiple``.
-    overlap : int
-        Overlap between neighbouring tiles in px, ``0 <= overlap <= tile // 2``.
-    batch : int
-        Tiles per forward pass.
+    options : RestoreOptions, optional
+        ``inference_tile`` (a multiple of the network's ``size_multiple``), ``overlap``
+        (``0 <= overlap <= inference_tile // 2``) and ``batch`` (tiles per forward pass) are used.
     stage : str
         Stage of the progress events (e.g. ``"restore sess2_im5"``).
 
@@ -143,7 +136,9 @@ def restore_burst_steps(
         burst = np.asarray(burst)
     if burst.ndim != 3 or min(burst.shape) < 1:
         raise ValueError(f"a burst must be (frames, rows, cols), got shape {tuple(burst.shape)}")
-    multiple = check_tiling(model, tile, overlap, batch)
+    options = options or RestoreOptions()
+    multiple = check_tiling(model, options)
+    tile, overlap, batch = options.inference_tile, options.overlap, options.batch
     device = model_device(model)  # tiles go where the model is
     _, height, width = burst.shape
     (len_y, tile_y, origins_y), (len_x, tile_x, origins_x) = (
@@ -177,19 +172,3 @@ def restore_burst_steps(
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def restore_burst(
-    model: nn.Module,
-    burst: np.ndarray,
-    *,
-    tile: int = 128,
-    overlap: int = 32,
-    batch: int = 1,
-) -> np.ndarray:
-    """Restore one registered burst: :func:`restore_burst_steps` run to the end.
-
-    Returns
-    -------
-    ndarray
-        float32 (H, W) in [0, 1]; see :func:`restore_burst_steps` for the parameters and the tiling.
-    """
-    return drain(restore_burst_steps(model, burst, tile=tile, overlap=overlap, batch=batch))

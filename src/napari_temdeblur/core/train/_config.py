@@ -6,13 +6,24 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from napari_temdeblur.core import reject_unknown_keys
+from napari_temdeblur.core import DEVICE_HELP, check_int, option, reject_unknown_keys
 from napari_temdeblur.core.models import ModelConfig, frames_required, size_multiple
 
 
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def default_frames(model: ModelConfig) -> int:
+    """Frames per burst when the user gives none: the model's requirement, else the paper's 5."""
+    return frames_required(model) or 5
+
+
+def parse_frames(text: str) -> int | tuple[int, int]:
+    """Frames per burst as typed by a user: ``"5"`` -> 5, ``"3-5"`` -> (3, 5); a ValueError otherwise."""
+    try:
+        numbers = [int(part.strip()) for part in str(text).split("-")]
+    except ValueError:
+        numbers = []
+    if len(numbers) not in (1, 2):
+        raise ValueError(f"frames must be a count such as 5 or a range such as 3-5, got '{text}'")
+    return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
 
 
 @dataclass(frozen=True)
@@ -37,9 +48,10 @@ class TrainConfig:
         Training crop side, px; a multiple of the model's size multiple.
     batch : int
         Crops per step.
-    frames : int or (int, int)
+    frames : int or (int, int) or None
         Frames per burst: a fixed count, or an inclusive (min, max) range drawn per batch (the paper
-        trained the burst networks with 3-5). Validation uses the max. deblurgan takes exactly 3.
+        trained the burst networks with 3-5). Validation uses the max. None: the model's own count
+        (:func:`default_frames`: deblurgan 3, else the paper's 5).
     lr : float or None
         Adam learning rate; None takes the paper's recipe for the model (:func:`core.models.recipe`).
     device : str
@@ -56,30 +68,33 @@ class TrainConfig:
     """
 
     model: ModelConfig
-    epochs: int = 2000
-    steps_per_epoch: int | None = None
-    patch: int = 128
-    batch: int = 8
-    frames: int | tuple[int, int] = 5
-    lr: float | None = None
-    device: str = "auto"
-    seed: int = 0
-    patience: int | None = None
-    time_limit_s: float | None = None
-    val_tile: int = 128
+    epochs: int = option(2000, "epochs in total (the paper's 2000)")
+    steps_per_epoch: int | None = option(None, "optimiser steps per epoch (default: ceil(training images / batch))")
+    patch: int = option(128, "training crop side, px", metavar="PX")
+    batch: int = option(8, "crops per step")
+    frames: int | tuple[int, int] | None = option(
+        None, "frames per burst, a count or a range like 3-5 drawn per batch (default 5; deblurgan: 3)",
+        parse=parse_frames)
+    lr: float | None = option(None, "learning rate (default: the paper's for the model)")
+    device: str = option("auto", DEVICE_HELP)
+    seed: int = option(0, "seeds initialisation, crops and dropout: same seed, same history")
+    patience: int | None = option(None, "stop after this many epochs without a better val SSIM")
+    time_limit_s: float | None = option(None, "stop after this much wall-clock time", flag="--time-limit",
+                                        metavar="SECONDS")
+    val_tile: int = option(128, "validation tile side, px (the paper's 128)", metavar="PX")
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):
             raise ValueError(f"model must be a ModelConfig, got {type(self.model).__name__}")
+        if self.frames is None:
+            object.__setattr__(self, "frames", default_frames(self.model))
         if isinstance(self.frames, (list, tuple)):
             object.__setattr__(self, "frames", tuple(self.frames))
         for name in ("epochs", "patch", "batch", "val_tile"):
-            _positive_int(name, getattr(self, name))
+            check_int(name, getattr(self, name))
         for name in ("steps_per_epoch", "patience"):
-            if getattr(self, name) is not None:
-                _positive_int(name, getattr(self, name))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+            check_int(name, getattr(self, name), optional=True)
+        check_int("seed", self.seed, minimum=0)
         low, high = self.frame_range
         if low > high:
             raise ValueError(f"frames range must be (min, max) with min <= max, got {self.frames}")
@@ -104,7 +119,7 @@ class TrainConfig:
         if len(frames) != 2:
             raise ValueError(f"frames must be a count or a (min, max) pair, got {self.frames!r}")
         for value in frames:
-            _positive_int("frames", value)
+            check_int("frames", value)
         return frames
 
     def to_dict(self) -> dict:
@@ -121,19 +136,3 @@ class TrainConfig:
         if "model" not in data:
             raise ValueError("training configuration has no 'model'")
         return cls(**{**data, "model": ModelConfig.from_dict(data["model"])})
-
-
-def default_frames(model: ModelConfig) -> int:
-    """Frames per burst when the user gives none: the model's requirement, else the paper's 5."""
-    return frames_required(model) or 5
-
-
-def parse_frames(text: str) -> int | tuple[int, int]:
-    """Frames per burst as typed by a user: ``"5"`` -> 5, ``"3-5"`` -> (3, 5); a ValueError otherwise."""
-    try:
-        numbers = [int(part.strip()) for part in str(text).split("-")]
-    except ValueError:
-        numbers = []
-    if len(numbers) not in (1, 2):
-        raise ValueError(f"frames must be a count such as 5 or a range such as 3-5, got '{text}'")
-    return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])

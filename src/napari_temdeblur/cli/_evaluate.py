@@ -7,7 +7,14 @@ The protocol is documented in docs/evaluation.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+
+from napari_temdeblur.core.evaluate import EvaluateOptions
+from napari_temdeblur.core.restore import RestoreOptions
+
+from ._options import add_options, options_from
+from ._output import print_progress
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -21,44 +28,35 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="dataset folder(s) in the published layout")
     p.add_argument("--model", nargs="+", default=[], metavar="RUN", help="run folder(s) (with best.pt)")
-    p.add_argument("--split", default="Test", help="split to evaluate (default Test)")
-    p.add_argument("--baselines", action="store_true",
-                   help="add frame-mean, wiener and richardson-lucy (motion PSF fitted per image)")
+    # --tile and --restore-tile: the flags' names before score and inference tiles were told apart
+    add_options(p, EvaluateOptions, aliases={"score_tile": ("--tile",)})
+    add_options(p, RestoreOptions, aliases={"inference_tile": ("--restore-tile",)})
     p.add_argument("--json", metavar="FILE", help="write the scores as JSON")
     p.add_argument("--markdown", metavar="FILE", help="write the tables as markdown")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
-    p.add_argument("--tile", type=int, default=128, help="evaluation tile side, px (default 128, as the paper)")
-    p.add_argument("--all-rows", action="store_true",
-                   help="score tiles in all rows (default: the top half of each image, as the paper)")
-    p.add_argument("--restore-tile", type=int, default=128, help="inference tile side, px (default 128)")
-    p.add_argument("--batch", type=int, default=1, help="inference tiles per forward pass (default 1)")
-    p.add_argument("--adapt-bn", action="store_true",
-                   help="adapt each run's batch-norm statistics to each sample first (runs are unchanged)")
-    p.add_argument("--cross-validation", action="store_true",
-                   help="score each run on all images of the sessions it held out (train with --hold-out)")
     p.add_argument("--figure", metavar="PNG", help="write GT | input | each method for the first scored image")
     p.add_argument("--synthetic-figure", metavar="PNG",
                    help="write the paper's Fig 8: each run on the three synthetic test images (adapted BN)")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, memory_flags=("--inference-tile", "--batch"))
     return p
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from napari_temdeblur.core import atomic_write, drain, write_json
-    from napari_temdeblur.core.evaluate import evaluate, format_table, markdown_table
-    from napari_temdeblur.core.imaging import TOP_HALF_ROWS
-
-    from .cli import print_progress
+    from napari_temdeblur.core.evaluate import (
+        comparison_figure,
+        evaluate,
+        format_table,
+        markdown_table,
+        synthetic_figure,
+    )
 
     if args.synthetic_figure and not args.model:
         raise ValueError("--synthetic-figure draws the runs' outputs: give them with --model RUN")
-    work = evaluate(args.data, args.model, split=args.split, baselines=args.baselines, device=args.device,
-                    tile=args.tile, adapt_bn=args.adapt_bn, cross_validation=args.cross_validation,
-                    keep_examples=1 if args.figure else 0,
-                    keep_rows_fraction=None if args.all_rows else TOP_HALF_ROWS,
-                    restore_tile=args.restore_tile, batch=args.batch)
+    restoring = options_from(RestoreOptions, args)
+    options = options_from(EvaluateOptions, args, keep_examples=1 if args.figure else 0, restore=restoring)
     # the per-tile events of restoration would flood a log: only each stage's end is printed for them
-    evaluation = drain(work, lambda e: print_progress(e) if e.stage == "evaluate" or e.done == e.total else None)
+    evaluation = drain(evaluate(args.data, args.model, options),
+                       lambda e: print_progress(e) if e.stage == "evaluate" or e.done == e.total else None)
     for message in evaluation.messages:
         print(f"  note: {message}")
     print()
@@ -69,14 +67,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         text = markdown_table(evaluation) + "\n"
         print(f"tables: {atomic_write(args.markdown, lambda tmp: tmp.write_text(text))}")
     if args.figure:
-        from napari_temdeblur.core.evaluate import comparison_figure
-
         print(f"figure: {comparison_figure(evaluation.examples[0], Path(args.figure))}")
     if args.synthetic_figure:
-        from napari_temdeblur.core.evaluate import synthetic_figure
-
-        png = drain(synthetic_figure(args.model, Path(args.synthetic_figure), device=args.device, adapt_bn=True,
-                                     tile=args.restore_tile, batch=args.batch),
-                    print_progress)
+        # the paper adapted the batch-norm statistics to the synthetic images
+        synthetic = dataclasses.replace(restoring, adapt_bn=True)
+        png = drain(synthetic_figure(args.model, Path(args.synthetic_figure), synthetic), print_progress)
         print(f"synthetic figure: {png}")
     return 0

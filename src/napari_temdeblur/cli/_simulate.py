@@ -1,12 +1,11 @@
-"""The ``temdeblur`` command line. It drives the core only (no napari, no Qt)."""
+"""``temdeblur simulate``: a simulated MiniTEM fast-stream acquisition, as raw sessions or a dataset."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 
-from napari_temdeblur.core import DataError, Progress, drain
+from napari_temdeblur.core import drain
 from napari_temdeblur.core.simulate import (
     LAYOUTS,
     SPECIMENS,
@@ -15,15 +14,7 @@ from napari_temdeblur.core.simulate import (
     simulate,
 )
 
-from . import _cli_demo, _cli_evaluate, _cli_register, _cli_restore, _cli_train
-from ._cli_errors import torch_failure
-
-
-def print_progress(event: Progress) -> None:
-    # one line per session/stage rather than per frame keeps logs readable
-    if event.done == event.total or event.message:
-        detail = f" - {event.message}" if event.message else ""
-        print(f"  {event.stage}: {event.done}/{event.total}{detail}", flush=True)
+from ._output import print_progress
 
 
 def _simulation_config(args: argparse.Namespace) -> SimulationConfig:
@@ -54,10 +45,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="temdeblur", description="Restore TEM images from fast image streams.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_parser(sub) -> None:
+    """Add the ``simulate`` subcommand to the ``temdeblur`` subparsers."""
     sim = sub.add_parser("simulate", help="simulate a MiniTEM fast-stream acquisition")
     sim.add_argument("out", help="output folder")
     sim.add_argument("--specimen", nargs="+", default=["kidney"], choices=SPECIMENS, help="one or more specimens")
@@ -71,32 +60,3 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--images", type=int, help="HQ images per session")
     sim.add_argument("--overwrite", action="store_true", help="replace earlier output of the same specimens")
     sim.set_defaults(func=cmd_simulate)
-
-    _cli_register.add_parser(sub)
-    _cli_train.add_parser(sub)
-    _cli_demo.add_parser(sub)
-    _cli_restore.add_parser(sub)
-    _cli_evaluate.add_parser(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (DataError, ValueError, OSError) as exc:
-        print(f"temdeblur: error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:  # out of memory or a device error in torch: one line and what to change
-        message = torch_failure(exc, args)
-        if message is None:
-            raise
-        print(f"temdeblur: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("temdeblur: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,8 +16,11 @@ import json
 import shlex
 from pathlib import Path
 
-from napari_temdeblur.core import atomic_write, drain
+from napari_temdeblur.core import atomic_write, available_devices, drain
 from napari_temdeblur.core.simulate import SimulationConfig, simulate
+
+from ._dispatch import run
+from ._output import print_progress
 
 #: Demo samples: the two specimen kinds of the paper.
 SPECIMENS = ["kidney", "grid"]
@@ -29,9 +32,9 @@ EVAL_TILE = 64
 RUN_FILES = ("best.pt", "last.pt", "config.json", "history.csv")
 
 
-def _run(main, argv: list[str]) -> int:
+def _run(argv: list[str]) -> int:
     print(f"\n$ temdeblur {shlex.join(argv)}", flush=True)
-    code = main(argv)
+    code = run(argv)
     if code:
         print(f"temdeblur demo: step 'temdeblur {argv[0]}' failed (exit status {code}); see the messages above")
     return code
@@ -86,8 +89,6 @@ def write_report(out: Path, commands: list[str], verdict_lines: list[str], table
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from . import cli
-
     out = Path(args.out)
     sessions, dataset, run = out / "sessions", out / "dataset", out / "runs" / MODEL
     print(f"napari-temdeblur demo in {out}: simulate -> register -> train -> evaluate -> report")
@@ -96,15 +97,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\n$ {simulate_line}")
     result = drain(
         simulate(sessions, SimulationConfig.demo(), SPECIMENS, layout="session", seed=args.seed, overwrite=True),
-        cli.print_progress,
+        print_progress,
     )
     print(f"wrote {sum(len(f) for f in result.folders.values())} sessions (truth in {result.out / 'truth'})")
     steps = [["register", str(sessions), "--out", str(dataset)]]
-    code = _run(cli.main, steps[-1])
+    code = _run(steps[-1])
     if not (dataset / "Kidney" / "Train").is_dir():
         return code or 1
-    from napari_temdeblur.core import available_devices
-
     gpu = any(d.startswith("cuda") for d in available_devices())
     # A demo run folder is the demo's own: start it afresh rather than refuse or resume.
     for name in RUN_FILES:
@@ -112,13 +111,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # The paper trained one network per specimen kind; the demo trains the kidney one.
     steps.append(["train", str(dataset / "Kidney"), "--model", MODEL, "--out", str(run), "--seed", str(args.seed),
                   *_training_args(gpu, args.minutes)])
-    if _run(cli.main, steps[-1]):
+    if _run(steps[-1]):
         return 1
     evaluation, tables, figure = out / "evaluation.json", out / "evaluation.md", out / "comparison.png"
     steps.append(["evaluate", str(dataset / "Kidney"), "--model", str(run), "--split", "Test", "--baselines",
                   "--tile", str(EVAL_TILE), "--json", str(evaluation), "--markdown", str(tables),
                   "--figure", str(figure)])
-    if _run(cli.main, steps[-1]):
+    if _run(steps[-1]):
         return 1
     lines = verdict(json.loads(evaluation.read_text())["methods"])
     report = write_report(out, [simulate_line] + [f"temdeblur {shlex.join(s)}" for s in steps], lines, tables, figure)

@@ -11,6 +11,11 @@ import math
 import re
 import sys
 
+from napari_temdeblur.core.models import MODEL_NAMES, MODELS, ModelConfig
+from napari_temdeblur.core.train import TrainConfig
+
+from ._options import add_options, options_from
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     """Register the ``train`` subcommand on an ``add_subparsers`` object."""
@@ -21,28 +26,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "followed by validation. Ctrl-C stops and keeps the best checkpoint.",
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="dataset folder(s) in the published layout")
-    p.add_argument("--model", required=True,
-                   help="network: bu, bdu-t, bdu-uc, bdu-uc-ssim (the paper's best) or deblurgan")
+    p.add_argument("--model", required=True, choices=MODEL_NAMES, metavar="MODEL",
+                   help="network: " + "; ".join(f"{s.name} ({s.summary})" for s in MODELS.values()))
     p.add_argument("--out", required=True, help="run folder (best.pt, last.pt, config.json, history.csv)")
-    p.add_argument("--epochs", type=int, default=2000, help="epochs in total (default 2000, as the paper)")
-    p.add_argument("--steps-per-epoch", type=int, help="optimiser steps per epoch (default: ceil(images / batch))")
-    p.add_argument("--patch", type=int, default=128, help="training crop side, px (default 128)")
-    p.add_argument("--batch", type=int, default=8, help="crops per step (default 8)")
-    p.add_argument("--frames",
-                   help="frames per burst, a count or a range like 3-5 (default 5; deblurgan: 3)")
-    p.add_argument("--lr", type=float, help="learning rate (default: the paper's for the model)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width", choices=("full", "tiny"), default="full",
                    help="full: the published network widths; tiny: a very small network for quick checks")
-    p.add_argument("--patience", type=int, help="stop after this many epochs without a better val SSIM")
-    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop after this much wall-clock time")
-    p.add_argument("--val-tile", type=int, default=128, help="validation tile side, px (default 128)")
+    add_options(p, TrainConfig)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--hold-out", type=_sessions, default=(), metavar="SESSIONS",
                    help="leave these acquisition sessions out of training and validation, e.g. sess2 or 2,3 "
                         "(for temdeblur evaluate --cross-validation)")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, memory_flags=("--patch", "--batch"))
     return p
 
 
@@ -97,23 +91,10 @@ class _Display:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from napari_temdeblur.core.models import ModelConfig
-    from napari_temdeblur.core.train import (
-        TrainConfig,
-        TrainingData,
-        default_frames,
-        parse_frames,
-        train,
-    )
+    from napari_temdeblur.core.train import TrainingData, train
 
     model = ModelConfig.tiny(args.model) if args.width == "tiny" else ModelConfig.full(args.model)
-    frames = parse_frames(args.frames) if args.frames is not None else default_frames(model)
-    cfg = TrainConfig(
-        model=model, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, patch=args.patch,
-        batch=args.batch, frames=frames, lr=args.lr,
-        device=args.device, seed=args.seed, patience=args.patience, time_limit_s=args.time_limit,
-        val_tile=args.val_tile,
-    )
+    cfg = options_from(TrainConfig, args, model=model)
     data = TrainingData.from_folders(args.data, hold_out_sessions=args.hold_out)
     for message in data.skipped:
         print(f"  skipped: {message}")

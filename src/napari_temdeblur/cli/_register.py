@@ -20,7 +20,6 @@ from pathlib import Path
 from napari_temdeblur.core import DataError, drain
 from napari_temdeblur.core.io import find_sessions, open_session
 from napari_temdeblur.core.register import (
-    MOTIONS,
     PairDone,
     PairFailed,
     PairRegistration,
@@ -32,6 +31,8 @@ from napari_temdeblur.core.register import (
     sample_name,
     user_starts,
 )
+
+from ._options import add_options, options_from
 
 SPLIT_CHOICES = ("auto", "Train", "Val", "Test")
 
@@ -77,7 +78,7 @@ def _describe(pair: PairRegistration) -> str:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    settings = RegistrationSettings(frames=args.frames, motion=args.motion, min_correlation=args.min_correlation)
+    settings = options_from(RegistrationSettings, args)
     if not Path(args.session).is_dir():
         raise DataError(args.session, "not a folder")
     folders = find_sessions(args.session)
@@ -132,10 +133,7 @@ def add_parser(sub) -> None:
     reg.add_argument("session", help="a session folder, or a folder of sessions")
     reg.add_argument("--out", help="also write the registered bursts to this dataset folder (published layout)")
     reg.add_argument("--init", help='JSON {"<hq name>": {"frame": t, "translation_yx": [dy, dx]}} of starting points')
-    reg.add_argument("--motion", default="translation", choices=MOTIONS, help="ECC motion model")
-    reg.add_argument("--frames", type=int, default=5, help="frames per HQ image, 3-8 (default 5)")
-    reg.add_argument("--min-correlation", type=float, default=RegistrationSettings.min_correlation,
-                     help="frames correlating less are left out")
+    add_options(reg, RegistrationSettings, ("motion", "frames", "min_correlation"))
     reg.add_argument("--split", default="auto", choices=SPLIT_CHOICES,
                      help="dataset split with --out: auto (last session Test, first images Val) or one split for all")
     reg.add_argument("--val-images", type=int, default=2, help="with --split auto: Val images of the first session")

@@ -16,7 +16,6 @@ so memory stays at about one image and an interrupted run keeps what it wrote.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,17 +23,14 @@ import tifffile
 
 from napari_temdeblur.core import DataError, atomic_write, write_json
 from napari_temdeblur.core.io import (
-    BurstPair,
-    find_splits,
-    frame_files,
     is_session_folder,
     open_session,
-    read_image,
-    read_pair,
-    tiff_files,
-    tiff_info,
+    read_inputs,
     write_image,
 )
+from napari_temdeblur.core.restore import RestoreOptions
+
+from ._options import add_options, options_from
 
 RESTORE_FORMAT = "temdeblur-restore/1"
 
@@ -52,20 +48,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN", help="run folder (its best.pt) or checkpoint file")
     p.add_argument("input", metavar="INPUT", help="dataset folder, burst folder, burst TIFF or session folder")
     p.add_argument("out", metavar="OUT", help="output folder")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
-    p.add_argument("--tile", type=int, default=128,
-                   help="tile side, px (default 128, which keeps full-width models under 2 GB on the CPU; "
-                        "larger tiles are faster where memory allows, e.g. on a GPU)")
-    p.add_argument("--overlap", type=int, default=32, help="overlap between tiles, px (default 32)")
-    p.add_argument("--batch", type=int, default=1,
-                   help="tiles per forward pass (default 1; more is faster on a GPU, costs memory)")
-    p.add_argument("--adapt-bn", action="store_true",
-                   help="first adapt the batch-norm statistics to INPUT (for a new sample type; the run is unchanged)")
+    # --tile: the flag's name before inference and score tiles were told apart
+    add_options(p, RestoreOptions, aliases={"inference_tile": ("--tile",)})
     where = p.add_mutually_exclusive_group()
     where.add_argument("--positions", type=_positions,
                        help="session stream only: frames to restore, e.g. 10,20,30 (default: every frame)")
     where.add_argument("--every", type=int, metavar="K", help="session stream only: every K-th frame from 0")
-    p.set_defaults(func=cmd_restore)
+    p.set_defaults(func=cmd_restore, memory_flags=("--inference-tile", "--batch"))
     return p
 
 
@@ -77,60 +66,6 @@ def _positions(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError("no positions given")
     return values
-
-
-class BurstInputs(Sequence):
-    """The bursts of a dataset, burst folder or burst TIFF, read on access (``[k]`` -> BurstPair).
-
-    Attributes
-    ----------
-    names : list of str
-        Output name of each burst (known without reading pixels).
-    folders : list of Path
-        Output subfolder of each burst (``<Sample>/<Split>`` for a dataset of several splits).
-    """
-
-    def __init__(self, names: list[str], folders: list[Path], loaders: list[Callable[[], BurstPair]]):
-        self.names, self.folders, self._loaders = names, folders, loaders
-
-    def __len__(self) -> int:
-        return len(self._loaders)
-
-    def __getitem__(self, k: int) -> BurstPair:
-        return self._loaders[k]()
-
-
-def read_inputs(path: str | Path) -> BurstInputs:
-    """The bursts of a dataset (every split), a burst folder or a burst TIFF, listed now, read on access.
-
-    Raises
-    ------
-    DataError
-        When `path` is none of these, a dataset holds no GT image, or a burst folder's frames are not
-        numbered without gaps or differ in shape.
-    """
-    path = Path(path)
-    if path.is_file():
-        return BurstInputs([path.stem], [Path()], [lambda: BurstPair(path.stem, None, read_image(path, ndim=3))])
-    if not path.is_dir():
-        raise DataError(path, "no such file or folder")
-    splits = find_splits(path)
-    if splits:
-        found = [(Path(sample, split), gt) for sample, split, folder in splits for gt in tiff_files(folder / "GT")]
-        if not found:
-            raise DataError(path, "the dataset's GT folders hold no .tif images")
-        many = len({folder for folder, _ in found}) > 1
-        return BurstInputs([gt.stem for _, gt in found], [folder if many else Path() for folder, _ in found],
-                           [lambda gt=gt: read_pair(gt) for _, gt in found])
-    files = frame_files(path, path.name)  # in frame order: a plain name sort puts _10 before _2
-    if not files:
-        raise DataError(path, f"neither a dataset (<Sample>/<Split>/GT, Low), a session nor a burst folder of frame "
-                              f"TIFFs {path.name}_0.tif, {path.name}_1.tif, ...")
-    shapes = {tiff_info(f)[0] for f in files}
-    if len(shapes) > 1:
-        raise DataError(path, f"the frames of a burst must share one shape, found {sorted(shapes)}")
-    return BurstInputs([path.name], [Path()],
-                       [lambda: BurstPair(path.name, None, np.stack([read_image(f) for f in files]))])
 
 
 def _write_float(path: Path, image: np.ndarray, metadata: dict) -> Path:
@@ -153,13 +88,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
         InputSkipped,
         TileProgress,
         frame_name,
-        restore_each,
-        restore_stream_each,
+        restore,
+        restore_stream,
     )
 
     out, source = Path(args.out), Path(args.input).resolve()
-    options = {"device": args.device, "tile": args.tile, "overlap": args.overlap, "batch": args.batch,
-               "adapt_bn": args.adapt_bn}
+    options = options_from(RestoreOptions, args)
     if is_session_folder(args.input):
         session = open_session(args.input)
         n_frames = session.stream.shape[0]
@@ -168,14 +102,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
         positions = args.positions or list(range(0, n_frames, args.every or 1))
         folders = [Path()] * len(positions)
         names = [frame_name(p, n_frames) if 0 <= p < n_frames else str(p) for p in positions]
-        work = restore_stream_each(args.run, session, positions, **options)
+        work = restore_stream(args.run, session, positions, options)
     else:
         if args.positions is not None or args.every is not None:
             raise ValueError(f"{args.input}: --positions and --every are for a session stream, and this is not a "
                              "session folder (no session.json)")
         inputs = read_inputs(args.input)
         folders, names = inputs.folders, inputs.names
-        work = restore_each(args.run, inputs, **options)
+        work = restore(args.run, inputs, options)
     _check_outputs(out, source, [folder / name for folder, name in zip(folders, names)])
     images, common = {}, None
     for event in work:

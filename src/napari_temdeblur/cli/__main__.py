@@ -1,0 +1,7 @@
+"""``python -m napari_temdeblur.cli``: the ``temdeblur`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,79 @@
+"""Command-line arguments built from options objects (:func:`napari_temdeblur.core.option` fields), so a
+flag's name, default and help are those of the field it sets."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable
+
+
+def _value_type(annotation):
+    """int for ``int`` and ``int | None``; the first non-None member of a union."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
+
+
+def flag_of(field: dataclasses.Field) -> str:
+    """The option's flag: the field's own (``option(flag=...)``) or ``--`` + its name with dashes."""
+    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+
+
+def _parser_of(parse):
+    """An argparse type that turns the parser's ValueError into argparse's own error line."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
+def add_options(
+    parser: argparse.ArgumentParser,
+    cls,
+    names: Iterable[str] | None = None,
+    *,
+    aliases: dict[str, tuple[str, ...]] | None = None,
+) -> None:
+    """Add the command-line options of options class `cls` to `parser`.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    cls : dataclass type
+        Its fields made with :func:`~napari_temdeblur.core.option` become options; ``dest`` is the field
+        name, the default the field's (shown in the help), a bool field a switch.
+    names : iterable of str, optional
+        Only these fields, in this order (default: every option field).
+    aliases : dict of str to tuple of str, optional
+        Further flags per field name, e.g. an older spelling kept working.
+    """
+    aliases = aliases or {}
+    fields = {f.name: f for f in dataclasses.fields(cls) if "help" in f.metadata}
+    hints = typing.get_type_hints(cls)
+    for name in names if names is not None else fields:
+        field = fields[name]
+        meta = field.metadata
+        flags = [flag_of(field), *aliases.get(name, ())]
+        kind = _value_type(hints[name])
+        if kind is bool:
+            parser.add_argument(*flags, dest=name, action="store_true", default=field.default, help=meta["help"])
+            continue
+        shown = "" if field.default is None else f" (default {field.default})"
+        parser.add_argument(
+            *flags, dest=name, default=field.default, help=meta["help"] + shown, metavar=meta.get("metavar"),
+            choices=meta.get("choices"), type=_parser_of(meta["parse"]) if meta.get("parse") else kind,
+        )
+
+
+def options_from(cls, args: argparse.Namespace, **values):
+    """An instance of `cls` from the parsed options of its fields that `args` holds, plus `values`."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    return cls(**{**given, **values})

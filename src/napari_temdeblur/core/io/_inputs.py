@@ -1,0 +1,68 @@
+"""The bursts of a dataset, a burst folder or a burst TIFF, listed at once and read one at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from napari_temdeblur.core import DataError
+
+from ._dataset import BurstPair, find_splits, frame_files, read_pair
+from ._files import tiff_files
+from ._tiff import read_image, tiff_info
+
+
+class BurstInputs(Sequence):
+    """The bursts of a dataset, burst folder or burst TIFF, read on access (``[k]`` -> BurstPair).
+
+    Attributes
+    ----------
+    names : list of str
+        Output name of each burst (known without reading pixels).
+    folders : list of Path
+        Output subfolder of each burst (``<Sample>/<Split>`` for a dataset of several splits).
+    """
+
+    def __init__(self, names: list[str], folders: list[Path], loaders: list[Callable[[], BurstPair]]):
+        self.names, self.folders, self._loaders = names, folders, loaders
+
+    def __len__(self) -> int:
+        return len(self._loaders)
+
+    def __getitem__(self, k: int) -> BurstPair:
+        return self._loaders[k]()
+
+
+def read_inputs(path: str | Path) -> BurstInputs:
+    """The bursts of a dataset (every split), a burst folder or a burst TIFF, listed now, read on access.
+
+    Raises
+    ------
+    DataError
+        When `path` is none of these, a dataset holds no GT image, or a burst folder's frames are not
+        numbered without gaps or differ in shape.
+    """
+    path = Path(path)
+    if path.is_file():
+        return BurstInputs([path.stem], [Path()], [lambda: BurstPair(path.stem, None, read_image(path, ndim=3))])
+    if not path.is_dir():
+        raise DataError(path, "no such file or folder")
+    splits = find_splits(path)
+    if splits:
+        found = [(Path(sample, split), gt) for sample, split, folder in splits for gt in tiff_files(folder / "GT")]
+        if not found:
+            raise DataError(path, "the dataset's GT folders hold no .tif images")
+        many = len({folder for folder, _ in found}) > 1
+        return BurstInputs([gt.stem for _, gt in found], [folder if many else Path() for folder, _ in found],
+                           [lambda gt=gt: read_pair(gt) for _, gt in found])
+    files = frame_files(path, path.name)  # in frame order: a plain name sort puts _10 before _2
+    if not files:
+        raise DataError(path, f"neither a dataset (<Sample>/<Split>/GT, Low), a session nor a burst folder of frame "
+                              f"TIFFs {path.name}_0.tif, {path.name}_1.tif, ...")
+    shapes = {tiff_info(f)[0] for f in files}
+    if len(shapes) > 1:
+        raise DataError(path, f"the frames of a burst must share one shape, found {sorted(shapes)}")
+    return BurstInputs([path.name], [Path()],
+                       [lambda: BurstPair(path.name, None, np.stack([read_image(f) for f in files]))])

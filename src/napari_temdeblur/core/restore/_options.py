@@ -1,0 +1,46 @@
+"""How a trained run is applied: the one options object of restoration (API, CLI, docks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from napari_temdeblur.core import DEVICE_HELP, check_int, option
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """Where and how a network restores images; :func:`restore`, :func:`restore_stream`, ``evaluate``,
+    the figures, the Restore dock and ``temdeblur restore / evaluate`` all take this one object.
+
+    Attributes
+    ----------
+    device : str
+        "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
+    inference_tile : int
+        Side of the tiles the network sees, px; a multiple of the network's size multiple. 128 keeps
+        the published widths under 2 GB on a CPU; larger tiles are faster where memory allows.
+    overlap : int
+        Overlap between neighbouring tiles, px, ``0 <= overlap <= inference_tile // 2``.
+    batch : int
+        Tiles per forward pass.
+    adapt_bn : bool
+        First adapt the batch-norm statistics to the inputs (a new sample type); the run is unchanged.
+    adapt_steps : int
+        Forward passes of that adaptation (the paper's ~20).
+    """
+
+    device: str = option("auto", DEVICE_HELP)
+    inference_tile: int = option(
+        128, "side of the tiles the network sees, px (128 keeps full-width models under 2 GB on a CPU; "
+             "larger tiles are faster where memory allows, e.g. on a GPU)", metavar="PX")
+    overlap: int = option(32, "overlap between tiles, px", metavar="PX")
+    batch: int = option(1, "tiles per forward pass (more is faster on a GPU, costs memory)")
+    adapt_bn: bool = option(False, "first adapt the batch-norm statistics to the input (for a new sample type; "
+                                   "the run is unchanged)")
+    adapt_steps: int = option(20, "forward passes of the batch-norm adaptation")
+
+    def __post_init__(self) -> None:
+        check_int("inference_tile", self.inference_tile)
+        check_int("overlap", self.overlap, minimum=0)
+        check_int("batch", self.batch)
+        check_int("adapt_steps", self.adapt_steps)
