@@ -102,11 +102,9 @@ def sample_data() -> None:
 
 def registration(session: Path, truth: Path) -> None:
     """The registration dock: Find frames, then a hand drag a little off, then Register."""
-    from napari_temdeblur.widgets.registration import RunState
-
     viewer, widget = with_dock(session, "Register stream")
     widget.find_frames()
-    wait(lambda: widget.state is not RunState.RUNNING)
+    widget.wait()
     # as a user leaves it after dragging: within a few pixels of where the frame belongs
     frame = widget.current_frame()
     true_yx = read_true_translations(truth)[widget.hq_image.value][frame]
@@ -114,8 +112,8 @@ def registration(session: Path, truth: Path) -> None:
     widget.shift_y.value, widget.shift_x.value = float(true_yx[0] + 2.5), float(true_yx[1] - 3.0)
     viewer.reset_view()
     save(viewer, "registration_align")
-    widget.register_button.clicked()
-    wait(lambda: widget.state is not RunState.RUNNING)
+    widget.run_button.clicked()
+    widget.wait()
     viewer.reset_view()
     save(viewer, "registration_done")
     viewer.close()
@@ -123,7 +121,7 @@ def registration(session: Path, truth: Path) -> None:
 
 def training(dataset: Path, run: Path) -> None:
     """The training dock after a short run of a tiny network on the dataset's layers."""
-    from napari_temdeblur.widgets._training_state import TrainingState
+    from napari_temdeblur.widgets._dock import RunState
 
     viewer, widget = with_dock(dataset, "Train network")
     form = widget.settings
@@ -131,9 +129,9 @@ def training(dataset: Path, run: Path) -> None:
     form.epochs.value, form.steps.value, form.batch.value = 8, 6, 4
     form.patch.value, form.val_tile.value, form.frames.value = 64, 64, "3-5"
     form.device.value, form.out.value = "cpu", run
-    widget.train_button.native.click()
-    wait(lambda: widget.status.state is not TrainingState.TRAINING)
-    if widget.status.state is not TrainingState.DONE:
+    widget.run_button.native.click()
+    wait(lambda: widget.status.state is not RunState.RUNNING)
+    if widget.status.state is not RunState.DONE:
         raise RuntimeError(f"training ended {widget.status.state}: {widget.status.message}")
     for layer in viewer.layers:
         layer.visible = layer.name == "Kidney Train GT"
@@ -145,12 +143,12 @@ def training(dataset: Path, run: Path) -> None:
 def restoration(dataset: Path, run: Path) -> None:
     """The restore dock: the trained run on the Test bursts with their GT (scores overlay), the SSIM
     map, then Compare (GT | input | restored in grid mode)."""
-    from napari_temdeblur.widgets._restore_state import RestoreState
+    from napari_temdeblur.widgets._dock import RunState
 
     viewer, widget = with_dock(dataset / "Test", "Restore")
     widget.run.value, widget.device.value = run, "cpu"
     widget.start()
-    if widget.wait() is not RestoreState.DONE:
+    if widget.wait() is not RunState.DONE:
         raise RuntimeError(f"restore ended {widget.status.state}: {widget.status.message}")
     viewer.reset_view()
     save(viewer, "restore")

@@ -7,7 +7,9 @@ import torch
 
 from napari_temdeblur.cli._output import torch_failure
 from napari_temdeblur.core import device_failure, out_of_memory
-from napari_temdeblur.widgets import _restore_state, _training_errors
+from napari_temdeblur.widgets._dock import describe_error
+from napari_temdeblur.widgets.restore import RestoreWidget
+from napari_temdeblur.widgets.train import TrainingWidget
 
 #: Allocation failures as torch raises them on CUDA, MPS and the CPU allocator.
 OUT_OF_MEMORY = [
@@ -22,8 +24,9 @@ OUT_OF_MEMORY = [
 @pytest.mark.parametrize("exc", OUT_OF_MEMORY, ids=["cuda", "mps", "cpu", "python"])
 def test_every_front_end_recognises_the_same_out_of_memory_errors(exc):
     assert out_of_memory(exc)
-    assert _training_errors.describe_error(exc).startswith("out of memory (")
-    assert _restore_state.describe_error(exc).startswith("out of memory (")
+    for dock in (TrainingWidget, RestoreWidget):  # one describer, each dock's own hint
+        described = describe_error(exc, memory_hint=dock.memory_hint)
+        assert described.startswith("out of memory (") and described.endswith(dock.memory_hint)
     if isinstance(exc, RuntimeError):
         assert torch_failure(exc, ("--inference-tile", "--batch")).startswith("the device ran out of memory")
 

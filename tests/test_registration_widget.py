@@ -21,7 +21,8 @@ from napari_temdeblur.core.register import (
 )
 from napari_temdeblur.core.simulate import SimulationConfig, simulate
 from napari_temdeblur.layers import find_bursts
-from napari_temdeblur.widgets import _alignment as align
+from napari_temdeblur.widgets._dock import RunState
+from napari_temdeblur.widgets.register import _alignment as align
 
 
 @pytest.fixture(scope="module")
@@ -133,10 +134,8 @@ def dock(make_napari_viewer, session_dir):
 
 
 def wait_idle(qtbot, widget, timeout=30_000):
-    from napari_temdeblur.widgets.registration import RunState
-
-    qtbot.waitUntil(lambda: widget.state is not RunState.RUNNING, timeout=timeout)
-    assert widget.state is not RunState.FAILED, widget.status.value
+    qtbot.waitUntil(lambda: widget.status.state is not RunState.RUNNING, timeout=timeout)
+    assert widget.status.state is not RunState.FAILED, widget.status.message
 
 
 def test_dock_opens_through_the_manifest_and_picks_the_session(dock):
@@ -152,7 +151,7 @@ def test_dock_opens_through_the_manifest_and_picks_the_session(dock):
     assert hq.colormap.name == "green" and stream.colormap.name == "magenta"
     assert stream.blending == "additive" and 0 < stream.opacity < 1
     assert widget.registered.value == "none yet"
-    assert widget.find_button.enabled and not widget.cancel_button.enabled
+    assert widget.find_button.enabled and widget.run_button.enabled and widget.run_button.text == "Register"
 
 
 def test_drag_toggle_attaches_the_drag_and_stops_panning(dock):
@@ -191,8 +190,6 @@ def test_find_frames_moves_the_slider_to_the_best_frame(dock, qtbot, one_session
 def test_register_from_a_drag_saves_shows_and_keeps_the_viewer_responsive(dock, qtbot, one_session, session_dir):
     from qtpy.QtCore import QTimer
 
-    from napari_temdeblur.widgets.registration import RunState
-
     viewer, widget = dock
     truth = one_session[1]
     frame = 3
@@ -206,15 +203,15 @@ def test_register_from_a_drag_saves_shows_and_keeps_the_viewer_responsive(dock, 
 
     ticks = []
     timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(widget.state))
+    timer.timeout.connect(lambda: ticks.append(widget.status.state))
     timer.start(0)
-    widget.register_button.clicked()
-    assert widget.state is RunState.RUNNING  # the click returned at once: the work runs in a thread
-    assert widget.cancel_button.enabled and not widget.register_button.enabled
+    widget.run_button.clicked()
+    assert widget.status.state is RunState.RUNNING  # the click returned at once: the work runs in a thread
+    assert widget.run_button.text == "Cancel" and not widget.register_all_button.enabled
     wait_idle(qtbot, widget)
     timer.stop()
     assert RunState.RUNNING in ticks  # the event loop kept running during the registration
-    assert widget.state is RunState.DONE and widget.register_button.enabled
+    assert widget.status.state is RunState.DONE and widget.run_button.text == "Register"
 
     saved = json.loads((session_dir / "registration.json").read_text())
     (pair,) = saved["pairs"]
@@ -264,23 +261,19 @@ def test_reopening_restores_the_registrations(make_napari_viewer, qtbot, session
 
 
 def test_cancel_keeps_what_was_saved(dock, qtbot, session_dir):
-    from napari_temdeblur.widgets.registration import RunState
-
     viewer, widget = dock
     widget.register_all_button.clicked()
     qtbot.waitUntil((session_dir / "registration.json").is_file, timeout=30_000)  # the first image is saved
-    widget.cancel_button.clicked()
+    widget.run_button.clicked()  # reads Cancel while registering
     wait_idle(qtbot, widget)
     kept = load_registrations(session_dir)
-    assert widget.state is RunState.IDLE and f"cancelled; {len(kept)} registered" in widget.status.value
+    assert widget.status.state is RunState.STOPPED and f"cancelled; {len(kept)} registered" in widget.status.message
     assert "sess1_im1" in kept
     assert widget.registered.value == "\n".join(f"{n}: {len(p.accepted)} frames" for n, p in kept.items())
 
 
 def test_a_drag_is_kept_for_register_all_and_the_export_follows_the_splits(dock, qtbot, tmp_path, session_dir):
     from napari_temdeblur.core.io import read_dataset
-    from napari_temdeblur.widgets.registration import RunState
-
     viewer, widget = dock
     viewer.dims.set_point(0, 3)
     widget.drag.value = True
@@ -305,7 +298,7 @@ def test_a_drag_is_kept_for_register_all_and_the_export_follows_the_splits(dock,
 
     box = widget.exporter
     box.export_button.clicked()  # no folder chosen yet: refused with a message, nothing written
-    assert widget.state is RunState.FAILED and "choose the dataset folder" in widget.status.value
+    assert widget.status.state is RunState.FAILED and "choose the dataset folder" in widget.status.message
     box.split_by.value = "per HQ image"
     widget.hq_image.value = "sess1_im2"
     box.split.value = "Val"
@@ -313,17 +306,30 @@ def test_a_drag_is_kept_for_register_all_and_the_export_follows_the_splits(dock,
     assert box.split.value == "Train"
     box.out.value = tmp_path / "data"
     box.export_button.clicked()
-    assert widget.state is RunState.DONE
+    assert widget.status.state is RunState.DONE
     splits = {s.split: [p.name for p in s.pairs] for s in read_dataset(tmp_path / "data")}
     assert splits == {"Train": ["sess1_im1"], "Val": ["sess1_im2"]}
 
 
 def test_removing_the_layers_during_a_run_leaves_the_dock_idle(dock, qtbot):
-    from napari_temdeblur.widgets.registration import RunState
-
     viewer, widget = dock
     widget.register_all_button.clicked()
     viewer.layers.clear()
     qtbot.wait(300)
-    assert widget.state is RunState.IDLE and widget.registered.value == "none yet"
-    assert not widget.register_button.enabled and not widget.cancel_button.enabled
+    assert widget.status.state is RunState.IDLE and widget.registered.value == "none yet"
+    assert not widget.run_button.enabled and widget.run_button.text == "Register"
+
+
+def test_closing_the_dock_mid_run_cancels_it(dock, qtbot, session_dir):
+    viewer, widget = dock
+    widget.register_all_button.clicked()
+    qtbot.waitUntil((session_dir / "registration.json").is_file, timeout=30_000)  # the first image is saved
+    worker = widget._worker
+    finished = []
+    worker.finished.connect(lambda: finished.append(True))
+    viewer.window.remove_dock_widget(widget)  # the user closes the dock
+    qtbot.waitUntil(lambda: bool(finished), timeout=30_000)
+    # cancelled after the image in progress: not every image was registered, and no layer was added
+    assert sorted(load_registrations(session_dir)) == ["sess1_im1"]
+    assert [layer.name for layer in viewer.layers] == ["Kidney sess1 HQ", "Kidney sess1 stream"]
+    assert widget.status.state is RunState.STOPPED

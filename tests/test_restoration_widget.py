@@ -56,7 +56,7 @@ def viewer(make_napari_viewer, test_split):
 
 
 def _dock(viewer, run=None):
-    from napari_temdeblur.widgets.restoration import RestoreWidget
+    from napari_temdeblur.widgets.restore import RestoreWidget
 
     _, widget = viewer.window.add_plugin_dock_widget("napari-temdeblur", "Restore")
     assert isinstance(widget, RestoreWidget)
@@ -89,15 +89,15 @@ def _core_scores(run, split):
 
 
 def test_restore_with_gt_scores_compare_and_csv(viewer, run, test_split, tmp_path, qtbot):
-    from napari_temdeblur.widgets._restore_state import RestoreState
-    from napari_temdeblur.widgets.restoration import NO_GT
+    from napari_temdeblur.widgets._dock import RunState
+    from napari_temdeblur.widgets.restore._widget import NO_GT
 
     widget = _dock(viewer, run)
     assert (widget.burst.value, widget.gt.value) == ("Kidney Test Low", "Kidney Test GT")
     widget.start()
-    assert widget.restore_button.text == "Cancel" and not widget.form.enabled
-    assert widget.wait(60) is RestoreState.DONE, widget.status.message
-    assert widget.restore_button.text == "Restore" and widget.form.enabled
+    assert widget.run_button.text == "Cancel" and not widget.form.enabled
+    assert widget.wait(60) is RunState.DONE, widget.status.message
+    assert widget.run_button.text == "Restore" and widget.form.enabled
 
     gt_layer = viewer.layers["Kidney Test GT"]
     restored, ssim_layer = viewer.layers["Kidney Test restored"], viewer.layers["Kidney Test SSIM map"]
@@ -172,25 +172,24 @@ def test_restore_with_gt_scores_compare_and_csv(viewer, run, test_split, tmp_pat
     # restoring again without GT refreshes the layers and drops the scores of the GT run
     widget.gt.value = NO_GT
     widget.start()
-    assert widget.wait(60) is RestoreState.DONE, widget.status.message
+    assert widget.wait(60) is RunState.DONE, widget.status.message
     assert "Kidney Test SSIM map" not in viewer.layers and widget.table.rowCount() == 0
     assert [layer.name for layer in viewer.layers] == [n for n in order if n != "Kidney Test SSIM map"]
 
 
 def test_no_gt_restores_without_scores_and_the_trained_run_is_the_default(viewer, run, test_split, qtbot):
-    from napari_temdeblur.widgets._restore_state import RestoreState
-    from napari_temdeblur.widgets._training_state import TrainingState
-    from napari_temdeblur.widgets.restoration import NO_GT
-    from napari_temdeblur.widgets.training import TrainingWidget
+    from napari_temdeblur.widgets._dock import RunState
+    from napari_temdeblur.widgets.restore._widget import NO_GT
+    from napari_temdeblur.widgets.train import TrainingWidget
 
     # a Train network dock in the same viewer whose run finished gives the run folder
     trainer = TrainingWidget(viewer)
     viewer.window.add_dock_widget(trainer, name="Train network")
-    trainer.status.best_checkpoint, trainer.status.state = run / "best.pt", TrainingState.DONE
+    trainer.status.best_checkpoint, trainer.status.state = run / "best.pt", RunState.DONE
     widget = _dock(viewer)
     widget.gt.value = NO_GT
     widget.start()
-    assert widget.wait(60) is RestoreState.DONE, widget.status.message
+    assert widget.wait(60) is RunState.DONE, widget.status.message
     assert widget.run.value == run
     restored = viewer.layers["Kidney Test restored"]
     assert restored.data.shape == viewer.layers["Kidney Test GT"].data.shape
@@ -206,46 +205,46 @@ def test_no_gt_restores_without_scores_and_the_trained_run_is_the_default(viewer
     widget.burst.value = "my burst"
     assert widget.gt.value == NO_GT
     widget.start()
-    assert widget.wait(60) is RestoreState.DONE, widget.status.message
+    assert widget.wait(60) is RunState.DONE, widget.status.message
     assert viewer.layers["my burst restored"].data.shape == low.shape[1:]
     (core,) = drain(collect_restored(restore(run, [low], RestoreOptions(device="cpu"))))
     np.testing.assert_allclose(viewer.layers["my burst restored"].data, core.image, atol=1e-6)
 
 
 def test_cancel_adds_nothing(viewer, run, qtbot):
-    from napari_temdeblur.widgets._restore_state import RestoreState
+    from napari_temdeblur.widgets._dock import RunState
 
     widget = _dock(viewer, run)
     before = [layer.name for layer in viewer.layers]
-    widget.restore_button.native.click()
-    widget.restore_button.native.click()  # now reading Cancel
-    assert widget.wait(60) is RestoreState.CANCELLED
+    widget.run_button.native.click()
+    widget.run_button.native.click()  # now reading Cancel
+    assert widget.wait(60) is RunState.STOPPED
     assert widget.status_label.value == "cancelled: nothing was added"
     assert [layer.name for layer in viewer.layers] == before and widget.result is None
     # closing the dock cancels as well
     widget.start()
     viewer.window.remove_dock_widget(widget)
-    assert widget.wait(60) is RestoreState.CANCELLED
+    assert widget.wait(60) is RunState.STOPPED
     assert [layer.name for layer in viewer.layers] == before
 
 
 def test_bad_run_folder_or_gt_gets_a_clear_message(viewer, tmp_path, qtbot):
     from napari.utils.notifications import notification_manager
 
-    from napari_temdeblur.widgets._restore_state import RestoreState
+    from napari_temdeblur.widgets._dock import RunState
 
     widget = _dock(viewer)
     widget.start()  # no run chosen, no Train network dock
-    assert widget.status.state is RestoreState.FAILED and "choose a run folder" in widget.status_label.value
+    assert widget.status.state is RunState.FAILED and "choose a run folder" in widget.status_label.value
     widget.run.value = tmp_path
     widget.start()
-    assert widget.wait(60) is RestoreState.FAILED
+    assert widget.wait(60) is RunState.FAILED
     text = widget.status_label.value
     assert str(tmp_path / "best.pt") in text and "no such checkpoint file" in text and "best.pt" in text
     assert any("no such checkpoint file" in str(n.message) for n in notification_manager.records)
     viewer.add_image(np.zeros((4, 10, 10), np.uint16), name="other")
     widget.gt.value = "other"
     widget.start()
-    assert widget.status.state is RestoreState.FAILED
+    assert widget.status.state is RunState.FAILED
     assert "'other' (4, 10, 10)" in widget.status_label.value and "do not form a burst" in widget.status_label.value
     assert "Kidney Test restored" not in viewer.layers

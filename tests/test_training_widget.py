@@ -102,7 +102,7 @@ def _quick(widget, out, epochs: int, steps: int = 2) -> None:
 
 
 def _press(widget) -> None:
-    widget.train_button.native.click()
+    widget.run_button.native.click()
 
 
 def _notifications() -> list[str]:
@@ -115,13 +115,13 @@ def test_dock_trains_while_the_viewer_stays_responsive(kidney_viewer, tmp_path, 
     import time
 
     from napari_temdeblur.core.models import load_checkpoint
-    from napari_temdeblur.widgets._training_state import TrainingState
-    from napari_temdeblur.widgets.training import TrainingWidget
+    from napari_temdeblur.widgets._dock import RunState
+    from napari_temdeblur.widgets.train import TrainingWidget
 
     _, widget = kidney_viewer.window.add_plugin_dock_widget("napari-temdeblur", "Train network")
     assert isinstance(widget, TrainingWidget)
     assert (widget.train_layers.value, widget.val_layers.value) == ("Kidney Train", "Kidney Val")
-    assert widget.status.state is TrainingState.IDLE and widget.train_button.text == "Train"
+    assert widget.status.state is RunState.IDLE and widget.run_button.text == "Train"
     _quick(widget, tmp_path / "run", epochs=3)
     stamps = []
     timer = QTimer()
@@ -129,13 +129,13 @@ def test_dock_trains_while_the_viewer_stays_responsive(kidney_viewer, tmp_path, 
     timer.start(10)
     _press(widget)
     started = time.perf_counter()
-    assert widget.status.state is TrainingState.TRAINING and widget.train_button.text == "Stop"
+    assert widget.status.state is RunState.RUNNING and widget.run_button.text == "Stop"
     assert not widget.settings.container.enabled
-    qtbot.waitUntil(lambda: widget.status.state is not TrainingState.TRAINING, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.status.state is not RunState.RUNNING, timeout=60_000)
     elapsed = time.perf_counter() - started
     timer.stop()
-    assert widget.status.state is TrainingState.DONE, widget.status.message
-    assert widget.train_button.text == "Train" and widget.settings.container.enabled
+    assert widget.status.state is RunState.DONE, widget.status.message
+    assert widget.run_button.text == "Train" and widget.settings.container.enabled
     assert widget.device_in_use.value == "cpu (1 threads)"
     # the Qt event loop kept running all along: the 10 ms timer ticked throughout, never pausing for
     # long (training in the GUI thread would leave one gap as long as the whole run)
@@ -160,8 +160,8 @@ def test_dock_trains_while_the_viewer_stays_responsive(kidney_viewer, tmp_path, 
 
 def test_stop_keeps_the_checkpoints(kidney_viewer, tmp_path, qtbot, one_torch_thread):
     from napari_temdeblur.core.models import load_checkpoint
-    from napari_temdeblur.widgets._training_state import TrainingState
-    from napari_temdeblur.widgets.training import TrainingWidget
+    from napari_temdeblur.widgets._dock import RunState
+    from napari_temdeblur.widgets.train import TrainingWidget
 
     widget = TrainingWidget(kidney_viewer)
     kidney_viewer.window.add_dock_widget(widget)
@@ -169,9 +169,9 @@ def test_stop_keeps_the_checkpoints(kidney_viewer, tmp_path, qtbot, one_torch_th
     _press(widget)
     qtbot.waitUntil(lambda: len(widget.status.history) >= 2, timeout=60_000)
     _press(widget)  # the same button, now reading Stop
-    qtbot.waitUntil(lambda: widget.status.state is not TrainingState.TRAINING, timeout=30_000)
-    assert widget.status.state is TrainingState.STOPPED, widget.status.message
-    assert widget.train_button.text == "Train"
+    qtbot.waitUntil(lambda: widget.status.state is not RunState.RUNNING, timeout=30_000)
+    assert widget.status.state is RunState.STOPPED, widget.status.message
+    assert widget.run_button.text == "Train"
     finished = len(widget.status.history)
     assert 2 <= finished < 1000
     best = load_checkpoint(tmp_path / "run" / "best.pt")
@@ -180,14 +180,14 @@ def test_stop_keeps_the_checkpoints(kidney_viewer, tmp_path, qtbot, one_torch_th
     assert "best.pt" in widget.result_label.value
     # trained weights are never overwritten: a new run in the same folder is refused with a hint
     _press(widget)
-    qtbot.waitUntil(lambda: widget.status.state is not TrainingState.TRAINING, timeout=30_000)
-    assert widget.status.state is TrainingState.FAILED
+    qtbot.waitUntil(lambda: widget.status.state is not RunState.RUNNING, timeout=30_000)
+    assert widget.status.state is RunState.FAILED
     assert "already holds a training run" in widget.status_label.value and "tick resume" in widget.status_label.value
     # ... but resumed, with the earlier epochs back in the plot
     widget.settings.resume.value, widget.settings.epochs.value = True, finished + 1
     _press(widget)
-    qtbot.waitUntil(lambda: widget.status.state is not TrainingState.TRAINING, timeout=30_000)
-    assert widget.status.state is TrainingState.DONE, widget.status.message
+    qtbot.waitUntil(lambda: widget.status.state is not RunState.RUNNING, timeout=30_000)
+    assert widget.status.state is RunState.DONE, widget.status.message
     assert [r.epoch for r in widget.status.history] == list(range(1, finished + 2))
     assert load_checkpoint(tmp_path / "run" / "last.pt").epoch == finished + 1
     # closing the dock stops a run as well
@@ -195,21 +195,21 @@ def test_stop_keeps_the_checkpoints(kidney_viewer, tmp_path, qtbot, one_torch_th
     _press(widget)
     qtbot.waitUntil(lambda: len(widget.status.history) >= finished + 2, timeout=60_000)
     kidney_viewer.window.remove_dock_widget(widget)
-    qtbot.waitUntil(lambda: widget.status.state is not TrainingState.TRAINING, timeout=30_000)
-    assert widget.status.state is TrainingState.STOPPED
+    qtbot.waitUntil(lambda: widget.status.state is not RunState.RUNNING, timeout=30_000)
+    assert widget.status.state is RunState.STOPPED
     assert load_checkpoint(tmp_path / "run" / "last.pt").epoch < 1000
 
 
 def test_errors_show_in_the_dock_and_as_notifications(make_napari_viewer, simulated_dataset, tmp_path, qtbot):
-    from napari_temdeblur.widgets._training_state import TrainingState
-    from napari_temdeblur.widgets.training import HOLD_OUT, DataSource, TrainingWidget
+    from napari_temdeblur.widgets._dock import RunState
+    from napari_temdeblur.widgets.train._widget import HOLD_OUT, DataSource, TrainingWidget
 
     viewer = make_napari_viewer()
     widget = TrainingWidget(viewer)
     viewer.window.add_dock_widget(widget)
     _quick(widget, tmp_path / "run", epochs=1)
     _press(widget)  # nothing open yet
-    assert widget.status.state is TrainingState.FAILED
+    assert widget.status.state is RunState.FAILED
     assert "no burst layers to train on" in widget.status_label.value
     assert any("no burst layers to train on" in m for m in _notifications())
 
@@ -218,8 +218,8 @@ def test_errors_show_in_the_dock_and_as_notifications(make_napari_viewer, simula
     widget.source.value, widget.data_folder.value = DataSource.FOLDER, empty
     assert widget.train_layers.native.isHidden() and not widget.data_folder.native.isHidden()
     _press(widget)
-    qtbot.waitUntil(lambda: widget.status.state is not TrainingState.TRAINING, timeout=30_000)
-    assert widget.status.state is TrainingState.FAILED
+    qtbot.waitUntil(lambda: widget.status.state is not RunState.RUNNING, timeout=30_000)
+    assert widget.status.state is RunState.FAILED
     assert "the folder is empty" in widget.status_label.value and "<Sample>/<Split>/GT" in widget.status_label.value
     assert any("the folder is empty" in m for m in _notifications())
 
@@ -231,14 +231,14 @@ def test_errors_show_in_the_dock_and_as_notifications(make_napari_viewer, simula
     assert "holding out sess2_im1, sess2_im2, sess2_im3, sess2_im4" in note
     widget.settings.lr.value = "fast"
     _press(widget)
-    assert widget.status.state is TrainingState.FAILED and "learning rate must be a number" in widget.status_label.value
+    assert widget.status.state is RunState.FAILED and "learning rate must be a number" in widget.status_label.value
 
 
 def test_plot_follows_the_napari_theme(make_napari_viewer):
     from matplotlib.colors import to_hex
     from napari.utils.theme import get_theme
 
-    from napari_temdeblur.widgets.training import TrainingWidget
+    from napari_temdeblur.widgets.train import TrainingWidget
 
     viewer = make_napari_viewer()
     widget = TrainingWidget(viewer)
@@ -251,7 +251,7 @@ def test_plot_follows_the_napari_theme(make_napari_viewer):
 def test_settings_form_builds_the_train_config(qtbot, tmp_path):
     from napari_temdeblur.core.models import ModelConfig, size_multiple
     from napari_temdeblur.core.train import TrainConfig
-    from napari_temdeblur.widgets._training_form import SettingsForm
+    from napari_temdeblur.widgets.train._form import SettingsForm
 
     form = SettingsForm()
     form.out.value = tmp_path

@@ -8,6 +8,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     submod_attrs={
         '_build': ['dataset_layers', 'session_layers', 'split_layers'],
         '_bursts': ['BurstLayers', 'find_bursts', 'hold_out', 'validation_for'],
-        '_kinds': ['layer_info'],
+        '_geometry': ['frame_index', 'frame_world'],
+        '_kinds': ['METADATA_KEY', 'LayerKind', 'kind_of', 'layer_info', 'tag'],
     },
 )

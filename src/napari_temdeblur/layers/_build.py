@@ -13,6 +13,8 @@ import numpy as np
 from napari_temdeblur.core.imaging import IntensityWindow, suggest_window
 from napari_temdeblur.core.io import DatasetSplit, Session
 
+from ._kinds import LayerKind, tag
+
 #: Frames sampled from a stream to suggest its contrast window without reading it all.
 WINDOW_SAMPLE_FRAMES = 5
 
@@ -60,13 +62,13 @@ def split_layers(split: DatasetSplit, gt_window: IntensityWindow, low_window: In
         "name": f"{title} GT",
         "contrast_limits": _contrast(gt_window),
         "axis_labels": ("image", "y", "x"),
-        "metadata": {"temdeblur": {**info, "kind": "gt", "window": gt_window.to_dict(), "axes": "NYX"}},
+        "metadata": tag(LayerKind.GT, **info, window=gt_window.to_dict(), axes="NYX"),
     }
     low_kwargs = {
         "name": f"{title} Low",
         "contrast_limits": _contrast(low_window),
         "axis_labels": ("frame", "image", "y", "x"),
-        "metadata": {"temdeblur": {**info, "kind": "low", "window": low_window.to_dict(), "axes": "FNYX"}},
+        "metadata": tag(LayerKind.LOW, **info, window=low_window.to_dict(), axes="FNYX"),
     }
     return [(gt, gt_kwargs, "image"), (low, low_kwargs, "image")]
 
@@ -112,12 +114,12 @@ def session_layers(session: Session) -> list[tuple]:
         "translate": (0, (1 / session.binning - 1) / 2, (1 / session.binning - 1) / 2),
         "contrast_limits": _contrast(hq_window),
         "axis_labels": ("frame", "y", "x"),
-        "metadata": {"temdeblur": {**info, "kind": "hq", "names": session.hq_names, "window": hq_window.to_dict()}},
+        "metadata": tag(LayerKind.HQ, **info, names=session.hq_names, window=hq_window.to_dict()),
     }
     stream_kwargs = {
         "name": f"{session.name} stream",
         "contrast_limits": _contrast(stream_window),
         "axis_labels": ("frame", "y", "x"),
-        "metadata": {"temdeblur": {**info, "kind": "stream", "window": stream_window.to_dict()}},
+        "metadata": tag(LayerKind.STREAM, **info, window=stream_window.to_dict()),
     }
     return [(session.hq, hq_kwargs, "image"), (session.stream, stream_kwargs, "image")]

@@ -18,10 +18,10 @@ import numpy as np
 from napari_temdeblur.core.imaging import IntensityWindow
 from napari_temdeblur.core.io import BurstPair
 
-from ._kinds import layer_info
+from ._kinds import LayerKind, layer_info
 
-#: Layer-name suffix of each half of a burst dataset (the reader's ``metadata["temdeblur"]["kind"]``).
-SUFFIXES = {"gt": " GT", "low": " Low"}
+#: Layer-name suffix of each half of a burst dataset.
+SUFFIXES = {LayerKind.GT: " GT", LayerKind.LOW: " Low"}
 #: Share of the images held out for validation when no validation layers are open and the images
 #: come from a single session.
 HOLD_OUT_FRACTION = 0.2
@@ -111,7 +111,7 @@ def find_bursts(layers: list[Any]) -> list[BurstLayers]:
         for kind, suffix in SUFFIXES.items():
             if layer.name.endswith(suffix):
                 halves.setdefault(layer.name[: -len(suffix)], {})[kind] = layer
-    return [BurstLayers(title, h["gt"], h["low"]) for title, h in halves.items() if set(h) == set(SUFFIXES)]
+    return [BurstLayers(title, h[LayerKind.GT], h[LayerKind.LOW]) for title, h in halves.items() if set(h) == set(SUFFIXES)]
 
 
 def validation_for(train: BurstLayers, bursts: list[BurstLayers]) -> BurstLayers | None:

@@ -18,9 +18,9 @@ from qtpy.QtWidgets import (
 
 from napari_temdeblur.core import atomic_write
 from napari_temdeblur.core.imaging import WINDOW
+from napari_temdeblur.layers import LayerKind, frame_index, tag
 
-from ._alignment import frame_index
-from ._restore_job import CSV_COLUMNS, ImageScores, RestoreResult
+from ._job import CSV_COLUMNS, ImageScores, RestoreResult
 
 if TYPE_CHECKING:
     import napari
@@ -64,15 +64,14 @@ def show_result(viewer: napari.Viewer, result: RestoreResult) -> dict[str, objec
     grey = {"contrast_limits": (0.0, 1.0), "colormap": "gray"}
     layers = {
         "input": _put(viewer, selection.title + INPUT, _stack(selection, result.inputs, selection.shape),
-                      visible=False, **grey, metadata={"temdeblur": {
-                          **info, "kind": "input", "window": result.low_window.to_dict()}}),
+                      visible=False, **grey,
+                      metadata=tag(LayerKind.INPUT, **info, window=result.low_window.to_dict())),
     }
     # With GT the restored image is re-windowed into the scoring GT window, else it keeps the run's.
     window = result.gt_window.to_dict() if result.gt_window else result.restored[0].metadata["windows"]["gt"]
     layers["restored"] = _put(
         viewer, selection.title + RESTORED, _stack(selection, result.images, selection.shape), **grey,
-        metadata={"temdeblur": {**info, "kind": "restored", "restore": [r.metadata for r in result.restored],
-                                "window": window}},
+        metadata=tag(LayerKind.RESTORED, **info, restore=[r.metadata for r in result.restored], window=window),
     )
     if result.ssim_maps is None and selection.title + SSIM_MAP in viewer.layers:
         viewer.layers.remove(selection.title + SSIM_MAP)  # an earlier restore's, scored against a GT
@@ -81,7 +80,7 @@ def show_result(viewer: napari.Viewer, result: RestoreResult) -> dict[str, objec
         translate = (0,) * (len(shape) - 2) + (SSIM_MARGIN, SSIM_MARGIN)
         layer = _put(viewer, selection.title + SSIM_MAP, _stack(selection, result.ssim_maps, shape, np.nan),
                      contrast_limits=(0.0, 1.0), colormap="viridis", translate=translate, visible=False,
-                     metadata={"temdeblur": {**info, "kind": "ssim-map"}})
+                     metadata=tag(LayerKind.SSIM_MAP, **info))
         layer.colorbar.visible = True
         layers["ssim-map"] = layer
     # The SSIM map lies on top (hidden) so that showing it shows it; the restored layer is the active one.

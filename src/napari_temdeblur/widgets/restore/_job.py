@@ -42,7 +42,7 @@ from napari_temdeblur.core.restore import (
     collect_restored,
     restore,
 )
-from napari_temdeblur.layers import BurstLayers, find_bursts, layer_info
+from napari_temdeblur.layers import BurstLayers, LayerKind, find_bursts, kind_of, layer_info
 
 #: Header of the score table's CSV (means over each image's tiles; PSNR in dB).
 CSV_COLUMNS = ("image", "tiles", "input_ssim", "restored_ssim", "input_psnr", "restored_psnr")
@@ -161,15 +161,15 @@ def select(low: Any, gt: Any | None, layers: Sequence[Any]) -> Selection:
     return Selection(title, pairs, slots, shape)
 
 
-#: Layer kinds (``metadata["temdeblur"]["kind"]``) that are never bursts to restore / GT images.
-_NOT_BURSTS = {"gt", "hq", "stream", "restored", "input", "ssim-map"}
-_NOT_GT = {"low", "hq", "stream", "restored", "input", "ssim-map"}
+#: Plugin layers that are never bursts to restore / GT images: session layers and the dock's own results.
+_NOT_EITHER = {LayerKind.HQ, LayerKind.STREAM, LayerKind.RESTORED, LayerKind.INPUT, LayerKind.SSIM_MAP}
+_NOT_BURSTS, _NOT_GT = _NOT_EITHER | {LayerKind.GT}, _NOT_EITHER | {LayerKind.LOW}
 
 
-def _grey_image(layer: Any, ndims: tuple[int, ...], excluded: set[str]) -> bool:
+def _grey_image(layer: Any, ndims: tuple[int, ...], excluded: set[LayerKind]) -> bool:
     data = getattr(layer, "data", None)
     return (getattr(data, "ndim", 0) in ndims and not getattr(layer, "rgb", False)
-            and layer_info(layer).get("kind") not in excluded)
+            and kind_of(layer) not in excluded)
 
 
 def burst_layer_names(layers: Sequence[Any]) -> list[str]:

@@ -1,112 +1,83 @@
 """The "Restore" dock: apply a trained run to burst layers, show the result and, with GT, its scores.
 
-The dock cuts the bursts from the chosen layers (:mod:`._restore_job`), runs
+The dock cuts the bursts from the chosen layers (:mod:`._job`), runs
 :func:`napari_temdeblur.core.restore.restore` and the scoring in a napari thread worker, and shows
-the result (:mod:`._restore_view`): restored and input layers, and with a GT layer an SSIM-map layer,
+the result (:mod:`._view`): restored and input layers, and with a GT layer an SSIM-map layer,
 a text overlay with the input's and the restored image's SSIM / PSNR for the image on screen, a
 table of per-image scores (copy, CSV) and Compare (GT | input | restored in grid mode).
-Everything it shows follows one :class:`RestoreStatus`.
+Everything it shows follows its ``status`` (the shared dock pattern, :mod:`.._dock`).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FileEdit,
-    Label,
-    ProgressBar,
-    PushButton,
-    SpinBox,
-)
-from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QEvent
-from qtpy.QtWidgets import (
-    QApplication,
-    QFileDialog,
-    QHBoxLayout,
-    QSizePolicy,
-    QVBoxLayout,
-    QWidget,
-)
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, ProgressBar, PushButton, SpinBox
+from napari.utils.notifications import show_info, show_warning
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QVBoxLayout
 
 from napari_temdeblur.core import Progress, available_devices
+from napari_temdeblur.core.evaluate import EvaluateOptions
 from napari_temdeblur.core.restore import RestoreOptions
 from napari_temdeblur.layers import find_bursts
 
-from ._restore_job import (
-    RestoreResult,
-    burst_layer_names,
-    gt_layer_names,
-    restore_job,
-    select,
-)
-from ._restore_state import RUN_HINT, RestoreState, RestoreStatus, describe_error
-from ._restore_view import (
-    Comparison,
-    ScoresTable,
-    current_slot,
-    overlay_text,
-    show_result,
-)
+from .._dock import Dock, RunState, keep_choice, show_progress
+from ._job import RestoreResult, burst_layer_names, gt_layer_names, restore_job, select
+from ._view import Comparison, ScoresTable, current_slot, overlay_text, show_result
 
 if TYPE_CHECKING:
     import napari
 
-_DEFAULTS = RestoreOptions()
+#: What a run folder is, for messages about a missing or bad one.
+RUN_HINT = "a run folder holds best.pt: train one in the Train network dock or with temdeblur train"
 #: GT choice meaning "no ground truth: restore only, no scores".
 NO_GT = "(none: no scores)"
 
 
-class RestoreWidget(QWidget):
+class RestoreWidget(Dock):
     """Dock widget that restores burst layers with a trained run.
 
     Every control is an attribute whose ``.value`` scripts and tests may set; :meth:`start`,
-    :meth:`cancel`, :meth:`wait`, :meth:`compare`, :meth:`save_csv` are what the buttons do.
+    :meth:`stop`, :meth:`wait`, :meth:`compare`, :meth:`save_csv` are what the buttons do.
 
     Parameters
     ----------
     napari_viewer : napari.Viewer
     """
 
+    run_text, stop_text = "Restore", "Cancel"
+    stopping_message = "cancelling ..."
+    data_hint = RUN_HINT
+    memory_hint = "try a smaller inference tile or batch, or the cpu device"
+
     def __init__(self, napari_viewer: napari.Viewer):
-        super().__init__()
-        self.viewer = napari_viewer
-        self.status = RestoreStatus()
+        super().__init__(napari_viewer)
         self.result: RestoreResult | None = None
-        self._worker = None
         self._gt_layer = self._requested_gt = None  # the GT of the result shown / of the restore running
         self._layers: dict = {}
         self._comparison: Comparison | None = None
 
+        restoring, scoring = RestoreOptions(), EvaluateOptions()
         self.run = FileEdit(label="run folder", mode="d", nullable=True,
                             tooltip="a training run (best.pt); empty: the run of the Train network dock")
         self.burst = ComboBox(label="burst layer", choices=self._burst_choices)
         self.gt = ComboBox(label="GT layer", choices=self._gt_choices)
-        self.device = ComboBox(label="device", choices=available_devices(), value="auto")
-        self.inference_tile = SpinBox(label="inference tile", min=16, max=8192, step=16, value=_DEFAULTS.inference_tile,
+        self.device = ComboBox(label="device", choices=available_devices(), value=restoring.device)
+        self.inference_tile = SpinBox(label="inference tile", min=16, max=8192, step=16,
+                                      value=restoring.inference_tile,
                                       tooltip="side of the tiles the network sees, px (smaller: less memory)")
-        self.overlap = SpinBox(label="overlap", min=0, max=1024, step=8, value=_DEFAULTS.overlap)
-        self.batch = SpinBox(label="batch", min=1, max=256, value=_DEFAULTS.batch, tooltip="tiles per forward pass")
-        self.adapt_bn = CheckBox(text="adapt batch norm to these images (new sample type)")
-        self.score_tile = SpinBox(label="score tile", min=16, max=1024, step=16, value=128,
+        self.overlap = SpinBox(label="overlap", min=0, max=1024, step=8, value=restoring.overlap)
+        self.batch = SpinBox(label="batch", min=1, max=256, value=restoring.batch, tooltip="tiles per forward pass")
+        self.adapt_bn = CheckBox(text="adapt batch norm to these images (new sample type)", value=restoring.adapt_bn)
+        self.score_tile = SpinBox(label="score tile", min=16, max=1024, step=16, value=scoring.score_tile,
                                   tooltip="side of the evaluation tiles wholly on the sample, px (the paper's 128)")
         self.top_half = CheckBox(text="score the top half only (as evaluate: HQ images overlap by half)",
-                                 value=True)
+                                 value=not scoring.all_rows)
         self.form = Container(widgets=[self.run, self.burst, self.gt, self.device, self.inference_tile, self.overlap,
                                        self.batch, self.adapt_bn, self.score_tile, self.top_half])
-        self.restore_button = PushButton(text="Restore")
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
-        self.status_label = Label()
-        self.status_label.native.setWordWrap(True)  # long messages wrap, never widen the dock
-        self.status_label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
-        self.controls = Container(widgets=[self.restore_button, self.progress])
+        self.controls = Container(widgets=[self.run_button, self.progress])
         self.table = ScoresTable()
         self.copy_button, self.save_button = PushButton(text="Copy table"), PushButton(text="Save CSV...")
         self.compare_button = PushButton(text="Compare")
@@ -120,24 +91,19 @@ class RestoreWidget(QWidget):
         layout.addWidget(self.table, stretch=1)
         layout.addLayout(buttons)
 
-        self.restore_button.changed.connect(self._on_button)
         self.copy_button.changed.connect(self.table.copy)
         self.save_button.changed.connect(self._ask_csv)
         self.compare_button.changed.connect(self._toggle_compare)
         self.burst.changed.connect(self._choose_gt)
-        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            event.connect(self._refresh_layers)
         napari_viewer.dims.events.current_step.connect(self._update_overlay)
-        self.status.events.state.connect(self._render_state)
-        self.status.events.message.connect(lambda text: setattr(self.status_label, "value", text))
-        self._refresh_layers()
+        self.refresh_layers()
         self._render_state()
 
     # --- inputs ----------------------------------------------------------------------------------
 
     def trained_run(self) -> Path | None:
         """The run folder of a Train network dock in this viewer whose run has a best.pt, else None."""
-        from .training import TrainingWidget
+        from napari_temdeblur.widgets.train import TrainingWidget  # the docks know each other only via the viewer
 
         for widget in self.viewer.window.dock_widgets.values():
             if isinstance(widget, TrainingWidget) and not widget.status.running:
@@ -157,6 +123,11 @@ class RestoreWidget(QWidget):
         self.run.value = trained
         return trained
 
+    def options(self) -> RestoreOptions:
+        """The restore options the controls describe."""
+        return RestoreOptions(device=self.device.value, inference_tile=self.inference_tile.value,
+                              overlap=self.overlap.value, batch=self.batch.value, adapt_bn=self.adapt_bn.value)
+
     # --- running ---------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -169,49 +140,20 @@ class RestoreWidget(QWidget):
                 raise ValueError("no burst layer: open a registered dataset (File > Open Folder) or register a session")
             gt = None if self.gt.value in (None, NO_GT) else self.viewer.layers[self.gt.value]
             selection = select(self.viewer.layers[self.burst.value], gt, self.viewer.layers)
+            options = self.options()
         except ValueError as exc:
-            self._fail(exc)
+            self.fail(exc)
             return
         self.end_compare()
         self.progress.value = 0
         self.status.message = f"restoring {len(selection.pairs)} image(s) of {selection.title} with {run.name}"
-        self.status.state = RestoreState.RUNNING
-        options = RestoreOptions(device=self.device.value, inference_tile=self.inference_tile.value,
-                                 overlap=self.overlap.value, batch=self.batch.value, adapt_bn=self.adapt_bn.value)
-        # The dock reports errors itself (status line + notification), so napari must not re-raise them.
-        handlers = {"yielded": self._on_event, "returned": self._on_returned, "errored": self._fail,
-                    "finished": self._on_finished}
         self._requested_gt = gt
-        self._worker = create_worker(restore_job, run, selection, options, score_tile=self.score_tile.value,
-                                     top_half=self.top_half.value, _connect=handlers,
-                                     _start_thread=False, _ignore_errors=True)
-        self._worker.start()
+        self.run_work(restore_job, run, selection, options, score_tile=self.score_tile.value,
+                 top_half=self.top_half.value, on_result=self._on_returned)
 
-    def cancel(self) -> None:
-        """Stop at the next progress event; nothing is added to the viewer."""
-        if self._worker is not None and self.status.running:
-            self._worker.quit()
-            self.status.message = "cancelling ..."
-
-    def wait(self, timeout: float = 600.0) -> RestoreState:
-        """Process Qt events until the running restore ends (for scripts and tests); returns the state."""
-        deadline = time.monotonic() + timeout
-        while self.status.running or self._worker is not None:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"restore still running after {timeout:g} s")
-            QApplication.processEvents()
-            time.sleep(0.01)
-        return self.status.state
-
-    def _on_button(self) -> None:
-        if self.status.running:
-            self.cancel()
-        else:
-            self.start()
-
-    def _on_event(self, event: Progress) -> None:
-        self.progress.max, self.progress.value = max(event.total, 1), min(event.done, max(event.total, 1))
-        self.status.message = f"{event.stage}: {event.message}" if event.message else event.stage
+    def on_event(self, event: Progress) -> None:
+        show_progress(self.progress, event)
+        super().on_event(event)
 
     def _on_returned(self, result: RestoreResult) -> None:
         self.result, self._gt_layer = result, self._requested_gt
@@ -224,26 +166,12 @@ class RestoreWidget(QWidget):
         if result.scores:
             done += "; scores on the sample in the overlay and the table"
         self.status.message = "; ".join([done, *notes])
-        self.status.state = RestoreState.DONE
+        self.status.state = RunState.DONE
         self._update_overlay()
         show_info(f"napari-temdeblur: {done}")
 
-    def _fail(self, exc: BaseException) -> None:
-        self._report(exc)
-        self.status.state = RestoreState.FAILED
-
-    def _report(self, exc: BaseException) -> None:
-        """An error in the status line and as a notification (a failed CSV save keeps the result)."""
-        message = describe_error(exc)
-        self.status.message = message
-        show_error(f"napari-temdeblur restore: {message}")
-
-    def _on_finished(self) -> None:
-        # Neither returned nor errored: the worker was cancelled (superqt emits no result then).
-        if self.status.running:
-            self.status.message = "cancelled: nothing was added"
-            self.status.state = RestoreState.CANCELLED
-        self._worker = None
+    def stopped_message(self) -> str:
+        return "cancelled: nothing was added"
 
     # --- results ---------------------------------------------------------------------------------
 
@@ -281,7 +209,7 @@ class RestoreWidget(QWidget):
         try:
             self.end_compare() if self._comparison is not None else self.compare()
         except ValueError as exc:
-            self._report(exc)
+            self.report(exc)
 
     def save_csv(self, path: str | Path) -> Path:
         """Write the score table as CSV (see :meth:`ScoresTable.save_csv`)."""
@@ -293,13 +221,12 @@ class RestoreWidget(QWidget):
             try:
                 self.save_csv(path)
             except (ValueError, OSError) as exc:
-                self._report(exc)
+                self.report(exc)
 
     # --- state -> controls -----------------------------------------------------------------------
 
-    def _render_state(self) -> None:
+    def render_state(self) -> None:
         running = self.status.running
-        self.restore_button.text = "Cancel" if running else "Restore"
         self.form.enabled = not running
         has_result = self.result is not None
         self.compare_button.enabled = has_result and not running
@@ -311,27 +238,20 @@ class RestoreWidget(QWidget):
     def _gt_choices(self, _widget=None) -> list[str]:
         return [NO_GT, *gt_layer_names(self.viewer.layers)]
 
-    def _refresh_layers(self, _event=None) -> None:
+    def refresh_layers(self) -> None:
         """New or removed layers: keep the user's choices where they still exist."""
-        previous = self.burst.value
-        self.burst.reset_choices()
-        if previous not in self.burst.choices:
-            tests = [b.low.name for b in find_bursts(self.viewer.layers) if b.split == "Test"]
-            if tests and tests[0] in self.burst.choices:
-                self.burst.value = tests[0]
+        keep_choice(self.burst, lambda: next(
+            (b.low.name for b in find_bursts(self.viewer.layers) if b.split == "Test"), None))
         self._choose_gt(keep=True)
 
     def _choose_gt(self, _value=None, keep: bool = False) -> None:
         """The GT partner of the chosen burst when open, else none; `keep` a user's pick."""
-        previous = self.gt.value
-        self.gt.reset_choices()
-        if keep and previous not in (None, NO_GT) and previous in self.gt.choices:
-            return
-        partner = next((b.gt.name for b in find_bursts(self.viewer.layers) if b.low.name == self.burst.value), None)
-        self.gt.value = partner if partner in self.gt.choices else NO_GT
+        if keep and self.gt.value not in (None, NO_GT):
+            keep_choice(self.gt, self._partner)
+        else:
+            self.gt.reset_choices()
+            partner = self._partner()
+            self.gt.value = partner if partner in self.gt.choices else NO_GT
 
-    def event(self, event: QEvent) -> bool:
-        """Removing the dock (napari unparents its widget) cancels a running restore."""
-        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
-            self.cancel()
-        return super().event(event)
+    def _partner(self) -> str | None:
+        return next((b.gt.name for b in find_bursts(self.viewer.layers) if b.low.name == self.burst.value), None)

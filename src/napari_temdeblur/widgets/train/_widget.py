@@ -3,7 +3,7 @@
 The dock reads its controls into a :class:`~napari_temdeblur.core.train.TrainConfig`, runs
 :func:`napari_temdeblur.core.train.train` in a napari thread worker and follows its typed events.
 Everything it shows follows one :class:`TrainingStatus`; the Train button reads "Stop" while the
-state is ``training``.
+state is ``running``.
 """
 
 from __future__ import annotations
@@ -13,18 +13,9 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import (
-    ComboBox,
-    Container,
-    FileEdit,
-    Label,
-    ProgressBar,
-    PushButton,
-)
-from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QEvent
-from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar
+from napari.utils.notifications import show_info
+from qtpy.QtWidgets import QSizePolicy, QVBoxLayout
 
 from napari_temdeblur.core import Progress
 from napari_temdeblur.core.models import BEST
@@ -43,10 +34,10 @@ from napari_temdeblur.core.train import (
 )
 from napari_temdeblur.layers import find_bursts, hold_out, validation_for
 
-from ._history_plot import HistoryPlot
-from ._training_errors import describe_error
-from ._training_form import SettingsForm
-from ._training_state import EpochRecord, TrainingState, TrainingStatus
+from .._dock import Dock, RunState, keep_choice
+from ._form import SettingsForm
+from ._plot import HistoryPlot
+from ._status import EpochRecord, TrainingStatus
 
 if TYPE_CHECKING:
     import napari
@@ -78,7 +69,7 @@ def run_training(
     return (yield from train(cfg, data, out, resume=resume))
 
 
-class TrainingWidget(QWidget):
+class TrainingWidget(Dock):
     """Dock widget that trains a burst restoration network.
 
     Parameters
@@ -87,11 +78,13 @@ class TrainingWidget(QWidget):
         The viewer whose burst layers can be trained on; its theme colours the plot.
     """
 
+    run_text, stop_text = "Train", "Stop"
+    stopping_message = "stopping after this batch ..."
+    memory_hint = "try a smaller batch or patch, fewer frames, or width tiny"
+    other_hint = "the best weights so far stay in the output folder's best.pt"
+
     def __init__(self, napari_viewer: napari.Viewer):
-        super().__init__()
-        self.viewer = napari_viewer
-        self.status = TrainingStatus()
-        self._worker = None
+        super().__init__(napari_viewer, TrainingStatus())
         self._run_folder: Path | None = None
 
         self.source = ComboBox(
@@ -103,15 +96,13 @@ class TrainingWidget(QWidget):
         self.data = Container(widgets=[self.source, self.train_layers, self.val_layers, self.data_folder])
         self.settings = SettingsForm()
         self.device_in_use = Label(label="device in use", value="-")
-        self.train_button = PushButton(text="Train")
         self.epoch_bar = ProgressBar(label="epoch", min=0, max=1, value=0)
         self.batch_bar = ProgressBar(label="batch", min=0, max=1, value=0)
-        self.progress = Container(widgets=[self.device_in_use, self.train_button, self.epoch_bar, self.batch_bar])
-        self.status_label, self.result_label = Label(), Label()
+        self.progress = Container(widgets=[self.device_in_use, self.run_button, self.epoch_bar, self.batch_bar])
+        self.result_label = Label()
         self.outcome = Container(widgets=[self.status_label, self.result_label], labels=False)
-        for label in (self.status_label, self.result_label):  # long messages wrap, never widen the dock
-            label.native.setWordWrap(True)
-            label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.result_label.native.setWordWrap(True)  # long messages wrap, never widen the dock
+        self.result_label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.plot = HistoryPlot(napari_viewer.theme)
         layout = QVBoxLayout(self)
         for container in (self.data, self.settings.container, self.progress, self.outcome):
@@ -120,16 +111,11 @@ class TrainingWidget(QWidget):
 
         self.source.changed.connect(self._show_source)
         self.train_layers.changed.connect(self._choose_validation)
-        self.train_button.changed.connect(self._on_button)
-        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            event.connect(self._refresh_layers)
         napari_viewer.events.theme.connect(self._on_theme)  # a method: napari holds it weakly
-        self.status.events.state.connect(self._render_state)
-        self.status.events.message.connect(lambda text: setattr(self.status_label, "value", text))
         self.status.events.device.connect(lambda text: setattr(self.device_in_use, "value", text or "-"))
         self.status.events.history.connect(self._render_history)
         self.status.events.best_epoch.connect(self._render_history)
-        self._refresh_layers()
+        self.refresh_layers()
         self._show_source()
         self._render_state()
 
@@ -186,39 +172,22 @@ class TrainingWidget(QWidget):
             cfg, out = self.settings.train_config(), self.settings.output_folder()
             load, note = self.data_loader()
         except ValueError as exc:
-            self._fail(exc)
+            self._run_folder = None
+            self.fail(exc)
             return
         self.status.history, self.status.best_epoch, self.status.best_checkpoint = (), None, None
         self.status.device, self.status.message, self.result_label.value = "", note, ""
         self.epoch_bar.max, self.epoch_bar.value = cfg.epochs, 0
         self.batch_bar.value = 0
         self._run_folder = out
-        self.status.state = TrainingState.TRAINING
         show_info(f"napari-temdeblur: {note}")
-        # The dock reports errors itself (status line + notification), so napari must not re-raise them.
-        worker = create_worker(
-            run_training, cfg, load, out, self.settings.resume.value, _start_thread=False, _ignore_errors=True
-        )
-        worker.yielded.connect(self._on_event)
-        worker.returned.connect(self._on_returned)
-        worker.errored.connect(self._fail)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        worker.start()
+        self.run_work(run_training, cfg, load, out, self.settings.resume.value, on_result=self._on_returned)
 
-    def stop(self) -> None:
-        """Stop after the current batch; best.pt keeps the best epoch so far."""
-        if self._worker is not None and self.status.running:
-            self._worker.send(STOP)
-            self.status.message = "stopping after this batch ..."
+    def request_stop(self, worker) -> None:
+        """Stop after the current batch (the trainer returns its result); best.pt keeps the best epoch."""
+        worker.send(STOP)
 
-    def _on_button(self) -> None:
-        if self.status.running:
-            self.stop()
-        else:
-            self.start()
-
-    def _on_event(self, event: Progress) -> None:
+    def on_event(self, event: Progress) -> None:
         if isinstance(event, TrainStarted):
             self.status.device = event.device
             self.epoch_bar.max, self.epoch_bar.value = event.total, event.done
@@ -248,30 +217,30 @@ class TrainingWidget(QWidget):
 
     def _on_returned(self, result: TrainResult | None) -> None:
         if result is None or result.stopped_reason == "cancelled":
-            self.status.message = f"stopped after {len(self.status.history)} epoch(s)"
-            self.status.state = TrainingState.STOPPED
+            self.status.message = self.stopped_message()
+            self.status.state = RunState.STOPPED
             return
         self.status.best_epoch = result.best_epoch
         self.status.message = (
             f"{result.stopped_reason} after {len(result.history)} epochs: best val SSIM {result.best_val_ssim:.4f} "
             f"at epoch {result.best_epoch} (unrestored input {result.input_val_ssim:.4f})"
         )
-        self.status.state = TrainingState.DONE
+        self.status.state = RunState.DONE
 
-    def _fail(self, exc: BaseException) -> None:
-        message = describe_error(exc, self._run_folder)
-        self.status.message = message
-        self.status.state = TrainingState.FAILED
-        show_error(f"napari-temdeblur training: {message}")
+    def stopped_message(self) -> str:
+        return f"stopped after {len(self.status.history)} epoch(s)"
 
-    def _on_finished(self) -> None:
-        self._worker = None
+    def data_hint_for(self, exc: BaseException) -> str:
+        """A problem of the run folder (resume it) or of the training data (what a dataset holds)."""
+        run, path = self._run_folder, getattr(exc, "path", None)
+        if run is not None and path is not None and run in (path, path.parent):
+            return "to continue that run, tick resume"
+        return "a dataset folder holds <Sample>/<Split>/GT/<name>.tif and Low/<name>/<name>_<k>.tif"
 
     # --- state -> controls -----------------------------------------------------------------------
 
-    def _render_state(self) -> None:
+    def render_state(self) -> None:
         running = self.status.running
-        self.train_button.text = "Stop" if running else "Train"
         self.data.enabled = self.settings.container.enabled = not running
         best = self.status.best_checkpoint
         if not running and best is not None and best.is_file():
@@ -294,29 +263,22 @@ class TrainingWidget(QWidget):
     def _val_choices(self, _widget=None) -> list[str]:
         return [HOLD_OUT] + [t for t in self._burst_titles() if t != self.train_layers.value]
 
-    def _refresh_layers(self, _event=None) -> None:
+    def refresh_layers(self) -> None:
         """New or removed layers: keep the user's choices where they still exist, else the defaults."""
-        previous = self.train_layers.value
-        self.train_layers.reset_choices()
-        if previous not in self.train_layers.choices:
-            preferred = next((b.title for b in find_bursts(self.viewer.layers) if b.split == "Train"), None)
-            if preferred is not None:
-                self.train_layers.value = preferred
+        keep_choice(self.train_layers,
+                    lambda: next((b.title for b in find_bursts(self.viewer.layers) if b.split == "Train"), None))
         self._choose_validation(keep=True)
 
     def _choose_validation(self, _value=None, keep: bool = False) -> None:
         """The Val split of the training sample when open, else holding out; `keep` a user's pick."""
-        previous = self.val_layers.value
-        self.val_layers.reset_choices()
-        if keep and previous not in (None, HOLD_OUT) and previous in self.val_layers.choices:
-            return
+        if keep and self.val_layers.value not in (None, HOLD_OUT):
+            keep_choice(self.val_layers, self._default_validation)
+        else:
+            self.val_layers.reset_choices()
+            self.val_layers.value = self._default_validation()
+
+    def _default_validation(self) -> str:
         bursts = find_bursts(self.viewer.layers)
         train = next((b for b in bursts if b.title == self.train_layers.value), None)
         val = validation_for(train, bursts) if train is not None else None
-        self.val_layers.value = val.title if val is not None else HOLD_OUT
-
-    def event(self, event: QEvent) -> bool:
-        """Removing the dock (napari unparents its widget) stops a run; best.pt and last.pt stay valid."""
-        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
-            self.stop()
-        return super().event(event)
+        return val.title if val is not None else HOLD_OUT

@@ -1,4 +1,4 @@
-"""The training dock's state: one evented record that the dock's controls follow.
+"""What the training dock shows: the shared dock status plus the run's device and history.
 
 The dock never keeps state in button labels: it changes :class:`TrainingStatus` and the controls
 redraw from it (careamics-napari's explicit state, with typed fields instead of update payloads).
@@ -7,25 +7,11 @@ redraw from it (careamics-napari's explicit state, with typed fields instead of 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 from psygnal import evented
 
-
-class TrainingState(Enum):
-    """Where a training run stands.
-
-    ``idle``: nothing started yet. ``training``: the worker runs. ``stopped``: the user pressed Stop
-    (the best weights so far are kept). ``done``: the run ended by itself (all epochs, early stop or
-    time limit). ``failed``: an error ended or prevented the run; the message says why.
-    """
-
-    IDLE = "idle"
-    TRAINING = "training"
-    STOPPED = "stopped"
-    DONE = "done"
-    FAILED = "failed"
+from .._dock import DockStatus
 
 
 @dataclass(frozen=True)
@@ -39,14 +25,13 @@ class EpochRecord:
 
 @evented
 @dataclass
-class TrainingStatus:
-    """What the dock shows; every field change emits ``status.events.<field>``.
+class TrainingStatus(DockStatus):
+    """:class:`DockStatus` (``state``: ``running`` while a worker trains; ``stopped`` after Stop, the
+    best weights so far kept; ``done`` when the run ended by itself: all epochs, early stop or time
+    limit) and the run; every field change emits ``status.events.<field>``.
 
     Attributes
     ----------
-    state : TrainingState
-    message : str
-        One line for the status label (progress, the outcome or the error with a hint).
     device : str
         The device the running or last run actually used ("" before the first run).
     history : tuple of EpochRecord
@@ -57,14 +42,7 @@ class TrainingStatus:
         Where that epoch's weights are (``<run>/best.pt``).
     """
 
-    state: TrainingState = TrainingState.IDLE
-    message: str = ""
     device: str = ""
     history: tuple[EpochRecord, ...] = field(default_factory=tuple)
     best_epoch: int | None = None
     best_checkpoint: Path | None = None
-
-    @property
-    def running(self) -> bool:
-        """True while a worker trains."""
-        return self.state is TrainingState.TRAINING

@@ -8,7 +8,7 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.utils.theme import get_theme
 
-from ._training_state import EpochRecord
+from ._status import EpochRecord
 
 
 class HistoryPlot(FigureCanvasQTAgg):

@@ -9,22 +9,12 @@ the HQ image (magenta over green: grey where they agree) or by typing the transl
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FloatSpinBox,
-    Label,
-    ProgressBar,
-    PushButton,
-    SpinBox,
-)
-from napari.qt.threading import create_worker
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtWidgets import QHBoxLayout, QVBoxLayout
 
 from napari_temdeblur.core import DataError, Progress
 from napari_temdeblur.core.io import Session, open_session
@@ -37,12 +27,13 @@ from napari_temdeblur.core.register import (
     match_frames,
     user_starts,
 )
-from napari_temdeblur.layers import layer_info
+from napari_temdeblur.layers import LayerKind, frame_index, frame_world, kind_of, layer_info
 
+from .._dock import Dock, RunState, keep_choice, show_progress
 from . import _alignment as align
 from ._bursts import follow_hq_stack, show_bursts
 from ._export import ExportBox
-from ._registration_run import describe_pair, init_frame, register_and_extract
+from ._run import describe_pair, init_frame, register_and_extract
 
 if TYPE_CHECKING:
     import napari
@@ -52,16 +43,7 @@ if TYPE_CHECKING:
 HQ_COLORMAP, STREAM_COLORMAP, STREAM_OPACITY = "green", "magenta", 0.7
 
 
-class RunState(Enum):
-    """What the dock is doing; it alone decides which buttons are enabled."""
-
-    IDLE = "idle"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
-
-class RegistrationWidget(Container):
+class RegistrationWidget(Dock):
     """Dock widget registering the HQ images of one acquisition session with its fast stream.
 
     Parameters
@@ -70,40 +52,45 @@ class RegistrationWidget(Container):
         The viewer holding the session layers (``<session> HQ`` and ``<session> stream``).
     """
 
+    run_text, stop_text = "Register", "Cancel"
+    stopping_message = "cancelling after this frame ..."
+
     def __init__(self, napari_viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
-        self._viewer = napari_viewer
+        super().__init__(napari_viewer)
         self._session: Session | None = None
         self._registered: dict = {}  # HQ name -> PairRegistration, as saved in registration.json
         self._bursts: dict = {}  # HQ name -> BurstPair shown in the registered layers
         self._inits: dict[str, InitialGuess] = {}  # HQ name -> the user's last alignment for it
         self._moved_layer: Image | None = None  # the stream layer whose moves we follow
-        self._worker = None
-        self.state = RunState.IDLE
 
-        self.hq_layer = ComboBox(label="HQ layer", choices=self._choices("hq"))
-        self.stream_layer = ComboBox(label="stream layer", choices=self._choices("stream"))
+        defaults = RegistrationSettings()
+        self.hq_layer = ComboBox(label="HQ layer", choices=self._choices(LayerKind.HQ))
+        self.stream_layer = ComboBox(label="stream layer", choices=self._choices(LayerKind.STREAM))
         self.hq_image = ComboBox(label="HQ image", choices=self._hq_names)
         self.find_button = PushButton(text="Find frames")
         self.drag = CheckBox(text="Drag to align", value=False)
         tip = "where the HQ image's origin lies in the stream frame: (row, col) in stream pixels"
         self.shift_y = FloatSpinBox(label="translation y", min=-1e5, max=1e5, step=0.25, tooltip=tip)
         self.shift_x = FloatSpinBox(label="translation x", min=-1e5, max=1e5, step=0.25, tooltip=tip)
-        self.frames = SpinBox(label="burst frames", min=3, max=8, value=RegistrationSettings().frames)
-        self.motion = ComboBox(label="motion", choices=MOTIONS, value=RegistrationSettings().motion)
-        self.register_button = PushButton(text="Register")
+        self.frames = SpinBox(label="burst frames", min=3, max=8, value=defaults.frames)
+        self.motion = ComboBox(label="motion", choices=MOTIONS, value=defaults.motion)
+        self.form = Container(widgets=[self.hq_layer, self.stream_layer, self.hq_image, self.find_button, self.drag,
+                                       self.shift_y, self.shift_x, self.frames, self.motion])
         self.register_all_button = PushButton(text="Register all")
-        self.cancel_button = PushButton(text="Cancel")
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
-        self.status = Label(label="status")
         self.result = Label(label="frames")
         self.registered = Label(label="registered")
+        self.outcome = Container(widgets=[self.progress, self.result, self.registered])
         self.exporter = ExportBox(lambda: self.hq_image.value)
-        self.extend([
-            self.hq_layer, self.stream_layer, self.hq_image, self.find_button, self.drag, self.shift_y,
-            self.shift_x, self.frames, self.motion, self.register_button, self.register_all_button,
-            self.cancel_button, self.progress, self.status, self.result, self.registered, self.exporter,
-        ])
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button.native)
+        buttons.addWidget(self.register_all_button.native)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status_label.native)
+        layout.addWidget(self.outcome.native)
+        layout.addWidget(self.exporter.native)
 
         self.hq_layer.changed.connect(self._pick_session)
         self.stream_layer.changed.connect(self._pick_session)
@@ -112,19 +99,16 @@ class RegistrationWidget(Container):
         self.shift_y.changed.connect(self._type_translation)
         self.shift_x.changed.connect(self._type_translation)
         self.find_button.clicked.connect(self.find_frames)
-        self.register_button.clicked.connect(self.register_current)
         self.register_all_button.clicked.connect(self.register_all)
-        self.cancel_button.clicked.connect(self.cancel)
         self.exporter.export_button.clicked.connect(self.export)
-        self._viewer.dims.events.current_step.connect(self._follow_dims)
-        self._viewer.layers.events.removed.connect(self._layer_removed)
+        self.viewer.dims.events.current_step.connect(self._follow_dims)
         self._pick_session()
 
     # --- layers and the session --------------------------------------------------------------
 
-    def _choices(self, kind: str):
+    def _choices(self, kind: LayerKind):
         def choices(_widget) -> list[tuple[str, Image]]:  # the session reader tags its layers by kind
-            return [(layer.name, layer) for layer in self._viewer.layers if layer_info(layer).get("kind") == kind]
+            return [(layer.name, layer) for layer in self.viewer.layers if kind_of(layer) is kind]
 
         return choices
 
@@ -137,13 +121,19 @@ class RegistrationWidget(Container):
 
     def _ready(self) -> bool:
         """A session is open and both of its layers are still in the viewer."""
-        return self._session is not None and all(layer in self._viewer.layers for layer in self._layers)
+        return self._session is not None and all(layer in self.viewer.layers for layer in self._layers)
+
+    def refresh_layers(self) -> None:
+        keep_choice(self.hq_layer)
+        keep_choice(self.stream_layer)
+        if self._session is not None and not self._ready():  # the choices may empty without a change event
+            self._pick_session()
 
     def _pick_session(self) -> None:
         """Open the session behind the chosen layers, colour them, and restore its registrations."""
-        hq, stream = (layer if layer in self._viewer.layers else None for layer in self._layers)
-        self.cancel()
-        self._worker = None
+        hq, stream = (layer if layer in self.viewer.layers else None for layer in self._layers)
+        self.stop()
+        self._worker = None  # a run of the previous session reports to no one
         self._follow_moves(stream)
         self._session, self._registered, self._bursts, self._inits = None, {}, {}, {}
         if hq is not None and stream is not None:
@@ -154,16 +144,14 @@ class RegistrationWidget(Container):
         with self.hq_image.changed.blocked():
             self.hq_image.reset_choices()
         self._show_registered()
-        self._set_state(RunState.IDLE, "" if self._session is None else f"session {self._session.name}")
+        self.status.message = "" if self._session is None else f"session {self._session.name}"
+        self.status.state = RunState.IDLE
+        self._render_state()
         if self._session is not None:
             name = self._session.hq_names[self.current_index()]
             with self.hq_image.changed.blocked():
                 self.hq_image.value = name
             self._restore(name)
-
-    def _layer_removed(self, event) -> None:
-        if event.value in self._layers:  # the choices may empty without a change event
-            self._pick_session()
 
     def _open(self, path: Path, hq: Image, stream: Image) -> None:
         try:
@@ -196,15 +184,15 @@ class RegistrationWidget(Container):
     # --- where we are: HQ image, frame, translation -------------------------------------------
 
     def _frame_axis(self) -> int:
-        return self._viewer.dims.ndim - self.stream_layer.value.ndim
+        return self.viewer.dims.ndim - self.stream_layer.value.ndim
 
     def current_index(self) -> int:
         """Index of the HQ image on screen."""
-        return align.frame_index(self.hq_layer.value, self._viewer.dims.point)
+        return frame_index(self.hq_layer.value, self.viewer.dims.point)
 
     def current_frame(self) -> int:
         """Index of the stream frame on screen."""
-        return align.frame_index(self.stream_layer.value, self._viewer.dims.point)
+        return frame_index(self.stream_layer.value, self.viewer.dims.point)
 
     def translation_yx(self) -> tuple[float, float]:
         """The alignment on screen, (ty, tx) in stream px: the HQ origin's place in the stream frame."""
@@ -217,10 +205,10 @@ class RegistrationWidget(Container):
     def _show_frame(self, index: int, frame: int) -> None:
         """Show stream frame `frame` with HQ image `index` over it."""
         hq, stream = self._layers
-        position = align.frame_world(stream, frame)
+        position = frame_world(stream, frame)
         align.show_hq_at_frame(hq, index, position)
-        self._viewer.dims.set_point(self._frame_axis(), position)
-        follow_hq_stack(self._viewer, self._session, hq)
+        self.viewer.dims.set_point(self._frame_axis(), position)
+        follow_hq_stack(self.viewer, self._session, hq)
 
     def _follow_dims(self, _event=None) -> None:
         """The slider moved: the HQ image on screen becomes the current one."""
@@ -241,7 +229,7 @@ class RegistrationWidget(Container):
         if pair is not None:
             self._show_frame(index, init_frame(pair))
         else:
-            self._viewer.dims.set_point(self._frame_axis(), align.frame_world(self.hq_layer.value, index))
+            self.viewer.dims.set_point(self._frame_axis(), frame_world(self.hq_layer.value, index))
         self._restore(name)
 
     def _restore(self, name: str) -> None:
@@ -256,7 +244,7 @@ class RegistrationWidget(Container):
         """The stream layer moved (drag, transform mode, typed numbers): show the new numbers."""
         if not self._ready():
             return
-        for box, value in zip((self.shift_y, self.shift_x), self.translation_yx()):
+        for box, value in zip((self.shift_y, self.shift_x), self.translation_yx(), strict=True):
             with box.changed.blocked():
                 box.value = value
 
@@ -279,7 +267,7 @@ class RegistrationWidget(Container):
         if stream is not None:
             self._set_drag(stream, on)
             if on:
-                self._viewer.layers.selection.active = stream
+                self.viewer.layers.selection.active = stream
 
     def _set_drag(self, stream: Image, on: bool) -> None:
         """Make a mouse drag move the stream layer (instead of panning the view) while `on`."""
@@ -295,44 +283,35 @@ class RegistrationWidget(Container):
     def _settings(self) -> RegistrationSettings:
         return RegistrationSettings(frames=self.frames.value, motion=self.motion.value)
 
-    def _set_state(self, state: RunState, message: str = "") -> None:
-        self.state = state
-        ready = self._session is not None and state is not RunState.RUNNING
-        for button in (self.find_button, self.register_button, self.register_all_button, self.exporter.export_button):
+    def render_state(self) -> None:
+        ready = self._session is not None and not self.status.running
+        for button in (self.find_button, self.register_all_button, self.exporter.export_button):
             button.enabled = ready
-        self.cancel_button.enabled = state is RunState.RUNNING
-        self.status.value = f"{state.value}: {message}" if message else state.value
+        self.run_button.enabled = self._session is not None
+        self.frames.enabled = self.motion.enabled = not self.status.running
+        if not self.status.running and self.progress.max == 0:  # no longer busy
+            self.progress.max = 1
 
-    def _start(self, func, *args, on_result) -> None:
-        worker = create_worker(func, *args, _ignore_errors=True)
-
-        def current(handler):
-            # a worker left behind by a change of session reports to no one
-            return lambda *value: handler(*value) if self._worker is worker else None
-
-        worker.returned.connect(current(on_result))
-        worker.errored.connect(current(self._failed))
-        worker.finished.connect(current(self._finished))
-        if hasattr(worker, "yielded"):
-            worker.yielded.connect(current(self._progressed))
-        self._worker = worker
+    def _start(self, work, *args, on_result) -> None:
         self.progress.value, self.progress.max = 0, 0  # busy until the first progress event
-        self._set_state(RunState.RUNNING, "working")
-        worker.start()
+        self.status.message = "working"
+        self.run_work(work, *args, on_result=on_result)
 
     def find_frames(self) -> None:
         """Match the HQ image on screen against the stream; show the best frame at the proposed alignment."""
-        index = self.current_index()
-        self._start(match_frames, self._session, index, self._settings(), on_result=self._matched)
+        self._start(match_frames, self._session, self.current_index(), self._settings(), on_result=self._matched)
 
     def _matched(self, match) -> None:
         index = self._session.hq_names.index(match.hq)
         self._show_frame(index, match.best_frame)
         align.set_translation_yx(*self._layers, self._session.binning, match.translation_yx)
-        self._set_state(RunState.DONE, f"{match.hq}: best frame {match.best_frame} (score {match.score:.3f})")
+        self.status.message = f"{match.hq}: best frame {match.best_frame} (score {match.score:.3f})"
+        self.status.state = RunState.DONE
 
-    def register_current(self) -> None:
-        """Register the HQ image on screen, starting from the frame and alignment shown."""
+    def start(self) -> None:
+        """Register the HQ image on screen, starting from the frame and alignment shown (the Register button)."""
+        if self._session is None:
+            return
         self._remember()
         name = self._session.hq_names[self.current_index()]
         self._register({name: self._inits[name]}, [name])
@@ -347,10 +326,9 @@ class RegistrationWidget(Container):
         work = (self._session, self._settings(), inits, names, restored)
         self._start(register_and_extract, *work, on_result=self._registered_done)
 
-    def _progressed(self, event: Progress) -> None:
-        self.progress.max = max(event.total, 1)
-        self.progress.value = min(event.done, event.total)
-        self.status.value = f"{RunState.RUNNING.value}: {event.stage} {event.message}".rstrip()
+    def on_event(self, event: Progress) -> None:
+        show_progress(self.progress, event)
+        self.status.message = f"{event.stage} {event.message}".rstrip()
         if isinstance(event, PairFailed):
             show_warning(f"{event.hq} was not registered: {event.message}")
 
@@ -364,33 +342,24 @@ class RegistrationWidget(Container):
             for message in pair.messages:
                 show_warning(f"{pair.hq}: {message}")
         if self._bursts:
-            show_bursts(self._viewer, self._session, self._bursts, *self._layers)
+            show_bursts(self.viewer, self._session, self._bursts, *self._layers)
             if self.drag.value:  # the new layers became active; the drag works on the active layer only
-                self._viewer.layers.selection.active = self.stream_layer.value
+                self.viewer.layers.selection.active = self.stream_layer.value
         self._show_registered()
         current = self.hq_image.value
         self.result.value = describe_pair(self._registered[current]) if current in self._registered else self.result.value
         if pairs:
-            self._set_state(RunState.DONE, f"registered and saved {len(pairs)} HQ image(s)")
+            self.status.message = f"registered and saved {len(pairs)} HQ image(s)"
+            self.status.state = RunState.DONE
         else:
-            self._set_state(RunState.FAILED, "no HQ image could be registered (see the warnings)")
+            self.status.message = "no HQ image could be registered (see the warnings)"
+            self.status.state = RunState.FAILED
 
-    def _failed(self, exc: Exception) -> None:
-        show_error(f"registration failed: {exc}")
-        self._set_state(RunState.FAILED, str(exc))
-
-    def _finished(self) -> None:
-        """The worker ended; still running means it was cancelled (a cancelled worker returns nothing)."""
-        self._worker = None
-        if self.state is RunState.RUNNING:
-            self._registered = load_registrations(self._session)
-            self._show_registered()
-            self._set_state(RunState.IDLE, f"cancelled; {len(self._registered)} registered HQ image(s) kept")
-
-    def cancel(self) -> None:
-        """Stop the running worker at its next step; registrations already saved are kept."""
-        if self._worker is not None:
-            self._worker.quit()
+    def stopped_message(self) -> str:
+        """After a cancel: what registration.json kept (every image finished before the cancel)."""
+        self._registered = load_registrations(self._session)
+        self._show_registered()
+        return f"cancelled; {len(self._registered)} registered HQ image(s) kept"
 
     # --- results ---------------------------------------------------------------------------------
 
@@ -403,8 +372,8 @@ class RegistrationWidget(Container):
         try:
             written = self.exporter.export(self._session, list(self._registered.values()))
         except (DataError, ValueError, OSError) as exc:
-            show_error(f"export failed: {exc}")
-            self._set_state(RunState.FAILED, f"export failed: {exc}")
+            self.fail(exc)
             return
         show_info(f"wrote {len(written)} files to {self.exporter.out.value}")
-        self._set_state(RunState.DONE, f"exported to {self.exporter.out.value}")
+        self.status.message = f"exported to {self.exporter.out.value}"
+        self.status.state = RunState.DONE

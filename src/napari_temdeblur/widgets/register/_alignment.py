@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_temdeblur.layers import frame_world
+
 if TYPE_CHECKING:
     from napari.layers import Image
 
@@ -78,17 +80,6 @@ def drag_stream(layer: Image, event):
         _move_stream(layer, step)
         moved += step
         yield
-
-
-def frame_index(layer: Image, world_point) -> int:
-    """Index along axis 0 of `layer` shown at a world point (the viewer's ``dims.point``), clipped."""
-    index = int(np.round(layer.world_to_data(world_point)[0]))
-    return int(np.clip(index, 0, layer.data.shape[0] - 1))
-
-
-def frame_world(layer: Image, index: int) -> float:
-    """World position along axis 0 where image `index` of `layer` is shown."""
-    return float(layer.data_to_world((index,) + (0.0,) * (layer.ndim - 1))[0])
 
 
 def show_hq_at_frame(hq: Image, index: int, frame_position: float) -> None:

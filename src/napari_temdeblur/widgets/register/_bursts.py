@@ -1,6 +1,6 @@
 """Registered bursts of one session -> layer data that browses together with the session layers.
 
-The bursts are stacked like a dataset split (``_layers.split_layers``: GT (N, H, W), Low (F, N, H, W)),
+The bursts are stacked like a dataset split (``napari_temdeblur.layers.split_layers``: GT (N, H, W), Low (F, N, H, W)),
 one slot per HQ image of the session (zeros where an image is not registered, and for frames a
 burst lacks: ``metadata["temdeblur"]["frame_counts"]`` gives each slot's real frames), and placed
 along the frame axis like the HQ layer, so scrolling the stream shows the burst of the HQ image on
@@ -14,7 +14,7 @@ import numpy as np
 from napari_temdeblur.core.imaging import IntensityWindow
 from napari_temdeblur.core.io import BurstPair, DatasetSplit, Session
 from napari_temdeblur.core.register import sample_name
-from napari_temdeblur.layers import split_layers
+from napari_temdeblur.layers import METADATA_KEY, layer_info, split_layers
 
 #: Gap between the session's field of view and the registered bursts, stream px.
 GAP_PX = 16
@@ -74,9 +74,10 @@ def burst_layers(
         kwargs["name"] = layer_name(session, kind)
         kwargs["scale"] = (*prefix, scale, 1.0, 1.0)
         kwargs["translate"] = (*(0.0,) * len(prefix), translate, 0.0, offset)
-        kwargs["metadata"]["temdeblur"]["registered"] = sorted(bursts)
+        info = kwargs["metadata"][METADATA_KEY]
+        info["registered"] = sorted(bursts)
         # bursts with fewer accepted frames are padded with zero frames: this says how many are real
-        kwargs["metadata"]["temdeblur"]["frame_counts"] = [len(bursts[n].low) if n in bursts else 0 for n in session.hq_names]
+        info["frame_counts"] = [len(bursts[n].low) if n in bursts else 0 for n in session.hq_names]
     low_kwargs["axis_labels"] = ("burst frame", "frame", "y", "x")
     gt_kwargs["axis_labels"] = ("frame", "y", "x")
     return [(gt, gt_kwargs, "image"), (low, low_kwargs, "image")]
@@ -85,7 +86,7 @@ def burst_layers(
 def show_bursts(viewer, session: Session, bursts: dict[str, BurstPair], hq, stream) -> None:
     """(Re)place the registered layers of `session` in `viewer` (napari.Viewer) beside the session layers."""
     width = stream.extent.world[1][-1] - stream.extent.world[0][-1]
-    meta = (hq.metadata["temdeblur"], stream.metadata["temdeblur"])
+    meta = (layer_info(hq), layer_info(stream))
     for data, kwargs, _ in burst_layers(session, bursts, *meta, (hq.scale[0], hq.translate[0]), width):
         if kwargs["name"] in viewer.layers:
             viewer.layers.remove(kwargs["name"])

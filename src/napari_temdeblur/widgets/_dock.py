@@ -1,0 +1,240 @@
+"""The one dock pattern: what the Register, Train and Restore docks share (docs/design.md).
+
+A dock reads its controls into a core options object, runs one core generator in a napari thread
+worker and follows its typed progress events. Everything it shows follows one evented
+:class:`DockStatus` (``dock.status``): the run button reads its stop text while the state is
+``running``, and the form is disabled meanwhile. Closing the dock (napari unparents its widget) stops a
+run; a worker left behind reports to no one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import Label, ProgressBar, PushButton
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error
+from psygnal import evented
+from qtpy.QtCore import QEvent
+from qtpy.QtWidgets import QApplication, QSizePolicy, QWidget
+
+from napari_temdeblur.core import DataError, Progress, first_line, out_of_memory
+
+if TYPE_CHECKING:
+    import napari
+
+
+class RunState(Enum):
+    """Where a dock's work stands (careamics-napari's explicit state).
+
+    ``idle``: nothing run yet. ``running``: a worker runs. ``done``: the work ended by itself.
+    ``stopped``: the user stopped it (what it saved so far is kept). ``failed``: an error ended or
+    prevented it; the message says why.
+    """
+
+    IDLE = "idle"
+    RUNNING = "running"
+    DONE = "done"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+@evented
+@dataclass
+class DockStatus:
+    """What a dock shows; every field change emits ``status.events.<field>``. Docks with more to show
+    subclass it (an evented dataclass too)."""
+
+    state: RunState = RunState.IDLE
+    message: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.state is RunState.RUNNING
+
+
+def describe_error(exc: BaseException, *, data_hint: str = "", memory_hint: str = "", other_hint: str = "") -> str:
+    """One line naming what went wrong and, where it helps, what to try.
+
+    Parameters
+    ----------
+    exc : BaseException
+    data_hint : str
+        Appended in brackets to a DataError (a bad file or folder): what a good one holds.
+    memory_hint : str
+        What to lower when the device ran out of memory.
+    other_hint : str
+        Appended to any other error (a bug): what is kept.
+    """
+    if isinstance(exc, DataError):
+        return f"{exc} ({data_hint})" if data_hint else str(exc)
+    if out_of_memory(exc):
+        return f"out of memory ({first_line(exc)}): {memory_hint}" if memory_hint else f"out of memory ({exc})"
+    if isinstance(exc, ValueError):  # the core's messages name the value and what to change
+        return str(exc)
+    message = f"{type(exc).__name__}: {exc}"
+    return f"{message} ({other_hint})" if other_hint else message
+
+
+def keep_choice(combo, preferred: Callable[[], Any] | None = None) -> None:
+    """Refresh a ComboBox's choices, keeping the user's choice while it is still offered; otherwise
+    choose `preferred()` when that is offered."""
+    previous = combo.value
+    combo.reset_choices()
+    if previous is not None and previous in combo.choices:
+        combo.value = previous
+    elif preferred is not None and (choice := preferred()) in combo.choices:
+        combo.value = choice
+
+
+def show_progress(bar: ProgressBar, event: Progress) -> None:
+    """Put a progress event on a progress bar (busy while the total is unknown)."""
+    bar.max, bar.value = max(event.total, 1), min(event.done, max(event.total, 1))
+
+
+class Dock(QWidget):
+    """The shared base of the docks.
+
+    A subclass builds its controls (keeping them as attributes tests can set), lays them out with
+    :attr:`run_button` and :attr:`status_label`, implements :meth:`start` (read the controls, then
+    :meth:`run_work` a core generator) and reacts to events in :meth:`on_event` and to the result in the
+    ``on_result`` it passes to :meth:`run_work`.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+    status : DockStatus, optional
+        The dock's status (a subclass's own evented status class).
+    """
+
+    #: The run button's text, and its text while a run goes on.
+    run_text, stop_text = "Run", "Stop"
+    #: The status message while a stop is waiting for the work to reach its next step.
+    stopping_message = "stopping ..."
+    #: Hints of :func:`describe_error` for this dock's errors.
+    data_hint = memory_hint = other_hint = ""
+
+    def __init__(self, napari_viewer: napari.Viewer, status: DockStatus | None = None):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.status = status if status is not None else DockStatus()
+        self._worker = None
+        self.run_button = PushButton(text=self.run_text)
+        self.status_label = Label()
+        self.status_label.native.setWordWrap(True)  # long messages wrap, never widen the dock
+        self.status_label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+        self.run_button.changed.connect(self._toggle)
+        self.status.events.state.connect(self._render_state)
+        self.status.events.message.connect(lambda text: setattr(self.status_label, "value", text))
+        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            event.connect(self._layers_changed)
+
+    # --- what a dock implements --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Read the controls and :meth:`run_work` the work (what the run button does)."""
+        raise NotImplementedError
+
+    def on_event(self, event: Progress) -> None:
+        """A progress event of the running work (default: its stage and message as the status)."""
+        self.status.message = f"{event.stage}: {event.message}" if event.message else event.stage
+
+    def refresh_layers(self) -> None:
+        """Layers were added or removed: refresh the layer choices (with :func:`keep_choice`)."""
+
+    def render_state(self) -> None:
+        """Enable or relabel the dock's own controls for ``status.state``."""
+
+    def stopped_message(self) -> str:
+        """The status message after a stop."""
+        return "stopped"
+
+    def request_stop(self, worker) -> None:
+        """Ask the worker to stop at the work's next event (default: close the generator there)."""
+        worker.quit()
+
+    # --- running -----------------------------------------------------------------------------------
+
+    def run_work(self, work: Callable[..., Generator | Any], *args, on_result: Callable[[Any], None], **kwargs) -> None:
+        """Run ``work(*args, **kwargs)`` (a core generator, or a plain function) in a thread worker.
+
+        Its events go to :meth:`on_event`, its return value to `on_result`, an exception to :meth:`fail`;
+        a stopped worker returns nothing and the state becomes ``stopped``. The dock reports errors
+        itself (status line and notification), so napari does not re-raise them.
+        """
+        worker = create_worker(work, *args, **kwargs, _start_thread=False, _ignore_errors=True)
+
+        def current(handler):  # a worker left behind by a newer run reports to no one
+            return lambda *value: handler(*value) if self._worker is worker else None
+
+        if hasattr(worker, "yielded"):
+            worker.yielded.connect(current(self.on_event))
+        worker.returned.connect(current(on_result))
+        worker.errored.connect(current(self.fail))
+        worker.finished.connect(current(self._finished))
+        self._worker = worker
+        self.status.state = RunState.RUNNING
+        worker.start()
+
+    def stop(self) -> None:
+        """Stop the running work at its next event; what it saved so far is kept."""
+        if self._worker is not None and self.status.running:
+            self.request_stop(self._worker)
+            self.status.message = self.stopping_message
+
+    def wait(self, timeout: float = 600.0) -> RunState:
+        """Process Qt events until the running work ends (for scripts and tests); returns the state."""
+        deadline = time.monotonic() + timeout
+        while self.status.running or self._worker is not None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"still running after {timeout:g} s")
+            QApplication.processEvents()
+            time.sleep(0.01)
+        return self.status.state
+
+    def fail(self, exc: BaseException) -> None:
+        """Show an error in the status line and as a notification; the state becomes ``failed``."""
+        self.report(exc)
+        self.status.state = RunState.FAILED
+
+    def report(self, exc: BaseException) -> None:
+        """Show an error without changing the state (e.g. a failed CSV save keeps the result)."""
+        message = describe_error(exc, data_hint=self.data_hint_for(exc), memory_hint=self.memory_hint,
+                                 other_hint=self.other_hint)
+        self.status.message = message
+        show_error(f"napari-temdeblur: {message}")
+
+    def data_hint_for(self, exc: BaseException) -> str:
+        """The hint for a DataError (a dock may word it by the file at fault)."""
+        return self.data_hint
+
+    def _finished(self) -> None:
+        # Neither returned nor errored: the worker was stopped (superqt emits no result then).
+        self._worker = None
+        if self.status.running:
+            self.status.message = self.stopped_message()
+            self.status.state = RunState.STOPPED
+
+    def _toggle(self) -> None:
+        if self.status.running:
+            self.stop()
+        else:
+            self.start()
+
+    def _render_state(self) -> None:
+        running = self.status.running
+        self.run_button.text = self.stop_text if running else self.run_text
+        self.render_state()
+
+    def _layers_changed(self, _event=None) -> None:
+        self.refresh_layers()
+
+    def event(self, event: QEvent) -> bool:
+        """Removing the dock (napari unparents its widget) stops a run; saved files stay valid."""
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
+            self.stop()
+        return super().event(event)
