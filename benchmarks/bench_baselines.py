@@ -62,8 +62,10 @@ def main() -> None:
             outputs[f"richardson-lucy iterations={n}"] = baseline("richardson-lucy", low, psf, iterations=n)
         for name, image in outputs.items():
             methods[name].append(np.stack(tile_scores(image, gt, origins), axis=1))
-    print(f"{len(pairs)} pairs, {sum(len(s) for s in methods['input'])} tiles, "
-          f"fitted PSF lengths {np.round(lengths, 1).tolist()} px, {time.perf_counter() - start:.1f} s")
+    print(
+        f"{len(pairs)} pairs, {sum(len(s) for s in methods['input'])} tiles, "
+        f"fitted PSF lengths {np.round(lengths, 1).tolist()} px, {time.perf_counter() - start:.1f} s"
+    )
     for name, scores in methods.items():
         scores = np.concatenate(scores)
         (ssim_mean, psnr_mean), (ssim_std, psnr_std) = scores.mean(axis=0), scores.std(axis=0)

@@ -77,8 +77,11 @@ def measure_training(name: str, device: torch.device, args) -> dict:
         trainer.step(inputs, targets)
         _sync(device)
         times.append(time.perf_counter() - tic)
-    return {"params": count_parameters(trainer.model), "train_step_s": sum(times) / len(times),
-            "train_peak_mib": _memory_peak_mib(device, start)}
+    return {
+        "params": count_parameters(trainer.model),
+        "train_step_s": sum(times) / len(times),
+        "train_peak_mib": _memory_peak_mib(device, start),
+    }
 
 
 def measure_inference(name: str, device: torch.device, size: int, args) -> dict:
@@ -95,8 +98,10 @@ def measure_inference(name: str, device: torch.device, size: int, args) -> dict:
             # Activations grow with the area: refuse what would not fit rather than swamp the machine.
             needed = 16 * _memory_peak_mib(device, start) * MIB
             if needed > 0.7 * psutil.virtual_memory().available:
-                raise MemoryError(f"about {needed / 2**30:.1f} GiB needed at {size} x {size}, "
-                                  f"{psutil.virtual_memory().available / 2**30:.1f} GiB available")
+                raise MemoryError(
+                    f"about {needed / 2**30:.1f} GiB needed at {size} x {size}, "
+                    f"{psutil.virtual_memory().available / 2**30:.1f} GiB available"
+                )
         times = []
         for _ in range(2 if device.type == "cuda" else 1):
             tic = time.perf_counter()
@@ -120,9 +125,28 @@ def _child(args) -> int:
 
 
 def _run_child(args, name: str, task: str, size: int | None = None) -> dict:
-    command = [sys.executable, __file__, "--child", task, "--device", args.device, "--models", name,
-               "--batch", str(args.batch), "--crop", str(args.crop), "--frames", str(args.frames),
-               "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        task,
+        "--device",
+        args.device,
+        "--models",
+        name,
+        "--batch",
+        str(args.batch),
+        "--crop",
+        str(args.crop),
+        "--frames",
+        str(args.frames),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--threads",
+        str(args.threads),
+    ]
     if size is not None:
         command += ["--size", str(size)]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -161,31 +185,44 @@ def main(argv: list[str] | None = None) -> int:
         return _child(args)
 
     device = resolve_device(args.device)
-    print(f"device: {describe_device(device)}; torch {torch.__version__}; crops {args.crop} x {args.crop}, "
-          f"batch {args.batch}, {args.frames} frames (deblurgan 3); {args.steps} timed steps after "
-          f"{args.warmup} warm-up", flush=True)
+    print(
+        f"device: {describe_device(device)}; torch {torch.__version__}; crops {args.crop} x {args.crop}, "
+        f"batch {args.batch}, {args.frames} frames (deblurgan 3); {args.steps} timed steps after "
+        f"{args.warmup} warm-up",
+        flush=True,
+    )
     rows = {}
     for name in args.models:
         train, infer = _run_child(args, name, "train"), _inference_with_fallback(args, name)
-        errors = [f"{part}: {result.pop('error')}" for part, result in (("train", train), ("infer", infer))
-                  if "error" in result]
+        errors = [
+            f"{part}: {result.pop('error')}"
+            for part, result in (("train", train), ("infer", infer))
+            if "error" in result
+        ]
         rows[name] = {**train, **infer, **({"error": "; ".join(errors)} if errors else {})}
         print(f"  {name}: {rows[name]}", flush=True)
 
-    header = f"{'model':<12} {'params':>11} {'train step s':>13} {'train peak MiB':>15} {'infer size':>11} " \
-             f"{'infer s':>9} {'infer peak MiB':>15}"
+    header = (
+        f"{'model':<12} {'params':>11} {'train step s':>13} {'train peak MiB':>15} {'infer size':>11} "
+        f"{'infer s':>9} {'infer peak MiB':>15}"
+    )
     print(header)
     print("-" * len(header))
     for name, row in rows.items():
-        cells = [f"{row['params']:,}" if "params" in row else "-",
-                 *(f"{row[key]:.3f}" if key in row else "-" for key in ("train_step_s",)),
-                 f"{row['train_peak_mib']:.0f}" if "train_peak_mib" in row else "-",
-                 str(row.get("infer_size", "-")),
-                 f"{row['infer_s']:.3f}" if "infer_s" in row else "-",
-                 f"{row['infer_peak_mib']:.0f}" if "infer_peak_mib" in row else "-"]
+        cells = [
+            f"{row['params']:,}" if "params" in row else "-",
+            *(f"{row[key]:.3f}" if key in row else "-" for key in ("train_step_s",)),
+            f"{row['train_peak_mib']:.0f}" if "train_peak_mib" in row else "-",
+            str(row.get("infer_size", "-")),
+            f"{row['infer_s']:.3f}" if "infer_s" in row else "-",
+            f"{row['infer_peak_mib']:.0f}" if "infer_peak_mib" in row else "-",
+        ]
         widths = (11, 13, 15, 11, 9, 15)
-        print(f"{name:<12} " + " ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths))
-              + (f"  ({row['error']})" if "error" in row else ""))
+        print(
+            f"{name:<12} "
+            + " ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths))
+            + (f"  ({row['error']})" if "error" in row else "")
+        )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"device": describe_device(device), "settings": vars(args), "results": rows}, handle, indent=2)

@@ -41,18 +41,42 @@ def measure(args: argparse.Namespace) -> dict:
     frames = frames_required(cfg) or args.frames  # deblurgan restores the 3 central frames of the burst
     with tempfile.TemporaryDirectory() as tmp:
         run = save_checkpoint(
-            Path(tmp) / "best.pt", model=cfg, state_dict=build_model(cfg).state_dict(), epoch=1,
-            gt_window=IntensityWindow(0, 20000), low_window=IntensityWindow(0, 5000), frames=(frames, frames),
+            Path(tmp) / "best.pt",
+            model=cfg,
+            state_dict=build_model(cfg).state_dict(),
+            epoch=1,
+            gt_window=IntensityWindow(0, 20000),
+            low_window=IntensityWindow(0, 5000),
+            frames=(frames, frames),
         )
         burst = np.random.default_rng(0).integers(500, 5000, size=(args.frames, args.size, args.size), dtype=np.uint16)
         start = time.perf_counter()
-        result, = drain(collect_restored(restore(run, [burst], RestoreOptions(device=args.device, inference_tile=args.tile, overlap=args.overlap, batch=args.batch))))
+        (result,) = drain(
+            collect_restored(
+                restore(
+                    run,
+                    [burst],
+                    RestoreOptions(
+                        device=args.device, inference_tile=args.tile, overlap=args.overlap, batch=args.batch
+                    ),
+                )
+            )
+        )
         seconds = time.perf_counter() - start
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: KiB on Linux, bytes on macOS
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**30
     assert result.image.shape == (args.size, args.size)
-    return {"model": args.model, "size": args.size, "frames": args.frames, "used": frames, "tile": args.tile, "batch": args.batch,
-            "device": args.device, "seconds": round(seconds, 1), "peak_rss_gib": round(peak, 3)}
+    return {
+        "model": args.model,
+        "size": args.size,
+        "frames": args.frames,
+        "used": frames,
+        "tile": args.tile,
+        "batch": args.batch,
+        "device": args.device,
+        "seconds": round(seconds, 1),
+        "peak_rss_gib": round(peak, 3),
+    }
 
 
 def main() -> int:
@@ -70,16 +94,20 @@ def main() -> int:
         print(json.dumps(measure(args)))
         return 0
     # a fresh process, so nothing imported or allocated before counts towards the peak
-    out = subprocess.run([sys.executable, __file__, "--child", *sys.argv[1:]], capture_output=True, text=True,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *sys.argv[1:]], capture_output=True, text=True, check=False
+    )
     if out.returncode:
         print(out.stderr, file=sys.stderr)
         return out.returncode
     row = json.loads(out.stdout.strip().splitlines()[-1])
     verdict = "PASS" if row["peak_rss_gib"] <= TARGET_GIB else "FAIL"
-    print(f"{row['model']} {row['size']} x {row['size']} x {row['frames']} frames ({row['used']} used), tile {row['tile']}, "
-          f"batch {row['batch']}, {row['device']}: {row['seconds']} s, peak RSS {row['peak_rss_gib']:.2f} GiB "
-          f"(target <= {TARGET_GIB} GiB): {verdict}")
+    print(
+        f"{row['model']} {row['size']} x {row['size']} x {row['frames']} frames ({row['used']} used), "
+        f"tile {row['tile']}, "
+        f"batch {row['batch']}, {row['device']}: {row['seconds']} s, peak RSS {row['peak_rss_gib']:.2f} GiB "
+        f"(target <= {TARGET_GIB} GiB): {verdict}"
+    )
     return 0 if verdict == "PASS" else 1
 
 

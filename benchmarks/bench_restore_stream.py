@@ -62,12 +62,18 @@ def main() -> int:
                     errors.append(np.hypot(*np.subtract(reg.translation_yx, truth[reg.index] - truth[position])))
             left_out += sum(reg.flag is not None for reg in burst.registrations)
     errors = np.array(errors)
-    print(f"{args.size} geometry, {args.specimen}: {len(positions)} positions of {n_frames} frames "
-          f"{session.stream.shape[1]} x {session.stream.shape[2]} px, {args.frames} frames each")
-    print(f"  accuracy  mean |error| {errors.mean():.3f} px, max {errors.max():.3f} px over {len(errors)} frames; "
-          f"{left_out} left out")
-    print(f"  speed     {seconds / len(positions):.3f} s per position wall, {cpu / len(positions):.3f} s CPU; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"{args.size} geometry, {args.specimen}: {len(positions)} positions of {n_frames} frames "
+        f"{session.stream.shape[1]} x {session.stream.shape[2]} px, {args.frames} frames each"
+    )
+    print(
+        f"  accuracy  mean |error| {errors.mean():.3f} px, max {errors.max():.3f} px over {len(errors)} frames; "
+        f"{left_out} left out"
+    )
+    print(
+        f"  speed     {seconds / len(positions):.3f} s per position wall, {cpu / len(positions):.3f} s CPU; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     return 0
 
 

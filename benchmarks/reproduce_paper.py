@@ -39,22 +39,43 @@ def temdeblur(*args: str, log: Path | None = None) -> None:
     with open(log, "w") if log else open(os.devnull, "w") as sink:
         done = subprocess.run(command, env=env, stdout=sink if log else None, stderr=subprocess.STDOUT)
     if done.returncode:
-        raise SystemExit(f"failed (exit {done.returncode}): temdeblur {' '.join(map(str, args))}"
-                         + (f"; see {log}" if log else ""))
+        raise SystemExit(
+            f"failed (exit {done.returncode}): temdeblur {' '.join(map(str, args))}" + (f"; see {log}" if log else "")
+        )
 
 
 def training_jobs(out: Path, args: argparse.Namespace) -> list[tuple[Path, list[str]]]:
     """(run folder, train arguments) of every run the tables need."""
     data = out / "data"
-    common = ["--width", args.width, "--patch", "64", "--batch", "8", "--val-tile", "128", "--epochs", "100000",
-              "--steps-per-epoch", "20", "--time-limit", str(round(args.minutes * 60)), "--seed", str(args.seed)]
+    common = [
+        "--width",
+        args.width,
+        "--patch",
+        "64",
+        "--batch",
+        "8",
+        "--val-tile",
+        "128",
+        "--epochs",
+        "100000",
+        "--steps-per-epoch",
+        "20",
+        "--time-limit",
+        str(round(args.minutes * 60)),
+        "--seed",
+        str(args.seed),
+    ]
     jobs = [(out / "runs" / s / m, [str(data / s), "--model", m]) for s in SAMPLES for m in MODELS]
     jobs.append((out / "runs" / "Both" / BEST, [str(data / s) for s in SAMPLES] + ["--model", BEST]))
     # Session 1 holds the Val split and the last one the Test split, so the folds hold out the others
     # (each fold's run is also scored on the Test session, which no run saw).
     for k in range(2, args.sessions):
-        jobs.append((out / "runs" / "cv" / f"holdout-sess{k}", [str(data / "Kidney"), "--model", BEST,
-                                                                 "--hold-out", f"sess{k}"]))
+        jobs.append(
+            (
+                out / "runs" / "cv" / f"holdout-sess{k}",
+                [str(data / "Kidney"), "--model", BEST, "--hold-out", f"sess{k}"],
+            )
+        )
     return [(run, ["train", *a, "--out", str(run), *common]) for run, a in jobs]
 
 
@@ -72,19 +93,51 @@ def train_all(out: Path, args: argparse.Namespace) -> None:
 def evaluate_all(out: Path) -> None:
     data, runs = out / "data", out / "runs"
     for sample in SAMPLES:
-        temdeblur("evaluate", data / sample, "--model", *[runs / sample / m for m in MODELS], "--baselines",
-                  "--json", out / f"table_{sample}.json", "--markdown", out / f"table_{sample}.md",
-                  "--figure", out / f"figure_{sample}.png")
+        temdeblur(
+            "evaluate",
+            data / sample,
+            "--model",
+            *[runs / sample / m for m in MODELS],
+            "--baselines",
+            "--json",
+            out / f"table_{sample}.json",
+            "--markdown",
+            out / f"table_{sample}.md",
+            "--figure",
+            out / f"figure_{sample}.png",
+        )
     table3 = out / "table3"
-    for name, run in (("trained-on-kidney", runs / "Kidney" / BEST), ("trained-on-grid", runs / "CalibrationGrid" / BEST),
-                      ("trained-on-both", runs / "Both" / BEST)):
+    for name, run in (
+        ("trained-on-kidney", runs / "Kidney" / BEST),
+        ("trained-on-grid", runs / "CalibrationGrid" / BEST),
+        ("trained-on-both", runs / "Both" / BEST),
+    ):
         shutil.copytree(run, table3 / name, dirs_exist_ok=True)
     names = ["trained-on-kidney", "trained-on-grid", "trained-on-both"]
-    temdeblur("evaluate", data, "--model", *[table3 / n for n in names], "--json", out / "table3.json",
-              "--markdown", out / "table3.md", "--synthetic-figure", out / "synthetic.png")
+    temdeblur(
+        "evaluate",
+        data,
+        "--model",
+        *[table3 / n for n in names],
+        "--json",
+        out / "table3.json",
+        "--markdown",
+        out / "table3.md",
+        "--synthetic-figure",
+        out / "synthetic.png",
+    )
     folds = sorted((runs / "cv").glob("holdout-sess*/"))
-    temdeblur("evaluate", data / "Kidney", "--model", *folds, "--cross-validation", "--json", out / "table4.json",
-              "--markdown", out / "table4.md")
+    temdeblur(
+        "evaluate",
+        data / "Kidney",
+        "--model",
+        *folds,
+        "--cross-validation",
+        "--json",
+        out / "table4.json",
+        "--markdown",
+        out / "table4.md",
+    )
 
 
 def main() -> None:
@@ -99,8 +152,23 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out
     if not (out / "data" / "Kidney").is_dir():
-        temdeblur("simulate", out / "data", "--size", "full", "--layout", "dataset", "--specimen", "kidney", "grid",
-                  "--sessions", str(args.sessions), "--images", str(args.images), "--seed", str(args.seed))
+        temdeblur(
+            "simulate",
+            out / "data",
+            "--size",
+            "full",
+            "--layout",
+            "dataset",
+            "--specimen",
+            "kidney",
+            "grid",
+            "--sessions",
+            str(args.sessions),
+            "--images",
+            str(args.images),
+            "--seed",
+            str(args.seed),
+        )
     train_all(out, args)
     evaluate_all(out)
     print(f"tables in {out}/table_*.md, table3.md, table4.md; figures {out}/*.png")

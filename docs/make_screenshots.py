@@ -165,8 +165,12 @@ def main() -> None:
 
     torch.set_num_threads(1)  # tiny networks gain nothing from more threads; on a busy machine they spin
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", choices=["sample_data", "registration", "training", "restoration"],
-                        help="screenshots to take (default: all)")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        choices=["sample_data", "registration", "training", "restoration"],
+        help="screenshots to take (default: all)",
+    )
     args = parser.parse_args()
     if args.only and "restoration" in args.only:
         args.only.append("training")  # restores with the run trained there

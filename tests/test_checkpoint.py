@@ -14,8 +14,16 @@ GT_WINDOW, LOW_WINDOW = IntensityWindow(100.0, 20000.0), IntensityWindow(300.0, 
 
 
 def _save(path, model, cfg, epoch=3, **extra):
-    return ckpt.save_checkpoint(path, model=cfg, state_dict=model.state_dict(), epoch=epoch,
-                                gt_window=GT_WINDOW, low_window=LOW_WINDOW, frames=(3, 5), **extra)
+    return ckpt.save_checkpoint(
+        path,
+        model=cfg,
+        state_dict=model.state_dict(),
+        epoch=epoch,
+        gt_window=GT_WINDOW,
+        low_window=LOW_WINDOW,
+        frames=(3, 5),
+        **extra,
+    )
 
 
 @pytest.fixture

@@ -30,7 +30,11 @@ def dataset(tmp_path):
 
 def test_reads_root_sample_and_split_levels(dataset):
     root = read_dataset(dataset)
-    assert [(s.sample, s.split) for s in root] == [("CalibrationGrid", "Train"), ("Kidney", "Train"), ("Kidney", "Test")]
+    assert [(s.sample, s.split) for s in root] == [
+        ("CalibrationGrid", "Train"),
+        ("Kidney", "Train"),
+        ("Kidney", "Test"),
+    ]
     sample = read_dataset(dataset / "Kidney")
     assert [s.split for s in sample] == ["Train", "Test"]
     split = read_dataset(dataset / "Kidney" / "Train")

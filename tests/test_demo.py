@@ -41,7 +41,13 @@ def test_demo_verdict_compares_with_the_input_and_the_best_baseline():
     def scores(ssim, psnr):
         return {"ssim_mean": ssim, "ssim_std": 0.0, "psnr_mean": psnr, "psnr_std": 0.0}
 
-    first, second = verdict({"input": scores(0.15, 14.5), "wiener": scores(0.67, 16.2),
-                             "frame-mean": scores(0.34, 15.7), "bdu-uc-ssim": scores(0.66, 23.6)})
+    first, second = verdict(
+        {
+            "input": scores(0.15, 14.5),
+            "wiener": scores(0.67, 16.2),
+            "frame-mean": scores(0.34, 15.7),
+            "bdu-uc-ssim": scores(0.66, 23.6),
+        }
+    )
     assert "(+0.510)" in first and "(+9.10 dB)" in first
     assert "wiener" in second and "below it in SSIM (-0.010)" in second and "above it in PSNR (+7.40 dB)" in second

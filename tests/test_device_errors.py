@@ -15,8 +15,10 @@ from napari_temdeblur.widgets.train import TrainingWidget
 OUT_OF_MEMORY = [
     torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
     RuntimeError("MPS backend out of memory (MPS allocated: 8.00 GB)"),
-    RuntimeError("[enforce fail at alloc_cpu.cpp:114] data. DefaultCPUAllocator: can't allocate memory: you tried "
-                 "to allocate 1152921504606846976 bytes.\nError code 12 (Cannot allocate memory)"),
+    RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:114] data. DefaultCPUAllocator: can't allocate memory: you tried "
+        "to allocate 1152921504606846976 bytes.\nError code 12 (Cannot allocate memory)"
+    ),
     MemoryError(),
 ]
 
@@ -37,7 +39,10 @@ def test_device_errors_are_recognised_and_bugs_are_not():
     assert device_failure(cuda) and not out_of_memory(cuda)
     assert torch_failure(cuda, args) == "the device failed (CUDA error: device-side assert triggered): try --device cpu"
     # a bug in our code that merely mentions a device, or raised inside torch (a shape mismatch): traceback kept
-    for bug in (RuntimeError("Expected all tensors to be on the same device, but found cuda:0 and cpu!"),
-                RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)"), RuntimeError()):
+    for bug in (
+        RuntimeError("Expected all tensors to be on the same device, but found cuda:0 and cpu!"),
+        RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)"),
+        RuntimeError(),
+    ):
         assert not device_failure(bug) and not out_of_memory(bug)
         assert torch_failure(bug, args) is None

@@ -12,9 +12,7 @@ from napari_temdeblur.core.imaging import IntensityWindow, apply_window, suggest
 BAR_LEVEL, READ_NOISE = 100.0, 30.0
 
 
-def synthetic_tem(
-    rng, *, shape=(256, 960), bar_rows=(0, 48), low=3000.0, high=16000.0, pad_cols=40, blur_rows=0
-):
+def synthetic_tem(rng, *, shape=(256, 960), bar_rows=(0, 48), low=3000.0, high=16000.0, pad_cols=40, blur_rows=0):
     """uint16 image: smooth sample in [low, high] with shot + read noise, optional grid bar and padding.
 
     Returns the image and the boolean bar mask. Sample counts are shot-noise limited (variance equal
@@ -51,8 +49,12 @@ def test_window_round_trip_through_json():
 
 @pytest.mark.parametrize(
     ("low", "high", "pattern"),
-    [(5.0, 5.0, "high > low.*low=5.0, high=5.0"), (9.0, 2.0, "low=9.0, high=2.0"),
-     (math.nan, 1.0, "finite.*low=nan"), (0.0, math.inf, "finite.*high=inf")],
+    [
+        (5.0, 5.0, "high > low.*low=5.0, high=5.0"),
+        (9.0, 2.0, "low=9.0, high=2.0"),
+        (math.nan, 1.0, "finite.*low=nan"),
+        (0.0, math.inf, "finite.*high=inf"),
+    ],
 )
 def test_window_rejects_invalid_bounds(low, high, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -72,9 +74,7 @@ def test_window_from_dict_names_wrong_keys():
 @pytest.mark.parametrize("scale", [1.0, 0.3], ids=["GT-like", "Low-like"])
 def test_suggested_window_zeroes_bars_and_keeps_dark_sample(scale):
     rng = np.random.default_rng(0)
-    images, bar_masks = zip(
-        *(synthetic_tem(rng, low=3000 * scale, high=16000 * scale) for _ in range(3))
-    )
+    images, bar_masks = zip(*(synthetic_tem(rng, low=3000 * scale, high=16000 * scale) for _ in range(3)))
     window = suggest_window(images)
     for image, bars in zip(images, bar_masks):
         scaled = apply_window(image, window)
@@ -162,9 +162,13 @@ def test_subsampling_is_deterministic_and_representative():
 
 @pytest.mark.parametrize(
     ("images", "pattern"),
-    [([], "at least one image"), ([np.ones(10)], r"shape \(10,\)"),
-     ([np.zeros((4, 4))], "no nonzero"), ([np.full((4, 4), np.nan)], "NaN"),
-     ([np.full((4, 4), 7.0)], "equal 7.0")],
+    [
+        ([], "at least one image"),
+        ([np.ones(10)], r"shape \(10,\)"),
+        ([np.zeros((4, 4))], "no nonzero"),
+        ([np.full((4, 4), np.nan)], "NaN"),
+        ([np.full((4, 4), 7.0)], "equal 7.0"),
+    ],
 )
 def test_suggest_window_errors(images, pattern):
     with pytest.raises(ValueError, match=pattern):

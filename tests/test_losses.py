@@ -47,10 +47,12 @@ def test_ssim_loss_is_one_minus_skimage_ssim():
     rng = np.random.default_rng(0)
     gt = rng.random((2, 24, 30))
     pred = np.clip(gt + 0.15 * rng.standard_normal(gt.shape), 0, 1)
-    expected = 1 - np.mean([
-        structural_similarity(p, g, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)
-        for p, g in zip(pred, gt)
-    ])
+    expected = 1 - np.mean(
+        [
+            structural_similarity(p, g, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)
+            for p, g in zip(pred, gt)
+        ]
+    )
     value = ssim_loss(torch.tensor(pred[:, None]), torch.tensor(gt[:, None]))
     assert value.item() == pytest.approx(expected, abs=1e-6)
     assert make_loss("ssim")(torch.tensor(gt[:, None]), torch.tensor(gt[:, None])).item() == pytest.approx(0, abs=1e-9)

@@ -18,8 +18,7 @@ from napari_temdeblur.core.imaging import (
 
 
 def skimage_ssim(a, b):
-    return structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                 data_range=1)
+    return structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)
 
 
 def _pairs():
@@ -52,8 +51,9 @@ def test_ssim_and_psnr_match_skimage(case):
 
 def test_ssim_map_is_the_valid_region_of_skimage_full_map():
     a, b = _pairs()["sine-vs-noisy"]
-    _, full = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                    data_range=1, full=True)
+    _, full = structural_similarity(
+        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1, full=True
+    )
     ours = ssim_map(a, b)
     assert ours.shape == (a.shape[0] - 10, a.shape[1] - 10) and ours.dtype == np.float64
     np.testing.assert_allclose(ours, full[5:-5, 5:-5], atol=1e-6)

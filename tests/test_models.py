@@ -50,7 +50,12 @@ def test_the_table_has_the_papers_models():
     assert BURST_MODELS == ["bu", "bdu-t", "bdu-uc", "bdu-uc-ssim"]
     assert frames_required(ModelConfig("deblurgan")) == 3
     assert {name: size_multiple(ModelConfig(name)) for name in MODEL_NAMES} == {
-        "bu": 16, "bdu-t": 8, "bdu-uc": 8, "bdu-uc-ssim": 8, "deblurgan": 32}
+        "bu": 16,
+        "bdu-t": 8,
+        "bdu-uc": 8,
+        "bdu-uc-ssim": 8,
+        "deblurgan": 32,
+    }
 
 
 @pytest.mark.parametrize("name", BURST_MODELS)
@@ -66,7 +71,7 @@ def test_deblurgan_takes_exactly_three_frames(tiny_models):
     model = tiny_models["deblurgan"]
     with torch.no_grad():
         out = model(torch.rand(2, 3, 32, 64))
-        assert out.shape == (2, 1, 32, 64) and 0 <= out.min() and out.max() <= 1
+        assert out.shape == (2, 1, 32, 64) and out.min() >= 0 and out.max() <= 1
         for frames in (1, 2, 4, 5):
             with pytest.raises(ValueError, match=f"exactly 3 frames, got {frames}"):
                 model(torch.rand(1, frames, 32, 32))
@@ -163,8 +168,10 @@ def test_discriminators_score_grey_images():
 
 def _torchvision_like_state(backbone: MobileNetV2Features) -> dict:
     """What a torchvision mobilenet_v2 checkpoint holds: our stages plus later ones and a classifier."""
-    state = {key: torch.randn_like(value) if value.is_floating_point() else value
-             for key, value in backbone.state_dict().items()}
+    state = {
+        key: torch.randn_like(value) if value.is_floating_point() else value
+        for key, value in backbone.state_dict().items()
+    }
     state["features.18.0.weight"] = torch.zeros(1280, 320, 1, 1)
     state["classifier.1.weight"] = torch.zeros(1000, 1280)
     return state

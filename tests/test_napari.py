@@ -24,8 +24,14 @@ def test_dataset_opens_through_npe2(make_napari_viewer, simulated_dataset):
     viewer = make_napari_viewer()
     layers = viewer.open(str(simulated_dataset.out / "Kidney"), plugin="napari-temdeblur")
     names = [layer.name for layer in layers]
-    assert names == ["Kidney Train GT", "Kidney Train Low", "Kidney Val GT", "Kidney Val Low",
-                     "Kidney Test GT", "Kidney Test Low"]
+    assert names == [
+        "Kidney Train GT",
+        "Kidney Train Low",
+        "Kidney Val GT",
+        "Kidney Val Low",
+        "Kidney Test GT",
+        "Kidney Test Low",
+    ]
     gt, low = viewer.layers["Kidney Test GT"], viewer.layers["Kidney Test Low"]
     assert low.data.ndim == 4 and low.data.shape[1:] == gt.data.shape
     meta = gt.metadata["temdeblur"]

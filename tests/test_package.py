@@ -10,8 +10,13 @@ from napari_temdeblur.cli import main
 
 #: The package, the npe2 adapters, the layer adapters and the CLI: none of them may pull in torch, napari
 #: or Qt (the CLI imports torch only inside the commands that train or restore).
-LIGHT_MODULES = ["napari_temdeblur", "napari_temdeblur._reader", "napari_temdeblur._sample_data",
-                 "napari_temdeblur.layers", "napari_temdeblur.cli"]
+LIGHT_MODULES = [
+    "napari_temdeblur",
+    "napari_temdeblur._reader",
+    "napari_temdeblur._sample_data",
+    "napari_temdeblur.layers",
+    "napari_temdeblur.cli",
+]
 #: Core packages and modules built on PyTorch. Every other core module must import without torch ...
 TORCH_CORE = ("models", "train", "restore", "evaluate", "imaging._metrics")
 #: ... and so must the options and the model registry, from which the command line's parser is built.
@@ -62,8 +67,24 @@ def test_cli_simulate_both_layouts(tmp_path, capsys):
     assert "wrote session layout" in out and "CalibrationGrid" in out
     assert (tmp_path / "s/CalibrationGrid/sess1/stream.tif").is_file()
     assert (tmp_path / "s/truth/CalibrationGrid/sess1.json").is_file()
-    assert main(["simulate", str(tmp_path / "d"), "--specimen", "kidney", "spots", "--layout", "dataset",
-                 "--sessions", "3", "--images", "3"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                str(tmp_path / "d"),
+                "--specimen",
+                "kidney",
+                "spots",
+                "--layout",
+                "dataset",
+                "--sessions",
+                "3",
+                "--images",
+                "3",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "wrote dataset layout" in out and "Test 3" in out
     assert sorted(p.name for p in (tmp_path / "d/Spots").iterdir()) == ["Test", "Train", "Val"]

@@ -60,8 +60,7 @@ def test_erosion_equals_disk_erosion_and_ignores_image_border():
     rng = np.random.default_rng(6)
     for _ in range(5):
         windowed = ndi.gaussian_filter(rng.random((70, 90)), 3) > 0.5
-        mask = sample_mask(windowed.astype(np.float32), erosion_radius=4, iterations=2,
-                           min_hole_px=0, min_island_px=0)
+        mask = sample_mask(windowed.astype(np.float32), erosion_radius=4, iterations=2, min_hole_px=0, min_island_px=0)
         # Outside the image counts as sample (border_value=1): only non-sample pixels erode.
         expected = ndi.binary_erosion(windowed, disk(4), iterations=2, border_value=1)
         np.testing.assert_array_equal(mask, expected)
@@ -70,9 +69,11 @@ def test_erosion_equals_disk_erosion_and_ignores_image_border():
 
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
-    [({"windowed": np.ones(5)}, r"shape \(5,\)"),
-     ({"windowed": np.ones((5, 5)), "erosion_radius": -1}, "erosion_radius.*-1"),
-     ({"windowed": np.ones((5, 5)), "iterations": 0}, "iterations.*0")],
+    [
+        ({"windowed": np.ones(5)}, r"shape \(5,\)"),
+        ({"windowed": np.ones((5, 5)), "erosion_radius": -1}, "erosion_radius.*-1"),
+        ({"windowed": np.ones((5, 5)), "iterations": 0}, "iterations.*0"),
+    ],
 )
 def test_mask_errors(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -170,11 +171,13 @@ def test_random_crops_are_reproducible_and_keep_dtype():
 
 @pytest.mark.parametrize(
     ("gt_shape", "low_shape", "mask_shape", "kwargs", "pattern"),
-    [((20, 30), (3, 20, 30), (20, 30), {"size": 25}, "25 x 25 crop.*20 x 30 image"),
-     ((20, 30), (3, 20, 31), (20, 30), {}, r"low \(3, 20, 31\)"),
-     ((20, 30), (20, 30), (20, 30), {}, r"low must be \(F, H, W\)"),
-     ((20, 30), (3, 20, 30), (20, 29), {}, r"mask \(20, 29\)"),
-     ((20, 30), (3, 20, 30), (20, 30), {"count": 0, "size": 4}, "count.*0")],
+    [
+        ((20, 30), (3, 20, 30), (20, 30), {"size": 25}, "25 x 25 crop.*20 x 30 image"),
+        ((20, 30), (3, 20, 31), (20, 30), {}, r"low \(3, 20, 31\)"),
+        ((20, 30), (20, 30), (20, 30), {}, r"low must be \(F, H, W\)"),
+        ((20, 30), (3, 20, 30), (20, 29), {}, r"mask \(20, 29\)"),
+        ((20, 30), (3, 20, 30), (20, 30), {"count": 0, "size": 4}, "count.*0"),
+    ],
 )
 def test_random_crops_errors(gt_shape, low_shape, mask_shape, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -222,10 +225,12 @@ def test_evaluation_tiles_paper_layout():
 
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
-    [({"mask": np.ones((4, 4, 4))}, r"mask must be \(H, W\).*\(4, 4, 4\)"),
-     ({"mask": np.ones((4, 4)), "size": 0}, "size.*0"),
-     ({"mask": np.ones((4, 4)), "keep_rows_fraction": 0.0}, "keep_rows_fraction.*0.0"),
-     ({"mask": np.ones((4, 4)), "keep_rows_fraction": 1.5}, "keep_rows_fraction.*1.5")],
+    [
+        ({"mask": np.ones((4, 4, 4))}, r"mask must be \(H, W\).*\(4, 4, 4\)"),
+        ({"mask": np.ones((4, 4)), "size": 0}, "size.*0"),
+        ({"mask": np.ones((4, 4)), "keep_rows_fraction": 0.0}, "keep_rows_fraction.*0.0"),
+        ({"mask": np.ones((4, 4)), "keep_rows_fraction": 1.5}, "keep_rows_fraction.*1.5"),
+    ],
 )
 def test_evaluation_tiles_errors(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):

@@ -85,6 +85,7 @@ def kidney_session(simulated_sessions, tmp_path_factory):
 
 # --- conventions -----------------------------------------------------------------------------------
 
+
 def test_known_shift_pins_the_matrix_and_napari_conventions(shifted):
     """A napari drag of the stream layer by translate = (-ty, -tx) lines it up with the HQ layer; the
     matrix is OpenCV's [[1, 0, tx], [0, 1, ty]] with frame(A @ [x, y, 1]) = hq_down(x, y)."""
@@ -117,6 +118,7 @@ def test_matcher_finds_the_frame_and_translation(shifted):
 
 
 # --- accuracy against the simulator's truth --------------------------------------------------------
+
 
 def test_accuracy_against_truth_from_starts_8_px_off(kidney_session):
     session, truth = kidney_session
@@ -172,6 +174,7 @@ def test_scan_order_catches_a_match_one_grid_pitch_away():
 
 
 # --- quality control and bad input -----------------------------------------------------------------
+
 
 def test_blank_and_saturated_frames_are_left_out_with_reasons(tmp_path):
     session = write_shifted_session(tmp_path / "s")
@@ -276,11 +279,11 @@ def test_other_motion_models_recover_a_translation(shifted):
 
 # --- saving, merging, cancelling -------------------------------------------------------------------
 
+
 def test_save_merges_and_cancel_keeps_finished_pairs(tmp_path):
     session = write_shifted_session(tmp_path / "s")
     # a second HQ image (the same scene) and an earlier registration of an image not in this run
-    write_session(tmp_path / "s", META, ["s1_im1", "s1_im2"], [np.asarray(session.hq[0])] * 2,
-                  np.array(session.stream))
+    write_session(tmp_path / "s", META, ["s1_im1", "s1_im2"], [np.asarray(session.hq[0])] * 2, np.array(session.stream))
     session = open_session(tmp_path / "s")
     earlier = PairRegistration("older", (1.0, 2.0), (FrameRegistration(0, translation_matrix((1, 2)), 0.9),))
     save_registration(session.path, [earlier])
@@ -310,8 +313,13 @@ def test_unreadable_registration_is_never_overwritten(tmp_path):
 
 def test_a_failing_image_does_not_stop_the_session(tmp_path):
     session = write_shifted_session(tmp_path / "s")
-    write_session(tmp_path / "s", META, ["s1_im1", "s1_im2"], [np.asarray(session.hq[0]), np.zeros((256, 256),
-                  np.uint16)], np.array(session.stream))
+    write_session(
+        tmp_path / "s",
+        META,
+        ["s1_im1", "s1_im2"],
+        [np.asarray(session.hq[0]), np.zeros((256, 256), np.uint16)],
+        np.array(session.stream),
+    )
     events = []
     pairs = drain(register_session(open_session(tmp_path / "s"), RegistrationSettings(streak=False)), events.append)
     assert [p.hq for p in pairs] == ["s1_im1"]
@@ -321,14 +329,17 @@ def test_a_failing_image_does_not_stop_the_session(tmp_path):
 
 # --- burst extraction ------------------------------------------------------------------------------
 
+
 def test_extract_burst_crops_to_the_intersection(shifted):
     pair = drain(register_pair(shifted, 0, None, RegistrationSettings(streak=False)))
     burst = extract_burst(shifted, pair)
     ty = [f.translation_yx[0] for f in pair.frames]
     tx = [f.translation_yx[1] for f in pair.frames]
     # rows y with 0 <= y + ty <= 127 for every frame (and columns likewise)
-    assert burst.gt.shape == (int(np.floor(127 - max(ty))) - int(np.ceil(-min(ty))) + 1,
-                              int(np.floor(127 - max(tx))) - int(np.ceil(-min(tx))) + 1)
+    assert burst.gt.shape == (
+        int(np.floor(127 - max(ty))) - int(np.ceil(-min(ty))) + 1,
+        int(np.floor(127 - max(tx))) - int(np.ceil(-min(tx))) + 1,
+    )
     assert burst.low.shape == (5, *burst.gt.shape) and burst.low.dtype == np.uint16 and burst.gt.dtype == np.uint16
     assert burst.low.min() > 0 and burst.gt.min() > 0  # translation: no padding
     # Low frames are about a quarter of the GT counts and line up with it
@@ -349,6 +360,7 @@ def test_extract_burst_pads_a_rotation_with_zeros(shifted):
 
 
 # --- command line ----------------------------------------------------------------------------------
+
 
 def test_cli_starts_from_the_hand_alignment_saved_by_the_dock(shifted, capsys):
     ty, tx = SHIFTS[2]

@@ -274,6 +274,7 @@ def test_cancel_keeps_what_was_saved(dock, qtbot, session_dir):
 
 def test_a_drag_is_kept_for_register_all_and_the_export_follows_the_splits(dock, qtbot, tmp_path, session_dir):
     from napari_temdeblur.core.io import read_dataset
+
     viewer, widget = dock
     viewer.dims.set_point(0, 3)
     widget.drag.value = True

@@ -35,8 +35,9 @@ def run(tmp_path_factory, simulated_dataset):
 
     data = TrainingData.from_folders(simulated_dataset.out / "Kidney")
     data.val = data.val[:1]
-    cfg = TrainConfig(ModelConfig.tiny("bu"), epochs=1, steps_per_epoch=2, patch=32, batch=2,
-                      frames=(3, 5), val_tile=64, device="cpu")
+    cfg = TrainConfig(
+        ModelConfig.tiny("bu"), epochs=1, steps_per_epoch=2, patch=32, batch=2, frames=(3, 5), val_tile=64, device="cpu"
+    )
     out = tmp_path_factory.mktemp("run")
     drain(train(cfg, data, out))
     return out
@@ -83,8 +84,14 @@ def _core_scores(run, split):
         gt, low, mask = window_pair(pair, gt_window, low_window)
         origins = evaluation_tiles(mask, size=SCORE_TILE, keep_rows_fraction=0.5)
         output = apply_window(out.counts, gt_window)
-        scores.append((tile_scores(low[len(low) // 2], gt, origins, SCORE_TILE),
-                       tile_scores(output, gt, origins, SCORE_TILE), output, gt))
+        scores.append(
+            (
+                tile_scores(low[len(low) // 2], gt, origins, SCORE_TILE),
+                tile_scores(output, gt, origins, SCORE_TILE),
+                output,
+                gt,
+            )
+        )
     return scores
 
 
@@ -103,7 +110,7 @@ def test_restore_with_gt_scores_compare_and_csv(viewer, run, test_split, tmp_pat
     restored, ssim_layer = viewer.layers["Kidney Test restored"], viewer.layers["Kidney Test SSIM map"]
     n, height, width = gt_layer.data.shape
     assert restored.data.shape == (n, height, width) and restored.data.dtype == np.float32
-    assert 0 <= restored.data.min() and restored.data.max() <= 1
+    assert restored.data.min() >= 0 and restored.data.max() <= 1
     assert restored.metadata["temdeblur"]["restore"][0]["model"]["name"] == "bu"
     assert ssim_layer.data.shape == (n, height - 10, width - 10) and ssim_layer.colorbar.visible
     np.testing.assert_allclose(ssim_layer.translate[-2:], (5, 5))
@@ -115,7 +122,7 @@ def test_restore_with_gt_scores_compare_and_csv(viewer, run, test_split, tmp_pat
         # the SSIM map is the core's on the sample, transparent (NaN) off it and in the padding
         expected, shown = ssim_map(core[k][2], core[k][3]), ssim_layer.data[k]
         on_sample = np.isfinite(shown[: h - 10, : w - 10])
-        assert on_sample.any() and not on_sample.all() and np.isnan(shown[h - 10:]).all()
+        assert on_sample.any() and not on_sample.all() and np.isnan(shown[h - 10 :]).all()
         np.testing.assert_allclose(shown[: h - 10, : w - 10][on_sample], expected[on_sample], atol=1e-5)
     # the overlay follows the image slider and shows the core's numbers (to the digits it prints)
     assert sum(len(c[0][0]) for c in core) >= n, "the check needs tiles on the sample"
@@ -136,9 +143,11 @@ def test_restore_with_gt_scores_compare_and_csv(viewer, run, test_split, tmp_pat
     assert [r["image"] for r in rows] == [p.name for p in test_split.pairs] + ["all"]
     for row, ((in_ssim, in_psnr), (out_ssim, out_psnr), *_) in zip(rows, core):
         assert int(row["tiles"]) == len(in_ssim)
-        np.testing.assert_allclose([float(row[c]) for c in ("input_ssim", "restored_ssim", "input_psnr",
-                                                           "restored_psnr")],
-                                   [in_ssim.mean(), out_ssim.mean(), in_psnr.mean(), out_psnr.mean()], rtol=1e-9)
+        np.testing.assert_allclose(
+            [float(row[c]) for c in ("input_ssim", "restored_ssim", "input_psnr", "restored_psnr")],
+            [in_ssim.mean(), out_ssim.mean(), in_psnr.mean(), out_psnr.mean()],
+            rtol=1e-9,
+        )
     # the pooled row is what `temdeblur evaluate` reports for this split
     options = EvaluateOptions(score_tile=SCORE_TILE, restore=RestoreOptions(device="cpu"))
     evaluation = drain(evaluate([test_split.path], [run], options))
@@ -160,12 +169,16 @@ def test_restore_with_gt_scores_compare_and_csv(viewer, run, test_split, tmp_pat
     assert viewer.canvas.grid.enabled and widget.compare_button.text == "End compare"
     assert [layer for layer in viewer.layers if layer.visible] == shown
     assert [viewer.canvas.grid.position(viewer.layers.index(layer), viewer.layers) for layer in shown] == [
-        (0, 0), (0, 1), (0, 2)]
+        (0, 0),
+        (0, 1),
+        (0, 2),
+    ]
     restored.contrast_limits = (0.25, 0.75)
     window = widget.result.gt_window
     assert inputs.contrast_limits == pytest.approx([0.25, 0.75])
     assert gt_layer.contrast_limits == pytest.approx(
-        [window.low + f * (window.high - window.low) for f in (0.25, 0.75)])
+        [window.low + f * (window.high - window.low) for f in (0.25, 0.75)]
+    )
     widget.compare_button.native.click()
     assert not viewer.canvas.grid.enabled and not inputs.visible and viewer.layers["Kidney Test Low"].visible
     assert [layer.name for layer in viewer.layers] == order

@@ -53,8 +53,9 @@ def run(tmp_path_factory, kidney):
 
     data = TrainingData.from_folders(kidney)
     data.val = data.val[:1]
-    cfg = TrainConfig(ModelConfig.tiny("bu"), epochs=1, steps_per_epoch=2, patch=32, batch=2, frames=(2, 3),
-                      val_tile=64, device="cpu")
+    cfg = TrainConfig(
+        ModelConfig.tiny("bu"), epochs=1, steps_per_epoch=2, patch=32, batch=2, frames=(2, 3), val_tile=64, device="cpu"
+    )
     out = tmp_path_factory.mktemp("run")
     drain(train(cfg, data, out))
     return out
@@ -81,16 +82,20 @@ def test_one_exact_tile_is_the_plain_forward_pass_of_a_real_model(run):
     burst = np.random.default_rng(2).random((3, 64, 96), dtype=np.float32)
     with torch.no_grad():
         direct = model(torch.from_numpy(burst)[None])[0, 0].clamp(0, 1).numpy()
-    np.testing.assert_allclose(drain(restore_burst(model, burst, RestoreOptions(inference_tile=96, overlap=0))), direct,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        drain(restore_burst(model, burst, RestoreOptions(inference_tile=96, overlap=0))), direct, atol=1e-6
+    )
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    ({"inference_tile": 0}, "inference_tile must be a positive integer, got 0"),
-    ({"overlap": -1}, "overlap must be an integer >= 0, got -1"),
-    ({"batch": 0}, "batch must be a positive integer, got 0"),
-    ({"adapt_steps": 1.5}, "adapt_steps must be a positive integer, got 1.5"),
-])
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"inference_tile": 0}, "inference_tile must be a positive integer, got 0"),
+        ({"overlap": -1}, "overlap must be an integer >= 0, got -1"),
+        ({"batch": 0}, "batch must be a positive integer, got 0"),
+        ({"adapt_steps": 1.5}, "adapt_steps must be a positive integer, got 1.5"),
+    ],
+)
 def test_restore_options_refuse_bad_values(values, message):
     with pytest.raises(ValueError, match=message):
         RestoreOptions(**values)
@@ -132,7 +137,11 @@ def test_restore_outputs_windows_and_metadata(run, kidney):
     pairs = read_dataset(kidney / "Test")[0].pairs[:2]
     checkpoint = load_checkpoint(run / "best.pt")
     short = BurstPair("short", pairs[0].gt, pairs[0].low[:2])
-    results = drain(collect_restored(restore(run, [pairs[0], short, pairs[1].low], RestoreOptions(device="cpu", inference_tile=64, overlap=16))))
+    results = drain(
+        collect_restored(
+            restore(run, [pairs[0], short, pairs[1].low], RestoreOptions(device="cpu", inference_tile=64, overlap=16))
+        )
+    )
     assert [r.name for r in results] == [pairs[0].name, "short", "image 2"]
     first = results[0]
     assert first.image.shape == pairs[0].gt.shape and first.image.dtype == np.float32
@@ -151,8 +160,12 @@ def test_restore_outputs_windows_and_metadata(run, kidney):
 def test_restore_with_bn_adaptation_leaves_the_run_unchanged(run, kidney):
     pair = read_dataset(kidney / "Test")[0].pairs[0]
     saved = (run / "best.pt").read_bytes()
-    plain, = drain(collect_restored(restore(run, [pair], RestoreOptions(device="cpu", inference_tile=64))))
-    adapted, = drain(collect_restored(restore(run, [pair], RestoreOptions(device="cpu", inference_tile=64, adapt_bn=True, adapt_steps=2))))
+    (plain,) = drain(collect_restored(restore(run, [pair], RestoreOptions(device="cpu", inference_tile=64))))
+    (adapted,) = drain(
+        collect_restored(
+            restore(run, [pair], RestoreOptions(device="cpu", inference_tile=64, adapt_bn=True, adapt_steps=2))
+        )
+    )
     assert adapted.metadata["adapted_batchnorm"] > 0 and plain.metadata["adapted_batchnorm"] == 0
     assert not np.array_equal(plain.image, adapted.image)
     assert (run / "best.pt").read_bytes() == saved
@@ -169,10 +182,14 @@ def test_bad_inputs_get_clear_messages(run, tmp_path):
     with pytest.raises(ValueError, match="bad: the burst contains NaN"):
         drain(collect_restored(restore(run, [BurstPair("bad", None, nan)], RestoreOptions(device="cpu"))))
     with pytest.raises(ValueError, match=r"odd: the GT image is \(40, 41\) but the burst frames are \(40, 40\)"):
-        drain(collect_restored(restore(run, [BurstPair("odd", np.zeros((40, 41), np.uint16), burst)], RestoreOptions(device="cpu"))))
+        drain(
+            collect_restored(
+                restore(run, [BurstPair("odd", np.zeros((40, 41), np.uint16), burst)], RestoreOptions(device="cpu"))
+            )
+        )
     with pytest.raises(ValueError, match="nothing to restore"):
         drain(collect_restored(restore(run, [], RestoreOptions(device="cpu"))))
-    bright, = drain(collect_restored(restore(run, [burst * 60], RestoreOptions(device="cpu"))))
+    (bright,) = drain(collect_restored(restore(run, [burst * 60], RestoreOptions(device="cpu"))))
     assert "exceed the run's Low window" in bright.messages[0]
 
 
@@ -234,7 +251,7 @@ def test_cli_burst_folder_frames_are_read_in_frame_order(tmp_path):
     for k in range(12):  # "b_10" sorts before "b_2" by name
         tifffile.imwrite(folder / f"b_{k}.tif", np.full((8, 8), k, dtype=np.uint16))
     inputs = read_inputs(folder)
-    pair, = inputs
+    (pair,) = inputs
     assert inputs.names == ["b"] and inputs.folders == [Path()]
     assert pair.name == "b" and pair.low[:, 0, 0].tolist() == list(range(12))
     (folder / "b_0.tif").rename(folder / "other.tif")
@@ -262,9 +279,15 @@ def tiny_checkpoint(path, name="bu", low_window=(500.0, 5000.0), frames=(3, 3)):
 
     torch.manual_seed(0)
     cfg = ModelConfig.tiny(name)
-    return save_checkpoint(path, model=cfg, state_dict=build_model(cfg).state_dict(), epoch=1,
-                           gt_window=IntensityWindow(0.0, 20000.0), low_window=IntensityWindow(*low_window),
-                           frames=frames)
+    return save_checkpoint(
+        path,
+        model=cfg,
+        state_dict=build_model(cfg).state_dict(),
+        epoch=1,
+        gt_window=IntensityWindow(0.0, 20000.0),
+        low_window=IntensityWindow(*low_window),
+        frames=frames,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -289,7 +312,9 @@ def test_closing_restore_mid_image_stops_within_one_batch_of_tiles(tiny_run, mon
 
     load_model = apply.load_model
     monkeypatch.setattr(apply, "load_model", counting_load_model)
-    work = restore(tiny_run, [_counts((3, 160, 160))], RestoreOptions(device="cpu", inference_tile=32, overlap=8, batch=2))
+    work = restore(
+        tiny_run, [_counts((3, 160, 160))], RestoreOptions(device="cpu", inference_tile=32, overlap=8, batch=2)
+    )
     events = []
     for event in work:
         events.append(event)
@@ -299,11 +324,17 @@ def test_closing_restore_mid_image_stops_within_one_batch_of_tiles(tiny_run, mon
     assert events[-1].done == 2 and events[-1].total > 20 and len(calls) == 1
     # run to the end, the same generator yields a tile event per batch and the image before returning it
     events = []
-    result, = drain(collect_restored(restore(tiny_run, [_counts((3, 60, 70))], RestoreOptions(device="cpu", inference_tile=32, overlap=8, batch=3))),
-                    events.append)
+    (result,) = drain(
+        collect_restored(
+            restore(
+                tiny_run, [_counts((3, 60, 70))], RestoreOptions(device="cpu", inference_tile=32, overlap=8, batch=3)
+            )
+        ),
+        events.append,
+    )
     tiles = [e for e in events if isinstance(e, TileProgress)]
     assert [e.done for e in tiles] == list(range(3, tiles[0].total, 3)) + [tiles[0].total]
-    done, = [e for e in events if isinstance(e, ImageRestored)]
+    (done,) = [e for e in events if isinstance(e, ImageRestored)]
     assert done.result is result and done.index == 0
 
 
@@ -333,10 +364,22 @@ def test_bn_adaptation_reads_only_the_images_it_crops_once_each():
 def test_run_whose_frame_count_or_window_does_not_fit_the_data(tiny_run, tmp_path):
     deblurgan = tiny_checkpoint(tmp_path / "gan.pt", "deblurgan")
     with pytest.raises(ValueError, match=r"two: the model takes exactly 3 frames \(as channels\) but the burst has 2"):
-        drain(collect_restored(restore(deblurgan, [BurstPair("two", None, _counts((2, 32, 32)))], RestoreOptions(device="cpu"))))
-    five, = drain(collect_restored(restore(deblurgan, [_counts((5, 32, 32))], RestoreOptions(device="cpu", inference_tile=32, overlap=0))))
+        drain(
+            collect_restored(
+                restore(deblurgan, [BurstPair("two", None, _counts((2, 32, 32)))], RestoreOptions(device="cpu"))
+            )
+        )
+    (five,) = drain(
+        collect_restored(
+            restore(deblurgan, [_counts((5, 32, 32))], RestoreOptions(device="cpu", inference_tile=32, overlap=0))
+        )
+    )
     assert five.frames == [1, 2, 3] and five.metadata["input_frames"] == 5
-    dim, bright = drain(collect_restored(restore(tiny_run, [_counts((3, 40, 40)) // 20, _counts((3, 40, 40)) * 8], RestoreOptions(device="cpu"))))
+    dim, bright = drain(
+        collect_restored(
+            restore(tiny_run, [_counts((3, 40, 40)) // 20, _counts((3, 40, 40)) * 8], RestoreOptions(device="cpu"))
+        )
+    )
     assert "reaches only" in dim.messages[0] and "trained on brighter data" in dim.messages[0]
     assert "exceed the run's Low window (high = 5000 counts)" in bright.messages[0]
     assert "clipped to 1" in bright.messages[0]
@@ -348,14 +391,31 @@ def test_foreign_or_missing_checkpoint_and_small_images(tiny_run, tmp_path):
         drain(collect_restored(restore(tmp_path / "foreign.pt", [_counts((3, 32, 32))], RestoreOptions(device="cpu"))))
     with pytest.raises(DataError, match="best.pt: no such checkpoint file"):
         drain(collect_restored(restore(tmp_path, [_counts((3, 32, 32))], RestoreOptions(device="cpu"))))
-    small, = drain(collect_restored(restore(tiny_run, [BurstPair("tiny", None, _counts((3, 20, 30)))], RestoreOptions(device="cpu", inference_tile=128))))
+    (small,) = drain(
+        collect_restored(
+            restore(
+                tiny_run,
+                [BurstPair("tiny", None, _counts((3, 20, 30)))],
+                RestoreOptions(device="cpu", inference_tile=128),
+            )
+        )
+    )
     assert small.image.shape == (20, 30)
     # + 16 px context a side, rounded up to a multiple of 16
-    assert small.messages == [("tiny: 20 x 30 px is smaller than one 128 px tile: restored in one pass, "
-                               "mirror-padded to 64 x 64 px")]
+    assert small.messages == [
+        ("tiny: 20 x 30 px is smaller than one 128 px tile: restored in one pass, mirror-padded to 64 x 64 px")
+    ]
     # 110 px + 16 px context a side needs two 128 px tiles per axis: tiled as usual, no one-pass note
     assert len(tile_layout(110, 128, 32, 16)[2]) == 2
-    tiled, = drain(collect_restored(restore(tiny_run, [BurstPair("tiled", None, _counts((3, 110, 110)))], RestoreOptions(device="cpu", inference_tile=128))))
+    (tiled,) = drain(
+        collect_restored(
+            restore(
+                tiny_run,
+                [BurstPair("tiled", None, _counts((3, 110, 110)))],
+                RestoreOptions(device="cpu", inference_tile=128),
+            )
+        )
+    )
     assert tiled.image.shape == (110, 110) and not any("one pass" in m for m in tiled.messages)
 
 
@@ -373,9 +433,12 @@ def test_a_burst_that_cannot_be_read_is_skipped_and_the_others_restored(tiny_run
 
     for adapt in (False, True):
         events = []
-        results = drain(collect_restored(restore(tiny_run, Inputs(), RestoreOptions(device="cpu", adapt_bn=adapt, adapt_steps=2))), events.append)
+        results = drain(
+            collect_restored(restore(tiny_run, Inputs(), RestoreOptions(device="cpu", adapt_bn=adapt, adapt_steps=2))),
+            events.append,
+        )
         assert [r.name for r in results] == ["p0", "p2"]
-        skipped, = [e for e in events if isinstance(e, InputSkipped)]
+        (skipped,) = [e for e in events if isinstance(e, InputSkipped)]
         assert skipped.index == 1 and skipped.message == "b.tif: not a readable TIFF file"
 
 

@@ -43,9 +43,15 @@ def run(tmp_path_factory, sessions):
     torch.manual_seed(0)
     cfg = ModelConfig.tiny("bu")
     window = suggest_window(np.asarray(session.stream[:4]))
-    return save_checkpoint(tmp_path_factory.mktemp("run") / "best.pt", model=cfg,
-                           state_dict=build_model(cfg).state_dict(), epoch=1, gt_window=IntensityWindow(0, 30000),
-                           low_window=window, frames=(3, 3))
+    return save_checkpoint(
+        tmp_path_factory.mktemp("run") / "best.pt",
+        model=cfg,
+        state_dict=build_model(cfg).state_dict(),
+        epoch=1,
+        gt_window=IntensityWindow(0, 30000),
+        low_window=window,
+        frames=(3, 3),
+    )
 
 
 @pytest.mark.parametrize("sample, mean_px, max_px", [("Kidney", 0.25, 0.8), ("CalibrationGrid", 0.5, 2.0)])
@@ -62,7 +68,7 @@ def test_frames_registered_to_their_centre_frame_match_the_truth(sessions, sampl
         # the reference frame itself is on the burst's grid, untouched
         y, x = burst.origin_yx
         h, w = burst.low.shape[1:]
-        np.testing.assert_array_equal(burst.low[2], np.asarray(session.stream[position])[y:y + h, x:x + w])
+        np.testing.assert_array_equal(burst.low[2], np.asarray(session.stream[position])[y : y + h, x : x + w])
     assert np.mean(errors) < mean_px and np.max(errors) < max_px
 
 
@@ -85,9 +91,12 @@ def test_restore_stream_positions(run, sessions):
     stream = np.asarray(session.stream).copy()
     stream[5] = 0  # position 5 cannot be restored, position 6 does without frame 5; the others go on
     events = []
-    results = drain(collect_restored(restore_stream(run, stream, [0, 5, 6, 12], RestoreOptions(device="cpu", inference_tile=128))), events.append)
+    results = drain(
+        collect_restored(restore_stream(run, stream, [0, 5, 6, 12], RestoreOptions(device="cpu", inference_tile=128))),
+        events.append,
+    )
     assert [r.name for r in results] == ["frame_0000", "frame_0006", "frame_0012"]
-    skipped, = [e for e in events if isinstance(e, InputSkipped)]
+    (skipped,) = [e for e in events if isinstance(e, InputSkipped)]
     assert "frame 5 is all zero" in skipped.message
     first, short, mid = results
     # the network's centre frame x[:, N // 2] is the position's own frame, also beside a gap and at the start
@@ -100,8 +109,9 @@ def test_restore_stream_positions(run, sessions):
         h, w = result.image.shape
         assert result.frames[len(result.frames) // 2] == result.metadata["position"]
         window = IntensityWindow.from_dict(result.metadata["windows"]["low"])
-        np.testing.assert_array_equal(result.centre, apply_window(stream[result.metadata["position"], y:y + h,
-                                                                          x:x + w], window))
+        np.testing.assert_array_equal(
+            result.centre, apply_window(stream[result.metadata["position"], y : y + h, x : x + w], window)
+        )
     assert "frame_0000: frames 0-2 are not centred on frame 0" in first.messages[0]
     assert mid.metadata["position"] == 12 and [r["index"] for r in mid.metadata["registration"]] == [11, 12, 13]
     assert mid.counts.shape == mid.image.shape and 0 <= mid.image.min() <= mid.image.max() <= 1
@@ -113,12 +123,23 @@ def test_frames_as_channels_keep_time_order(sessions, tmp_path):
     session, _ = sessions["Kidney"]
     stream = np.asarray(session.stream)
     cfg = ModelConfig.tiny("deblurgan")
-    gan = save_checkpoint(tmp_path / "gan.pt", model=cfg, state_dict=build_model(cfg).state_dict(), epoch=1,
-                          gt_window=IntensityWindow(0, 30000), low_window=suggest_window(stream[:4]), frames=(3, 3))
-    first, mid = drain(collect_restored(restore_stream(gan, stream, [0, 12], RestoreOptions(device="cpu", inference_tile=128))))
+    gan = save_checkpoint(
+        tmp_path / "gan.pt",
+        model=cfg,
+        state_dict=build_model(cfg).state_dict(),
+        epoch=1,
+        gt_window=IntensityWindow(0, 30000),
+        low_window=suggest_window(stream[:4]),
+        frames=(3, 3),
+    )
+    first, mid = drain(
+        collect_restored(restore_stream(gan, stream, [0, 12], RestoreOptions(device="cpu", inference_tile=128)))
+    )
     assert first.frames == [0, 1, 2] and mid.frames == [11, 12, 13]  # its residual goes onto the middle frame
-    assert ("frame_0000: the network's centre frame is 1, not 0: this model takes its frames in time order"
-            in first.messages)
+    assert (
+        "frame_0000: the network's centre frame is 1, not 0: this model takes its frames in time order"
+        in first.messages
+    )
     assert not any("centre frame" in m for m in mid.messages)
     # the centre shown is the frame the network centred on: frame 1 registered onto frame 0
     burst = register_stream_burst(stream, 0, 3, RegistrationSettings())
@@ -138,10 +159,14 @@ def test_cli_restores_a_session_stream(run, sessions, tmp_path, capsys):
         assert tif.asarray().dtype == np.float32
     assert description["position"] == 4 and len(description["origin_yx"]) == 2
     assert tifffile.imread(out / "frame_0004_counts.tif").dtype == np.uint16
-    assert cli.main(["restore", str(run), str(session.path), str(tmp_path / "e"), "--every", "10", "--device",
-                     "cpu"]) == 0
+    assert (
+        cli.main(["restore", str(run), str(session.path), str(tmp_path / "e"), "--every", "10", "--device", "cpu"]) == 0
+    )
     assert sorted(json.loads((tmp_path / "e" / "restore.json").read_text())["images"]) == [
-        "frame_0000", "frame_0010", "frame_0020"]
+        "frame_0000",
+        "frame_0010",
+        "frame_0020",
+    ]
     capsys.readouterr()
     hq = session.path / "hq" / f"{session.hq_names[0]}.tif"
     assert cli.main(["restore", str(run), str(hq), str(tmp_path / "x"), "--every", "2"]) == 2

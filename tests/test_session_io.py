@@ -15,8 +15,13 @@ from napari_temdeblur.core import DataError
 from napari_temdeblur.core.io import open_session, write_session
 from napari_temdeblur.core.register import load_registrations
 
-META = {"hq_pixel_size_nm": 15.625, "stream_pixel_size_nm": 31.25, "exposure_ms": 15.0,
-        "scan_direction": "up", "hq_overlap": 0.5}
+META = {
+    "hq_pixel_size_nm": 15.625,
+    "stream_pixel_size_nm": 31.25,
+    "exposure_ms": 15.0,
+    "scan_direction": "up",
+    "hq_overlap": 0.5,
+}
 
 
 def _session(path, hq_size=32, stream_size=16, frames=6):
@@ -83,8 +88,11 @@ def test_stream_not_half_the_hq_size(tmp_path):
         open_session(tmp_path / "sess1")
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"compression": "zlib"}, {"contiguous": False}, {"imagej": True}],
-                         ids=["contiguous", "compressed", "paged", "imagej"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"compression": "zlib"}, {"contiguous": False}, {"imagej": True}],
+    ids=["contiguous", "compressed", "paged", "imagej"],
+)
 @pytest.mark.parametrize("keep", [0.5, 0.99])
 def test_truncated_stream(tmp_path, kwargs, keep):
     """A stream cut short must not open with the frames it has left, whatever the TIFF flavour."""
@@ -130,9 +138,16 @@ def test_corrupt_registration_is_reported_and_left_untouched(tmp_path):
 
 def test_valid_registration_is_restored(tmp_path):
     _session(tmp_path / "sess1")
-    content = {"format": "temdeblur-registration/1",
-               "pairs": [{"hq": "s_im1", "init_translation_yx": [1.5, -2.0],
-                          "frames": [{"index": 2, "matrix": [[1, 0, -2.0], [0, 1, 1.5]], "correlation": 0.91}]}]}
+    content = {
+        "format": "temdeblur-registration/1",
+        "pairs": [
+            {
+                "hq": "s_im1",
+                "init_translation_yx": [1.5, -2.0],
+                "frames": [{"index": 2, "matrix": [[1, 0, -2.0], [0, 1, 1.5]], "correlation": 0.91}],
+            }
+        ],
+    }
     (tmp_path / "sess1/registration.json").write_text(json.dumps(content))
     (pair,) = load_registrations(tmp_path / "sess1").values()
     assert pair.hq == "s_im1" and pair.init_translation_yx == (1.5, -2.0)

@@ -97,8 +97,11 @@ def test_grid_bars_image_black_after_windowing(simulated_sessions, small_cfg):
     for record in truth["hq"]:
         row, col = record["position"]
         origin = (truth["strip_origin_um"][0] + row * px_um, truth["strip_origin_um"][1] + col * px_um)
-        bars.append(support_grid_bars(hq.shape[1:], origin, small_cfg.hq_pixel_size_nm,
-                                      small_cfg.grid_pitch_um, small_cfg.grid_bar_um))
+        bars.append(
+            support_grid_bars(
+                hq.shape[1:], origin, small_cfg.hq_pixel_size_nm, small_cfg.grid_pitch_um, small_cfg.grid_bar_um
+            )
+        )
     bars = np.array(bars)
     # bar interiors: the optics blur the edges over a few pixels
     inner = ~ndimage.binary_dilation(~bars, np.ones((1, 9, 9), bool))
@@ -161,8 +164,11 @@ def test_same_seed_same_bytes(tmp_path):
     cfg = dataclasses.replace(SimulationConfig.demo(), sessions=2, hq_per_session=2)
 
     def digest(folder):
-        return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(folder.rglob("*")) if p.is_file()}
+        return {
+            p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
+        }
 
     drain(simulate(tmp_path / "a", cfg, ["grid"], layout="dataset", seed=11))
     drain(simulate(tmp_path / "b", cfg, ["grid"], layout="dataset", seed=11))
@@ -203,7 +209,9 @@ def test_dataset_frames_are_registered_to_their_gt(simulated_dataset, small_cfg)
     shifts = np.abs(shifts)
     assert len(shifts) == 5 * len(truth["pairs"]) > 0
     assert np.median(shifts) < 0.5 and shifts.max() < 1.5, shifts
-    errors = np.concatenate([np.subtract(p["applied_translation_yx"], p["true_translation_yx"]) for p in truth["pairs"]])
+    errors = np.concatenate(
+        [np.subtract(p["applied_translation_yx"], p["true_translation_yx"]) for p in truth["pairs"]]
+    )
     assert 0 < np.sqrt(np.mean(errors**2)) < 3 * small_cfg.registration_residual_px
 
 

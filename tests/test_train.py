@@ -73,8 +73,12 @@ def test_crops_avoid_bars_and_padding_and_share_one_transform():
     frames = [gt // 4 for _ in range(5)]
     frames[4][60:, :] = 0  # registration padding of one frame
     window = IntensityWindow(0.0, 9000.0)
-    data = TrainingData.from_pairs([_pair("sess1_im1", gt, frames)], [_pair("sess1_im2", gt, frames)],
-                                   gt_window=window, low_window=IntensityWindow(0.0, 2250.0))
+    data = TrainingData.from_pairs(
+        [_pair("sess1_im1", gt, frames)],
+        [_pair("sess1_im2", gt, frames)],
+        gt_window=window,
+        low_window=IntensityWindow(0.0, 2250.0),
+    )
     inputs, targets = CropSampler(data, 32, (5, 5)).batch(np.random.default_rng(1), 64)
     assert inputs.shape == (64, 5, 32, 32) and targets.shape == (64, 1, 32, 32) and inputs.dtype == np.float32
     assert targets.min() > 0 and inputs.min() > 0
@@ -87,8 +91,12 @@ def test_crops_avoid_bars_and_padding_and_share_one_transform():
 def test_frame_selection_burst_models_shuffle_deblurgan_keeps_time_order():
     gt = np.full((48, 48), 5000)
     frames = [np.full((48, 48), 1000 * (k + 1)) for k in range(5)]  # frame k windows to (k + 1) / 5
-    data = TrainingData.from_pairs([_pair("a", gt, frames)], [_pair("b", gt, frames)],
-                                   gt_window=IntensityWindow(0.0, 8000.0), low_window=IntensityWindow(0.0, 5000.0))
+    data = TrainingData.from_pairs(
+        [_pair("a", gt, frames)],
+        [_pair("b", gt, frames)],
+        gt_window=IntensityWindow(0.0, 8000.0),
+        low_window=IntensityWindow(0.0, 5000.0),
+    )
     rng = np.random.default_rng(2)
 
     def frame_indices(sampler):
@@ -188,7 +196,9 @@ def test_resume_and_restore_do_not_need_the_pretrained_backbone_file(data, tmp_p
     tiny = ModelConfig.tiny("deblurgan")
     backbone = tmp_path / "backbone.pth"
     torch.save(build_model(tiny).fpn.backbone.state_dict(), backbone)
-    cfg = dataclasses.replace(config("deblurgan", epochs=2), model=dataclasses.replace(tiny, backbone_weights=str(backbone)))
+    cfg = dataclasses.replace(
+        config("deblurgan", epochs=2), model=dataclasses.replace(tiny, backbone_weights=str(backbone))
+    )
     drain(train(dataclasses.replace(cfg, epochs=1), data, tmp_path / "run"))
     backbone.unlink()  # the user moved the file: the run's weights are in its checkpoints
     assert drain(train(cfg, data, tmp_path / "run", resume=True)).history[-1]["epoch"] == 2
@@ -197,8 +207,9 @@ def test_resume_and_restore_do_not_need_the_pretrained_backbone_file(data, tmp_p
 
 
 def test_same_seed_same_history_other_seed_differs(data, tmp_path):
-    runs = [drain(train(config("bdu-t", seed=seed, epochs=1), data, tmp_path / f"r{i}"))
-            for i, seed in enumerate((5, 5, 6))]
+    runs = [
+        drain(train(config("bdu-t", seed=seed, epochs=1), data, tmp_path / f"r{i}")) for i, seed in enumerate((5, 5, 6))
+    ]
     assert without_seconds(runs[0].history) == without_seconds(runs[1].history)
     assert without_seconds(runs[0].history) != without_seconds(runs[2].history)
 
@@ -273,8 +284,24 @@ def test_deblurgan_trains_its_generator_and_discriminators(data, tmp_path):
 
 # ---------------------------------------------------------------- temdeblur train
 
-ARGS = ["--width", "tiny", "--epochs", "2", "--steps-per-epoch", "2", "--patch", "32", "--batch", "2",
-        "--val-tile", "64", "--device", "cpu", "--frames", "2-3"]
+ARGS = [
+    "--width",
+    "tiny",
+    "--epochs",
+    "2",
+    "--steps-per-epoch",
+    "2",
+    "--patch",
+    "32",
+    "--batch",
+    "2",
+    "--val-tile",
+    "64",
+    "--device",
+    "cpu",
+    "--frames",
+    "2-3",
+]
 
 
 def test_cli_writes_the_run_folder(simulated_dataset, tmp_path, capsys):

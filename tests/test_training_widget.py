@@ -267,8 +267,10 @@ def test_settings_form_builds_the_train_config(qtbot, tmp_path):
     form.model.value = "deblurgan"
     assert form.frames.value == "3" and not form.frames.enabled
     assert form.patch.step == size_multiple(ModelConfig("deblurgan"))
-    for control, text, message in [(form.width, "wide", "width must be tiny, full or a whole number"),
-                                   (form.frames, "3 to 5", "frames must be a count such as 5")]:
+    for control, text, message in [
+        (form.width, "wide", "width must be tiny, full or a whole number"),
+        (form.frames, "3 to 5", "frames must be a count such as 5"),
+    ]:
         control.value = text
         with pytest.raises(ValueError, match=message):
             form.train_config()

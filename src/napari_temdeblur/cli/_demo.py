@@ -43,8 +43,17 @@ def _run(argv: list[str]) -> int:
 def _training_args(gpu: bool, minutes: float) -> list[str]:
     # Demo strips are ~160 rows: validation tiles of 64 px fit their top half, 128 px tiles do not.
     size = ["--width", "full", "--patch", "128", "--batch", "4"] if gpu else ["--width", "tiny", "--patch", "64"]
-    return [*size, "--val-tile", str(EVAL_TILE), "--epochs", "100000", "--steps-per-epoch", "20",
-            "--time-limit", str(round(minutes * 60))]
+    return [
+        *size,
+        "--val-tile",
+        str(EVAL_TILE),
+        "--epochs",
+        "100000",
+        "--steps-per-epoch",
+        "20",
+        "--time-limit",
+        str(round(minutes * 60)),
+    ]
 
 
 def verdict(scores: dict) -> list[str]:
@@ -57,34 +66,53 @@ def verdict(scores: dict) -> list[str]:
         "psnr_std"}; "input" and the run (:data:`MODEL`) must be present.
     """
     net, base = scores[MODEL], scores["input"]
-    lines = [f"{MODEL}: SSIM {net['ssim_mean']:.3f} vs the input's {base['ssim_mean']:.3f} "
-             f"({net['ssim_mean'] - base['ssim_mean']:+.3f}), PSNR {net['psnr_mean']:.2f} dB vs "
-             f"{base['psnr_mean']:.2f} dB ({net['psnr_mean'] - base['psnr_mean']:+.2f} dB)."]
+    lines = [
+        f"{MODEL}: SSIM {net['ssim_mean']:.3f} vs the input's {base['ssim_mean']:.3f} "
+        f"({net['ssim_mean'] - base['ssim_mean']:+.3f}), PSNR {net['psnr_mean']:.2f} dB vs "
+        f"{base['psnr_mean']:.2f} dB ({net['psnr_mean'] - base['psnr_mean']:+.2f} dB)."
+    ]
     classical = {k: v for k, v in scores.items() if k not in (MODEL, "input")}
     if classical:
         best = max(classical, key=lambda k: classical[k]["ssim_mean"])
         other = classical[best]
         ssim_gap, psnr_gap = net["ssim_mean"] - other["ssim_mean"], net["psnr_mean"] - other["psnr_mean"]
-        lines.append(f"Best classical baseline by SSIM: {best}, SSIM {other['ssim_mean']:.3f}, PSNR "
-                     f"{other['psnr_mean']:.2f} dB; the network is {'above' if ssim_gap > 0 else 'below'} it in "
-                     f"SSIM ({ssim_gap:+.3f}) and {'above' if psnr_gap > 0 else 'below'} it in PSNR "
-                     f"({psnr_gap:+.2f} dB). The baselines' motion PSF is fitted with the truth of each "
-                     f"image, so they are an upper bound.")
+        lines.append(
+            f"Best classical baseline by SSIM: {best}, SSIM {other['ssim_mean']:.3f}, PSNR "
+            f"{other['psnr_mean']:.2f} dB; the network is {'above' if ssim_gap > 0 else 'below'} it in "
+            f"SSIM ({ssim_gap:+.3f}) and {'above' if psnr_gap > 0 else 'below'} it in PSNR "
+            f"({psnr_gap:+.2f} dB). The baselines' motion PSF is fitted with the truth of each "
+            f"image, so they are an upper bound."
+        )
     return lines
 
 
 def write_report(out: Path, commands: list[str], verdict_lines: list[str], tables: Path, figure: Path) -> Path:
     """report.md: what ran, the table of ``temdeblur evaluate``, the verdict and the figure."""
-    text = "\n".join([
-        "# napari-temdeblur demo report", "",
-        "Simulated kidney-like and calibration-grid acquisitions, registered, a network trained on the "
-        "kidney sample and scored on its Test session (a session the network never saw).", "",
-        "## Commands", "", "```", *commands, "```", "",
-        "## Scores", "", tables.read_text().strip(), "",
-        *verdict_lines, "",
-        "## Figure", "", f"GT | input (centre frame) | each method, first Test image: ![comparison]({figure.name})",
-        "",
-    ])
+    text = "\n".join(
+        [
+            "# napari-temdeblur demo report",
+            "",
+            "Simulated kidney-like and calibration-grid acquisitions, registered, a network trained on the "
+            "kidney sample and scored on its Test session (a session the network never saw).",
+            "",
+            "## Commands",
+            "",
+            "```",
+            *commands,
+            "```",
+            "",
+            "## Scores",
+            "",
+            tables.read_text().strip(),
+            "",
+            *verdict_lines,
+            "",
+            "## Figure",
+            "",
+            f"GT | input (centre frame) | each method, first Test image: ![comparison]({figure.name})",
+            "",
+        ]
+    )
     return atomic_write(out / "report.md", lambda tmp: tmp.write_text(text))
 
 
@@ -92,8 +120,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     sessions, dataset, run = out / "sessions", out / "dataset", out / "runs" / MODEL
     print(f"napari-temdeblur demo in {out}: simulate -> register -> train -> evaluate -> report")
-    simulate_line = (f"temdeblur simulate {sessions} --specimen {' '.join(SPECIMENS)} --layout session "
-                     f"--seed {args.seed} --overwrite")
+    simulate_line = (
+        f"temdeblur simulate {sessions} --specimen {' '.join(SPECIMENS)} --layout session "
+        f"--seed {args.seed} --overwrite"
+    )
     print(f"\n$ {simulate_line}")
     result = drain(
         simulate(sessions, SimulationConfig.demo(), SPECIMENS, layout="session", seed=args.seed, overwrite=True),
@@ -109,14 +139,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for name in RUN_FILES:
         (run / name).unlink(missing_ok=True)
     # The paper trained one network per specimen kind; the demo trains the kidney one.
-    steps.append(["train", str(dataset / "Kidney"), "--model", MODEL, "--out", str(run), "--seed", str(args.seed),
-                  *_training_args(gpu, args.minutes)])
+    steps.append(
+        [
+            "train",
+            str(dataset / "Kidney"),
+            "--model",
+            MODEL,
+            "--out",
+            str(run),
+            "--seed",
+            str(args.seed),
+            *_training_args(gpu, args.minutes),
+        ]
+    )
     if _run(steps[-1]):
         return 1
     evaluation, tables, figure = out / "evaluation.json", out / "evaluation.md", out / "comparison.png"
-    steps.append(["evaluate", str(dataset / "Kidney"), "--model", str(run), "--split", "Test", "--baselines",
-                  "--tile", str(EVAL_TILE), "--json", str(evaluation), "--markdown", str(tables),
-                  "--figure", str(figure)])
+    steps.append(
+        [
+            "evaluate",
+            str(dataset / "Kidney"),
+            "--model",
+            str(run),
+            "--split",
+            "Test",
+            "--baselines",
+            "--tile",
+            str(EVAL_TILE),
+            "--json",
+            str(evaluation),
+            "--markdown",
+            str(tables),
+            "--figure",
+            str(figure),
+        ]
+    )
     if _run(steps[-1]):
         return 1
     lines = verdict(json.loads(evaluation.read_text())["methods"])
@@ -131,8 +188,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     """Add the ``demo`` subcommand to the ``temdeblur`` subparsers."""
-    demo = sub.add_parser("demo", help="the end-to-end demo on simulated data",
-                          description=__doc__.split("\n\n", 1)[1])
+    demo = sub.add_parser("demo", help="the end-to-end demo on simulated data", description=__doc__.split("\n\n", 1)[1])
     demo.add_argument("--out", default="demo_output", help="output folder (its demo subfolders are replaced)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--minutes", type=float, default=6.0, help="training time (default 6)")

@@ -20,11 +20,12 @@ from ._output import print_progress
 def add_parser(sub) -> argparse.ArgumentParser:
     """Register the ``evaluate`` subcommand on an ``add_subparsers`` object."""
     p = sub.add_parser(
-        "evaluate", help="score runs and classical baselines against the truth (SSIM, PSNR)",
+        "evaluate",
+        help="score runs and classical baselines against the truth (SSIM, PSNR)",
         description="Score the unrestored input (the centre registered frame), optionally the classical "
-                    "baselines and each RUN on the 128 x 128 sample tiles of the --split images of DATA, "
-                    "as the paper's Tables 1-3; --cross-validation gives Table 4. A run's method key is "
-                    "its folder name. See docs/evaluation.md.",
+        "baselines and each RUN on the 128 x 128 sample tiles of the --split images of DATA, "
+        "as the paper's Tables 1-3; --cross-validation gives Table 4. A run's method key is "
+        "its folder name. See docs/evaluation.md.",
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="dataset folder(s) in the published layout")
     p.add_argument("--model", nargs="+", default=[], metavar="RUN", help="run folder(s) (with best.pt)")
@@ -34,8 +35,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write the scores as JSON")
     p.add_argument("--markdown", metavar="FILE", help="write the tables as markdown")
     p.add_argument("--figure", metavar="PNG", help="write GT | input | each method for the first scored image")
-    p.add_argument("--synthetic-figure", metavar="PNG",
-                   help="write the paper's Fig 8: each run on the three synthetic test images (adapted BN)")
+    p.add_argument(
+        "--synthetic-figure",
+        metavar="PNG",
+        help="write the paper's Fig 8: each run on the three synthetic test images (adapted BN)",
+    )
     p.set_defaults(func=cmd_evaluate, memory_flags=("--inference-tile", "--batch"))
     return p
 
@@ -55,8 +59,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     restoring = options_from(RestoreOptions, args)
     options = options_from(EvaluateOptions, args, keep_examples=1 if args.figure else 0, restore=restoring)
     # the per-tile events of restoration would flood a log: only each stage's end is printed for them
-    evaluation = drain(evaluate(args.data, args.model, options),
-                       lambda e: print_progress(e) if e.stage == "evaluate" or e.done == e.total else None)
+    evaluation = drain(
+        evaluate(args.data, args.model, options),
+        lambda e: print_progress(e) if e.stage == "evaluate" or e.done == e.total else None,
+    )
     for message in evaluation.messages:
         print(f"  note: {message}")
     print()

@@ -68,8 +68,13 @@ def add_options(
             continue
         shown = "" if field.default is None else f" (default {field.default})"
         parser.add_argument(
-            *flags, dest=name, default=field.default, help=meta["help"] + shown, metavar=meta.get("metavar"),
-            choices=meta.get("choices"), type=_parser_of(meta["parse"]) if meta.get("parse") else kind,
+            *flags,
+            dest=name,
+            default=field.default,
+            help=meta["help"] + shown,
+            metavar=meta.get("metavar"),
+            choices=meta.get("choices"),
+            type=_parser_of(meta["parse"]) if meta.get("parse") else kind,
         )
 
 

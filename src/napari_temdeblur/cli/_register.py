@@ -127,14 +127,20 @@ def cmd_register(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:
     """Add the ``register`` subcommand to the ``temdeblur`` subparsers."""
     reg = sub.add_parser(
-        "register", help="register stream frames to the HQ images of acquisition sessions",
-        description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter,
+        "register",
+        help="register stream frames to the HQ images of acquisition sessions",
+        description=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     reg.add_argument("session", help="a session folder, or a folder of sessions")
     reg.add_argument("--out", help="also write the registered bursts to this dataset folder (published layout)")
     reg.add_argument("--init", help='JSON {"<hq name>": {"frame": t, "translation_yx": [dy, dx]}} of starting points')
     add_options(reg, RegistrationSettings, ("motion", "frames", "min_correlation"))
-    reg.add_argument("--split", default="auto", choices=SPLIT_CHOICES,
-                     help="dataset split with --out: auto (last session Test, first images Val) or one split for all")
+    reg.add_argument(
+        "--split",
+        default="auto",
+        choices=SPLIT_CHOICES,
+        help="dataset split with --out: auto (last session Test, first images Val) or one split for all",
+    )
     reg.add_argument("--val-images", type=int, default=2, help="with --split auto: Val images of the first session")
     reg.set_defaults(func=cmd_register)

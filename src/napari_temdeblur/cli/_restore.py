@@ -38,12 +38,13 @@ RESTORE_FORMAT = "temdeblur-restore/1"
 def add_parser(sub) -> argparse.ArgumentParser:
     """Register the ``restore`` subcommand on an ``add_subparsers`` object."""
     p = sub.add_parser(
-        "restore", help="restore registered bursts or a session stream with a trained run",
+        "restore",
+        help="restore registered bursts or a session stream with a trained run",
         description="Restore every burst of INPUT with the network of RUN. INPUT is a dataset folder in the "
-                    "published layout (root, sample or split: every burst), a burst folder of frame TIFFs "
-                    "<name>/<name>_0.tif, <name>_1.tif, ..., one multipage TIFF burst, or an acquisition "
-                    "session folder: then stream positions are restored, each from the frames around it "
-                    "registered on the fly to it.",
+        "published layout (root, sample or split: every burst), a burst folder of frame TIFFs "
+        "<name>/<name>_0.tif, <name>_1.tif, ..., one multipage TIFF burst, or an acquisition "
+        "session folder: then stream positions are restored, each from the frames around it "
+        "registered on the fly to it.",
     )
     p.add_argument("run", metavar="RUN", help="run folder (its best.pt) or checkpoint file")
     p.add_argument("input", metavar="INPUT", help="dataset folder, burst folder, burst TIFF or session folder")
@@ -51,8 +52,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     # --tile: the flag's name before inference and score tiles were told apart
     add_options(p, RestoreOptions, aliases={"inference_tile": ("--tile",)})
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--positions", type=_positions,
-                       help="session stream only: frames to restore, e.g. 10,20,30 (default: every frame)")
+    where.add_argument(
+        "--positions",
+        type=_positions,
+        help="session stream only: frames to restore, e.g. 10,20,30 (default: every frame)",
+    )
     where.add_argument("--every", type=int, metavar="K", help="session stream only: every K-th frame from 0")
     p.set_defaults(func=cmd_restore, memory_flags=("--inference-tile", "--batch"))
     return p
@@ -69,8 +73,9 @@ def _positions(text: str) -> list[int]:
 
 
 def _write_float(path: Path, image: np.ndarray, metadata: dict) -> Path:
-    return atomic_write(path, lambda tmp: tifffile.imwrite(
-        tmp, image.astype(np.float32), metadata=metadata, photometric="minisblack"))
+    return atomic_write(
+        path, lambda tmp: tifffile.imwrite(tmp, image.astype(np.float32), metadata=metadata, photometric="minisblack")
+    )
 
 
 def _check_outputs(out: Path, source: Path, targets: list[Path]) -> None:
@@ -105,8 +110,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
         work = restore_stream(args.run, session, positions, options)
     else:
         if args.positions is not None or args.every is not None:
-            raise ValueError(f"{args.input}: --positions and --every are for a session stream, and this is not a "
-                             "session folder (no session.json)")
+            raise ValueError(
+                f"{args.input}: --positions and --every are for a session stream, and this is not a "
+                "session folder (no session.json)"
+            )
         inputs = read_inputs(args.input)
         folders, names = inputs.folders, inputs.names
         work = restore(args.run, inputs, options)
@@ -122,11 +129,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
             _write_float(out / folder / f"{result.name}.tif", result.image, meta)
             write_image(out / folder / f"{result.name}_counts.tif", result.counts, metadata=meta)
             per_image = ("frames", "input_frames", "position", "origin_yx", "registration")
-            images[str(folder / result.name)] = {**{k: meta[k] for k in per_image if k in meta},
-                                                 "messages": result.messages}
+            images[str(folder / result.name)] = {
+                **{k: meta[k] for k in per_image if k in meta},
+                "messages": result.messages,
+            }
             common = {k: v for k, v in result.metadata.items() if k not in per_image}
-            write_json(out / "restore.json", {"format": RESTORE_FORMAT, **common, "input": str(args.input),
-                                              "images": images})
+            write_json(
+                out / "restore.json", {"format": RESTORE_FORMAT, **common, "input": str(args.input), "images": images}
+            )
         elif isinstance(event, InputSkipped):
             print(f"  skipped: {event.message}", flush=True)
         elif event.done == event.total or (event.stage == "restore" and not isinstance(event, TileProgress)):

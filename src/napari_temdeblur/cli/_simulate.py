@@ -18,8 +18,10 @@ from ._output import print_progress
 
 
 def _simulation_config(args: argparse.Namespace) -> SimulationConfig:
-    cfg = SimulationConfig.load(args.config) if args.config else (
-        SimulationConfig.demo() if args.size == "demo" else SimulationConfig()
+    cfg = (
+        SimulationConfig.load(args.config)
+        if args.config
+        else (SimulationConfig.demo() if args.size == "demo" else SimulationConfig())
     )
     overrides = {k: v for k, v in (("sessions", args.sessions), ("hq_per_session", args.images)) if v is not None}
     return dataclasses.replace(cfg, **overrides)
@@ -50,11 +52,19 @@ def add_parser(sub) -> None:
     sim = sub.add_parser("simulate", help="simulate a MiniTEM fast-stream acquisition")
     sim.add_argument("out", help="output folder")
     sim.add_argument("--specimen", nargs="+", default=["kidney"], choices=SPECIMENS, help="one or more specimens")
-    sim.add_argument("--layout", default="session", choices=LAYOUTS,
-                     help="raw sessions to register, or the published registered dataset layout")
+    sim.add_argument(
+        "--layout",
+        default="session",
+        choices=LAYOUTS,
+        help="raw sessions to register, or the published registered dataset layout",
+    )
     sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--size", default="demo", choices=("demo", "full"),
-                     help="demo: 512 px HQ images, seconds; full: the paper's 2048 px HQ / 1024 px stream")
+    sim.add_argument(
+        "--size",
+        default="demo",
+        choices=("demo", "full"),
+        help="demo: 512 px HQ images, seconds; full: the paper's 2048 px HQ / 1024 px stream",
+    )
     sim.add_argument("--config", help="JSON file of simulation parameters (overrides --size)")
     sim.add_argument("--sessions", type=int, help="sessions per specimen")
     sim.add_argument("--images", type=int, help="HQ images per session")

@@ -20,22 +20,37 @@ from ._options import add_options, options_from
 def add_parser(sub) -> argparse.ArgumentParser:
     """Register the ``train`` subcommand on an ``add_subparsers`` object."""
     p = sub.add_parser(
-        "train", help="train a restoration network on registered datasets",
+        "train",
+        help="train a restoration network on registered datasets",
         description="Train a network on the Train split of DATA, choosing the best epoch on its Val split. "
-                    "One epoch is --steps-per-epoch optimiser steps (default: one crop per training image) "
-                    "followed by validation. Ctrl-C stops and keeps the best checkpoint.",
+        "One epoch is --steps-per-epoch optimiser steps (default: one crop per training image) "
+        "followed by validation. Ctrl-C stops and keeps the best checkpoint.",
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="dataset folder(s) in the published layout")
-    p.add_argument("--model", required=True, choices=MODEL_NAMES, metavar="MODEL",
-                   help="network: " + "; ".join(f"{s.name} ({s.summary})" for s in MODELS.values()))
+    p.add_argument(
+        "--model",
+        required=True,
+        choices=MODEL_NAMES,
+        metavar="MODEL",
+        help="network: " + "; ".join(f"{s.name} ({s.summary})" for s in MODELS.values()),
+    )
     p.add_argument("--out", required=True, help="run folder (best.pt, last.pt, config.json, history.csv)")
-    p.add_argument("--width", choices=("full", "tiny"), default="full",
-                   help="full: the published network widths; tiny: a very small network for quick checks")
+    p.add_argument(
+        "--width",
+        choices=("full", "tiny"),
+        default="full",
+        help="full: the published network widths; tiny: a very small network for quick checks",
+    )
     add_options(p, TrainConfig)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    p.add_argument("--hold-out", type=_sessions, default=(), metavar="SESSIONS",
-                   help="leave these acquisition sessions out of training and validation, e.g. sess2 or 2,3 "
-                        "(for temdeblur evaluate --cross-validation)")
+    p.add_argument(
+        "--hold-out",
+        type=_sessions,
+        default=(),
+        metavar="SESSIONS",
+        help="leave these acquisition sessions out of training and validation, e.g. sess2 or 2,3 "
+        "(for temdeblur evaluate --cross-validation)",
+    )
     p.set_defaults(func=cmd_train, memory_flags=("--patch", "--batch"))
     return p
 
@@ -73,8 +88,12 @@ class _Display:
                 + (f"\n  resuming after epoch {event.done}" if event.done else "")
             )
         elif isinstance(event, BatchDone) and self.live:
-            print(f"\r  epoch {event.epoch} step {event.step}/{event.total} loss {event.loss:.4f}",
-                  end="", file=self.stream, flush=True)
+            print(
+                f"\r  epoch {event.epoch} step {event.step}/{event.total} loss {event.loss:.4f}",
+                end="",
+                file=self.stream,
+                flush=True,
+            )
         elif isinstance(event, EpochDone):
             if event.is_best:
                 self.best = (event.epoch, event.val_ssim)
@@ -111,15 +130,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         if display.best is None:
             print("no epoch finished; nothing new was saved")
         else:
-            print(f"best epoch {display.best[0]} (val SSIM {display.best[1]:.4f}) kept in {args.out}/best.pt; "
-                  f"continue with --resume")
+            print(
+                f"best epoch {display.best[0]} (val SSIM {display.best[1]:.4f}) kept in {args.out}/best.pt; "
+                f"continue with --resume"
+            )
         return 130
     if result.best_epoch is None:
         print(f"stopped ({result.stopped_reason}) before an epoch finished; nothing was saved")
         return 0
     verdict = "beats" if result.best_val_ssim > result.input_val_ssim else "does NOT beat"
-    print(f"{result.stopped_reason}: best epoch {result.best_epoch}, val SSIM {result.best_val_ssim:.4f} "
-          f"({verdict} the input's {result.input_val_ssim:.4f})")
+    print(
+        f"{result.stopped_reason}: best epoch {result.best_epoch}, val SSIM {result.best_val_ssim:.4f} "
+        f"({verdict} the input's {result.input_val_ssim:.4f})"
+    )
     print(f"checkpoint: {result.out / 'best.pt'}")
     if math.isnan(result.best_val_ssim):
         print("warning: the validation SSIM is not a number; the training diverged (try a smaller --lr)")

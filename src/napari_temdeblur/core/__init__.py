@@ -14,20 +14,20 @@ import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=['evaluate', 'imaging', 'io', 'models', 'register', 'restore', 'simulate', 'train'],
+    submodules=["evaluate", "imaging", "io", "models", "register", "restore", "simulate", "train"],
     submod_attrs={
-        '_atomic': ['atomic_write', 'write_json'],
-        '_devices': [
-            'DEVICE_HELP',
-            'available_devices',
-            'describe_device',
-            'device_failure',
-            'first_line',
-            'out_of_memory',
-            'resolve_device',
+        "_atomic": ["atomic_write", "write_json"],
+        "_devices": [
+            "DEVICE_HELP",
+            "available_devices",
+            "describe_device",
+            "device_failure",
+            "first_line",
+            "out_of_memory",
+            "resolve_device",
         ],
-        '_errors': ['DataError'],
-        '_options': ['check_int', 'option', 'reject_unknown_keys'],
-        '_progress': ['Progress', 'drain'],
+        "_errors": ["DataError"],
+        "_options": ["check_int", "option", "reject_unknown_keys"],
+        "_progress": ["Progress", "drain"],
     },
 )

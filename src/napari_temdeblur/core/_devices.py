@@ -54,8 +54,6 @@ def device_failure(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and _DEVICE_WORDS.search(first_line(exc)) is not None
 
 
-
-
 def _mps_available() -> bool:
     import torch
 

@@ -59,7 +59,12 @@ def check_int(name: str, value: Any, *, minimum: int = 1, maximum: int | None = 
     when `optional`); a boolean is not an integer here."""
     if optional and value is None:
         return
-    if not isinstance(value, bool) and isinstance(value, int) and value >= minimum and (maximum is None or value <= maximum):
+    if (
+        not isinstance(value, bool)
+        and isinstance(value, int)
+        and value >= minimum
+        and (maximum is None or value <= maximum)
+    ):
         return
     if maximum is not None:
         wanted = f"an integer from {minimum} to {maximum}"

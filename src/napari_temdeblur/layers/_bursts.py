@@ -111,7 +111,9 @@ def find_bursts(layers: list[Any]) -> list[BurstLayers]:
         for kind, suffix in SUFFIXES.items():
             if layer.name.endswith(suffix):
                 halves.setdefault(layer.name[: -len(suffix)], {})[kind] = layer
-    return [BurstLayers(title, h[LayerKind.GT], h[LayerKind.LOW]) for title, h in halves.items() if set(h) == set(SUFFIXES)]
+    return [
+        BurstLayers(title, h[LayerKind.GT], h[LayerKind.LOW]) for title, h in halves.items() if set(h) == set(SUFFIXES)
+    ]
 
 
 def validation_for(train: BurstLayers, bursts: list[BurstLayers]) -> BurstLayers | None:

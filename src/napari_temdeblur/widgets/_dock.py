@@ -203,8 +203,9 @@ class Dock(QWidget):
 
     def report(self, exc: BaseException) -> None:
         """Show an error without changing the state (e.g. a failed CSV save keeps the result)."""
-        message = describe_error(exc, data_hint=self.data_hint_for(exc), memory_hint=self.memory_hint,
-                                 other_hint=self.other_hint)
+        message = describe_error(
+            exc, data_hint=self.data_hint_for(exc), memory_hint=self.memory_hint, other_hint=self.other_hint
+        )
         self.status.message = message
         show_error(f"napari-temdeblur: {message}")
 

@@ -183,9 +183,7 @@ def baseline(method: str, burst: np.ndarray, psf: np.ndarray | None = None, **pa
         raise ValueError(f"baseline {method!r} needs a PSF (see estimate_motion_psf)")
     psf = np.asarray(psf, dtype=np.float64)
     if psf.ndim != 2 or not np.isfinite(psf).all() or (psf < 0).any() or psf.sum() <= 0:
-        raise ValueError(
-            f"psf must be finite, non-negative, (h, w) and with a positive sum; got shape {psf.shape}"
-        )
+        raise ValueError(f"psf must be finite, non-negative, (h, w) and with a positive sum; got shape {psf.shape}")
     psf = psf / psf.sum()
     settings = {**DEFAULTS[method], **params}
     # Both deconvolutions treat the image as periodic (wiener) or zero outside (richardson-lucy);

@@ -47,7 +47,7 @@ def _panels(row, crop: tuple[int, int, int, int] | None) -> list[tuple[str, np.n
     y, x, h, w = (int(v) for v in crop)
     if h < 1 or w < 1 or y < 0 or x < 0 or y + h > shape[0] or x + w > shape[1]:
         raise ValueError(f"crop (y, x, h, w) = {tuple(crop)} does not lie inside the {shape} image {row.name}")
-    return [(title, np.asarray(image, np.float32)[y:y + h, x:x + w]) for title, image in panels]
+    return [(title, np.asarray(image, np.float32)[y : y + h, x : x + w]) for title, image in panels]
 
 
 def panel_figure(rows: Sequence, *, crop: tuple[int, int, int, int] | None = None, scores: bool = False) -> Figure:
@@ -84,12 +84,19 @@ def panel_figure(rows: Sequence, *, crop: tuple[int, int, int, int] | None = Non
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="white")
     FigureCanvasAgg(fig)
     for c, (title, _) in enumerate(drawn[0]):
-        fig.text((_LABEL + c * (panel_w + _GAP) + panel_w / 2) / width, 1 - _TITLE / 2 / height, title,
-                 ha="center", va="center", fontsize=11)
+        fig.text(
+            (_LABEL + c * (panel_w + _GAP) + panel_w / 2) / width,
+            1 - _TITLE / 2 / height,
+            title,
+            ha="center",
+            va="center",
+            fontsize=11,
+        )
     top = _TITLE
     for row, panels, h in zip(rows, drawn, heights):
-        fig.text(_LABEL / 2 / width, 1 - (top + h / 2) / height, row.name, ha="center", va="center",
-                 rotation=90, fontsize=10)
+        fig.text(
+            _LABEL / 2 / width, 1 - (top + h / 2) / height, row.name, ha="center", va="center", rotation=90, fontsize=10
+        )
         gt = panels[0][1]
         for c, (title, image) in enumerate(panels):
             left = _LABEL + c * (panel_w + _GAP)
@@ -98,9 +105,17 @@ def panel_figure(rows: Sequence, *, crop: tuple[int, int, int, int] | None = Non
             ax.set_axis_off()
             ax.set_label(title)
             if scores and c > 0:
-                ax.text(0.02, 0.03, f"SSIM {ssim(image, gt):.3f}\nPSNR {psnr(image, gt):.1f} dB",
-                        transform=ax.transAxes, fontsize=8, va="bottom", ha="left", color="black",
-                        bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 2})
+                ax.text(
+                    0.02,
+                    0.03,
+                    f"SSIM {ssim(image, gt):.3f}\nPSNR {psnr(image, gt):.1f} dB",
+                    transform=ax.transAxes,
+                    fontsize=8,
+                    va="bottom",
+                    ha="left",
+                    color="black",
+                    bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 2},
+                )
         top += h + _GAP
     return fig
 
@@ -181,8 +196,12 @@ def synthetic_images(
     yield Progress("synthetic images", len(bursts), len(bursts))
     windows = sample_windows(bursts)
     gt_window = windows["gt"]
-    rows = [Example(b.name, "synthetic", apply_window(b.gt, gt_window),
-                    apply_window(b.low[len(b.low) // 2], windows["low"]), {}) for b in bursts]
+    rows = [
+        Example(
+            b.name, "synthetic", apply_window(b.gt, gt_window), apply_window(b.low[len(b.low) // 2], windows["low"]), {}
+        )
+        for b in bursts
+    ]
     for key, run in keys.items():
         restored = yield from _labelled(collect_restored(restore(run, bursts, options)), key)
         for row, result in zip(rows, restored):
@@ -193,7 +212,11 @@ def synthetic_images(
 
 
 def synthetic_figure(
-    runs: Sequence[str | Path], png: str | Path, options: RestoreOptions | None = None, *, seed: int = 0,
+    runs: Sequence[str | Path],
+    png: str | Path,
+    options: RestoreOptions | None = None,
+    *,
+    seed: int = 0,
     size: int | None = None,
 ) -> Generator[Progress, None, Path]:
     """Write the paper's Fig 8 as a PNG: rows spots, lines, crosslines; columns GT, input, each run.
@@ -211,4 +234,3 @@ def synthetic_figure(
     path = write_png(panel_figure(rows, scores=True), png)
     yield Progress("figure", 1, 1, str(png))
     return path
-

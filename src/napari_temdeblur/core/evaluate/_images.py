@@ -90,14 +90,18 @@ def read_samples(data: Sequence[str | Path], split: str | None) -> tuple[dict[st
             for pair in part.pairs:
                 key = (part.sample, pair.name)
                 if key in origin:
-                    raise ValueError(f"image {part.sample}/{pair.name} is read twice, from {origin[key]} and "
-                                     f"{part.path}; give each dataset folder once")
+                    raise ValueError(
+                        f"image {part.sample}/{pair.name} is read twice, from {origin[key]} and "
+                        f"{part.path}; give each dataset folder once"
+                    )
                 origin[key] = part.path
                 found.setdefault(part.sample, []).append(pair)
     if not found:
         where = ", ".join(map(str, data))
-        raise DataError(where, f"no readable {split} split here (splits found: {', '.join(sorted(available))}); "
-                               "choose one with --split")
+        raise DataError(
+            where,
+            f"no readable {split} split here (splits found: {', '.join(sorted(available))}); choose one with --split",
+        )
     return dict(sorted(found.items())), skipped
 
 
@@ -106,8 +110,9 @@ def sample_windows(pairs: Sequence[BurstPair]) -> dict[str, IntensityWindow]:
     return {"gt": suggest_window([p.gt for p in pairs]), "low": suggest_window([p.low for p in pairs])}
 
 
-def prepare(sample: str, pair: BurstPair, windows: dict[str, IntensityWindow], *, tile: int,
-            keep_rows_fraction: float | None) -> EvalImage:
+def prepare(
+    sample: str, pair: BurstPair, windows: dict[str, IntensityWindow], *, tile: int, keep_rows_fraction: float | None
+) -> EvalImage:
     """Window a pair and find its evaluation tiles: regular `tile` x `tile` tiles lying entirely on
     the sample of the GT and of every frame (no grid bar, no registration padding)."""
     gt, low, mask = window_pair(pair, windows["gt"], windows["low"])

@@ -41,7 +41,8 @@ class EvaluateOptions:
     score_tile: int = option(128, "side of the evaluation tiles, px (the paper's 128)", metavar="PX")
     all_rows: bool = option(False, "score tiles in all rows (default: the top half of each image, as the paper)")
     cross_validation: bool = option(
-        False, "score each run on all images of the sessions it held out (train with --hold-out)")
+        False, "score each run on all images of the sessions it held out (train with --hold-out)"
+    )
     keep_examples: int = 1
     restore: RestoreOptions = dataclasses.field(default_factory=RestoreOptions)
 

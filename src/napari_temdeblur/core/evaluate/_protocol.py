@@ -90,8 +90,9 @@ def evaluate(
     example_ids = [(im.sample, im.name) for im in images[: options.keep_examples]]
     outputs: dict[tuple[str, str], dict[str, np.ndarray]] = {i: {} for i in example_ids}
     for image in images:
-        yield Progress("evaluate", done, total, f"input{' and baselines' if baselines else ''}: "
-                                                f"{image.sample}/{image.name}")
+        yield Progress(
+            "evaluate", done, total, f"input{' and baselines' if baselines else ''}: {image.sample}/{image.name}"
+        )
         ident = (image.sample, image.name)
         scores[ident] = {INPUT: score(image.input, image)}
         for method, output in (_baselines(image) if baselines else {}).items():
@@ -116,8 +117,14 @@ def evaluate(
     by_id = {(im.sample, im.name): im for im in images}
     examples = [Example(i[1], i[0], by_id[i].gt, by_id[i].input, outputs[i]) for i in example_ids]
     evaluation = Evaluation(
-        dataset=", ".join(map(str, data)), split=HELD_OUT if plan is not None else options.split, tiles=0,
-        methods={}, samples={}, examples=examples, windows=windows, tile_size=tile,
+        dataset=", ".join(map(str, data)),
+        split=HELD_OUT if plan is not None else options.split,
+        tiles=0,
+        methods={},
+        samples={},
+        examples=examples,
+        windows=windows,
+        tile_size=tile,
         keep_rows_fraction=options.keep_rows_fraction,
         messages=list(dict.fromkeys(messages)),
     )
@@ -128,8 +135,9 @@ def evaluate(
     return evaluation
 
 
-def _tiled_images(by_sample: dict, windows: dict, tile: int, keep_rows_fraction: float | None,
-                  messages: list[str]) -> list[EvalImage]:
+def _tiled_images(
+    by_sample: dict, windows: dict, tile: int, keep_rows_fraction: float | None, messages: list[str]
+) -> list[EvalImage]:
     """The windowed images that hold at least one evaluation tile; the others are reported."""
     images = []
     for sample, pairs in by_sample.items():
@@ -138,11 +146,16 @@ def _tiled_images(by_sample: dict, windows: dict, tile: int, keep_rows_fraction:
             if len(image.origins):
                 images.append(image)
             else:
-                messages.append(f"{sample}/{pair.name}: no {tile} x {tile} tile of pure sample"
-                                + (" in its top part" if keep_rows_fraction else "") + "; not scored")
+                messages.append(
+                    f"{sample}/{pair.name}: no {tile} x {tile} tile of pure sample"
+                    + (" in its top part" if keep_rows_fraction else "")
+                    + "; not scored"
+                )
     if not images:
-        raise ValueError(f"no image holds a {tile} x {tile} evaluation tile of pure sample (no grid bar, no "
-                         "padding); evaluate with a smaller tile")
+        raise ValueError(
+            f"no image holds a {tile} x {tile} evaluation tile of pure sample (no grid bar, no "
+            "padding); evaluate with a smaller tile"
+        )
     return images
 
 
@@ -155,14 +168,17 @@ def _baselines(image: EvalImage) -> dict[str, np.ndarray]:
         raise ValueError(f"{image.sample}/{image.name}: baselines: {exc}") from None
 
 
-def _fold_plan(keys: dict[str, Path], by_sample: dict, messages: list[str]) -> dict[str, dict[tuple[str, int], list[str]]]:
+def _fold_plan(
+    keys: dict[str, Path], by_sample: dict, messages: list[str]
+) -> dict[str, dict[tuple[str, int], list[str]]]:
     """Run key -> {(sample, session): image names}, all splits: the sessions the run held out (its
     config.json ``data.held_out_sessions``, as in the paper: each model tested on the session it was
     trained without) or, for a run that records none, every session it never saw."""
     unnumbered = [f"{s}/{p.name}" for s, pairs in by_sample.items() for p in pairs if p.session is None]
     if unnumbered:
-        messages.append(f"no session number in the name (like sess2_im5), left out of the cross-validation: "
-                        f"{', '.join(unnumbered)}")
+        messages.append(
+            f"no session number in the name (like sess2_im5), left out of the cross-validation: {', '.join(unnumbered)}"
+        )
     present = sorted({p.session for pairs in by_sample.values() for p in pairs if p.session is not None})
     plan = {}
     for key, path in keys.items():
@@ -172,8 +188,10 @@ def _fold_plan(keys: dict[str, Path], by_sample: dict, messages: list[str]) -> d
         else:
             seen = seen_sessions(path)
             scored = set(present) - seen
-            messages.append(f"{key} records no held-out session (trained without --hold-out): scored on the "
-                            f"sessions it never saw: {', '.join(map(str, sorted(scored))) or 'none'}")
+            messages.append(
+                f"{key} records no held-out session (trained without --hold-out): scored on the "
+                f"sessions it never saw: {', '.join(map(str, sorted(scored))) or 'none'}"
+            )
         folds: dict[tuple[str, int], list[str]] = {}
         for sample, pairs in by_sample.items():
             for pair in pairs:
@@ -182,8 +200,10 @@ def _fold_plan(keys: dict[str, Path], by_sample: dict, messages: list[str]) -> d
         if not folds:
             data_sessions = ", ".join(map(str, present)) or "none"
             if held is not None:
-                raise ValueError(f"run {path} held out sessions {', '.join(map(str, held))}, but the data holds "
-                                 f"sessions {data_sessions}: nothing to score it on (pass the sample's folder)")
+                raise ValueError(
+                    f"run {path} held out sessions {', '.join(map(str, held))}, but the data holds "
+                    f"sessions {data_sessions}: nothing to score it on (pass the sample's folder)"
+                )
             raise ValueError(
                 f"run {path} saw sessions {', '.join(map(str, sorted(seen - {None}))) or 'none'} and the data holds "
                 f"sessions {data_sessions}: none is held out (train it with --hold-out SESSION)"
@@ -198,8 +218,11 @@ def _restore_groups(keys: dict[str, Path], images: list[EvalImage], plan) -> lis
     groups = []
     for key in keys:
         for sample in dict.fromkeys(im.sample for im in images):
-            group = [im for im in images if im.sample == sample and (
-                plan is None or im.name in plan[key].get((sample, im.pair.session), ()))]
+            group = [
+                im
+                for im in images
+                if im.sample == sample and (plan is None or im.name in plan[key].get((sample, im.pair.session), ()))
+            ]
             if group:
                 groups.append((key, group))
     return groups

@@ -45,8 +45,10 @@ class MethodScores:
         """``{"ssim_mean", "ssim_std", "psnr_mean", "psnr_std"}`` over the tiles (population std, ddof 0)."""
         with np.errstate(invalid="ignore"):  # identical tiles: PSNR inf, whose std is NaN
             return {
-                "ssim_mean": float(np.mean(self.ssim)), "ssim_std": float(np.std(self.ssim)),
-                "psnr_mean": float(np.mean(self.psnr)), "psnr_std": float(np.std(self.psnr)),
+                "ssim_mean": float(np.mean(self.ssim)),
+                "ssim_std": float(np.std(self.ssim)),
+                "psnr_mean": float(np.mean(self.psnr)),
+                "psnr_std": float(np.std(self.psnr)),
             }
 
 
@@ -130,20 +132,31 @@ class Evaluation:
             "split": self.split,
             "tiles": self.tiles,
             "methods": _summaries(self.methods),
-            "samples": {name: {"tiles": s["tiles"], "methods": _summaries(s["methods"])}
-                        for name, s in self.samples.items()},
+            "samples": {
+                name: {"tiles": s["tiles"], "methods": _summaries(s["methods"])} for name, s in self.samples.items()
+            },
             "windows": {name: {kind: w.to_dict() for kind, w in ws.items()} for name, ws in self.windows.items()},
             "tile_size": self.tile_size,
             "keep_rows_fraction": self.keep_rows_fraction,
             "messages": list(self.messages),
         }
         if self.folds:
-            out["folds"] = [{"run": f.run, "sample": f.sample, "session": f.session, "tiles": f.tiles,
-                             "methods": _summaries(f.methods)} for f in self.folds]
+            out["folds"] = [
+                {
+                    "run": f.run,
+                    "sample": f.sample,
+                    "session": f.session,
+                    "tiles": f.tiles,
+                    "methods": _summaries(f.methods),
+                }
+                for f in self.folds
+            ]
         return out
 
 
 def _summaries(methods: dict[str, MethodScores]) -> dict[str, dict[str, float | None]]:
     # strict JSON: a PSNR of identical tiles is infinite (and its std NaN); JSON has no such numbers
-    return {key: {name: value if np.isfinite(value) else None for name, value in scores.summary().items()}
-            for key, scores in methods.items()}
+    return {
+        key: {name: value if np.isfinite(value) else None for name, value in scores.summary().items()}
+        for key, scores in methods.items()
+    }

@@ -64,8 +64,11 @@ def _run_data(run: Path) -> tuple[Path, dict]:
     except FileNotFoundError:
         raise DataError(path, "missing; cross-validation reads from it which images the run was trained on") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(path, f"unreadable run configuration ({type(exc).__name__}: {exc}); "
-                              "cross-validation needs its data.train and data.val image names") from None
+        raise DataError(
+            path,
+            f"unreadable run configuration ({type(exc).__name__}: {exc}); "
+            "cross-validation needs its data.train and data.val image names",
+        ) from None
     return path, data
 
 
@@ -100,6 +103,9 @@ def seen_sessions(run: Path) -> set[int | None]:
     try:
         names = list(data["train"]) + list(data["val"])
     except (KeyError, TypeError) as exc:
-        raise DataError(path, f"unreadable run configuration ({type(exc).__name__}: {exc}); "
-                              "cross-validation needs its data.train and data.val image names") from None
+        raise DataError(
+            path,
+            f"unreadable run configuration ({type(exc).__name__}: {exc}); "
+            "cross-validation needs its data.train and data.val image names",
+        ) from None
     return {session_of(str(name)) for name in names}

@@ -35,23 +35,51 @@ def _tables(evaluation: Evaluation) -> list[_Table]:
             row += _cells(methods[key]) if key in methods else ["-", "-"]
         rows.append(row)
     counts = ", ".join(f"{s} {evaluation.samples[s]['tiles']}" for s in samples)
-    title = (f"{evaluation.split} of {evaluation.dataset}: {evaluation.tiles} tiles of "
-             f"{evaluation.tile_size} x {evaluation.tile_size} px ({counts}); mean ± std over tiles")
+    title = (
+        f"{evaluation.split} of {evaluation.dataset}: {evaluation.tiles} tiles of "
+        f"{evaluation.tile_size} x {evaluation.tile_size} px ({counts}); mean ± std over tiles"
+    )
     tables = [(title, header, rows)]
     if evaluation.folds:
-        header = ["run", "sample", "held-out session", "tiles", "input SSIM", "run SSIM",
-                  "input PSNR (dB)", "run PSNR (dB)"]
+        header = [
+            "run",
+            "sample",
+            "held-out session",
+            "tiles",
+            "input SSIM",
+            "run SSIM",
+            "input PSNR (dB)",
+            "run PSNR (dB)",
+        ]
         rows, means = [], []
         for fold in evaluation.folds:
             run, base = fold.methods[fold.run], fold.methods[INPUT]
             means.append([base.ssim.mean(), run.ssim.mean(), base.psnr.mean(), run.psnr.mean()])
-            rows.append([fold.run, fold.sample, str(fold.session), str(fold.tiles),
-                         f"{means[-1][0]:.4f}", f"{means[-1][1]:.4f}", f"{means[-1][2]:.2f}", f"{means[-1][3]:.2f}"])
+            rows.append(
+                [
+                    fold.run,
+                    fold.sample,
+                    str(fold.session),
+                    str(fold.tiles),
+                    f"{means[-1][0]:.4f}",
+                    f"{means[-1][1]:.4f}",
+                    f"{means[-1][2]:.2f}",
+                    f"{means[-1][3]:.2f}",
+                ]
+            )
         means = np.array(means)
-        rows.append(["mean ± std over folds", "", "", str(sum(f.tiles for f in evaluation.folds)),
-                     *(_pm(means[:, i], 4 if i < 2 else 2) for i in range(4))])
-        tables.append(("Cross-validation: each run on the sessions it held out (fold = mean over its tiles)",
-                       header, rows))
+        rows.append(
+            [
+                "mean ± std over folds",
+                "",
+                "",
+                str(sum(f.tiles for f in evaluation.folds)),
+                *(_pm(means[:, i], 4 if i < 2 else 2) for i in range(4)),
+            ]
+        )
+        tables.append(
+            ("Cross-validation: each run on the sessions it held out (fold = mean over its tiles)", header, rows)
+        )
     return tables
 
 

@@ -58,9 +58,7 @@ class IntensityWindow:
         try:
             low, high = float(self.low), float(self.high)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"IntensityWindow needs numbers, got low={self.low!r}, high={self.high!r}"
-            ) from None
+            raise ValueError(f"IntensityWindow needs numbers, got low={self.low!r}, high={self.high!r}") from None
         if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError(f"IntensityWindow bounds must be finite, got low={low}, high={high}")
         if not high > low:
@@ -84,15 +82,11 @@ class IntensityWindow:
         """
         keys = set(d)
         if keys != {"low", "high"}:
-            raise ValueError(
-                f"IntensityWindow dict needs exactly the keys 'high' and 'low', got {sorted(keys)}"
-            )
+            raise ValueError(f"IntensityWindow dict needs exactly the keys 'high' and 'low', got {sorted(keys)}")
         return cls(low=d["low"], high=d["high"])
 
 
-def _sample_values(
-    images: Iterable[np.ndarray], max_pixels: int, rng: np.random.Generator
-) -> np.ndarray:
+def _sample_values(images: Iterable[np.ndarray], max_pixels: int, rng: np.random.Generator) -> np.ndarray:
     """Nonzero values of `images`, at most `max_pixels` drawn uniformly over all pixels."""
     if isinstance(images, np.ndarray):
         images = [images]
@@ -101,9 +95,7 @@ def _sample_values(
         raise ValueError("suggest_window needs at least one image, got an empty iterable")
     for i, a in enumerate(arrays):
         if a.ndim not in (2, 3):
-            raise ValueError(
-                f"image {i} must be (H, W) or (F, H, W), got shape {a.shape} (ndim {a.ndim})"
-            )
+            raise ValueError(f"image {i} must be (H, W) or (F, H, W), got shape {a.shape} (ndim {a.ndim})")
     total = sum(a.size for a in arrays)
     parts = []
     for a in arrays:
@@ -218,9 +210,7 @@ def suggest_window(
         raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
     values = _sample_values(images, int(max_pixels), np.random.default_rng(0 if rng is None else rng))
     if values.min() == values.max():
-        raise ValueError(
-            f"all nonzero intensities equal {values.min()}; no window can be derived from them"
-        )
+        raise ValueError(f"all nonzero intensities equal {values.min()}; no window can be derived from them")
     bars = _bar_population(values)
     if bars is not None:
         low = float(np.percentile(bars, _BAR_PERCENTILE))
@@ -233,9 +223,7 @@ def suggest_window(
     return IntensityWindow(low=low, high=top + headroom * (top - low))
 
 
-def apply_window(
-    image: np.ndarray, window: IntensityWindow, *, quantize_8bit: bool = False
-) -> np.ndarray:
+def apply_window(image: np.ndarray, window: IntensityWindow, *, quantize_8bit: bool = False) -> np.ndarray:
     """Map counts to [0, 1]: ``clip((x - low) / (high - low), 0, 1)``.
 
     Parameters

@@ -73,9 +73,7 @@ def sample_mask(
     """
     windowed = np.asarray(windowed)
     if windowed.ndim not in (2, 3):
-        raise ValueError(
-            f"windowed must be (H, W) or (F, H, W), got shape {windowed.shape} (ndim {windowed.ndim})"
-        )
+        raise ValueError(f"windowed must be (H, W) or (F, H, W), got shape {windowed.shape} (ndim {windowed.ndim})")
     if windowed.dtype.kind == "f" and np.isnan(windowed).any():
         raise ValueError("windowed image contains NaN")
     for name, value in (
@@ -151,9 +149,7 @@ def valid_crop_origins(mask: np.ndarray, size: int = 128) -> np.ndarray:
         return np.empty((0, 2), dtype=np.int64)
     table = np.zeros((height + 1, width + 1), dtype=np.int64)
     table[1:, 1:] = integral_image((~mask).astype(np.int64))
-    outside = (
-        table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
-    )
+    outside = table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
     return np.argwhere(outside == 0).astype(np.int64)
 
 
@@ -245,9 +241,7 @@ def random_crops(
     return gt_crops, low_crops
 
 
-def evaluation_tiles(
-    mask: np.ndarray, *, size: int = 128, keep_rows_fraction: float | None = None
-) -> np.ndarray:
+def evaluation_tiles(mask: np.ndarray, *, size: int = 128, keep_rows_fraction: float | None = None) -> np.ndarray:
     """Origins of the regular evaluation tiles of a validation/test image that are all sample.
 
     The image is tiled with stride `size` from (0, 0); partial tiles at the right and bottom edges are

@@ -110,9 +110,7 @@ def frame_files(low_dir: Path, name: str) -> list[Path]:
         When the frame numbers have gaps or do not start at 0.
     """
     pattern = re.compile(rf"^{re.escape(name)}_(\d+)\.tiff?$", re.IGNORECASE)
-    numbered = sorted(
-        (int(m.group(1)), p) for p in low_dir.iterdir() if (m := pattern.match(p.name)) is not None
-    )
+    numbered = sorted((int(m.group(1)), p) for p in low_dir.iterdir() if (m := pattern.match(p.name)) is not None)
     indices = [k for k, _ in numbered]
     if indices != list(range(len(indices))):
         raise DataError(low_dir, f"frames must be numbered {name}_0 .. {name}_N without gaps; found {indices}")

@@ -16,7 +16,8 @@ def tiff_files(folder: Path) -> list[Path]:
     interrupted write would otherwise be read as images.
     """
     return sorted(
-        p for p in folder.iterdir()
+        p
+        for p in folder.iterdir()
         if p.suffix.lower() in (".tif", ".tiff") and not p.name.startswith(".") and p.is_file()
     )
 

@@ -55,14 +55,21 @@ def read_inputs(path: str | Path) -> BurstInputs:
         if not found:
             raise DataError(path, "the dataset's GT folders hold no .tif images")
         many = len({folder for folder, _ in found}) > 1
-        return BurstInputs([gt.stem for _, gt in found], [folder if many else Path() for folder, _ in found],
-                           [lambda gt=gt: read_pair(gt) for _, gt in found])
+        return BurstInputs(
+            [gt.stem for _, gt in found],
+            [folder if many else Path() for folder, _ in found],
+            [lambda gt=gt: read_pair(gt) for _, gt in found],
+        )
     files = frame_files(path, path.name)  # in frame order: a plain name sort puts _10 before _2
     if not files:
-        raise DataError(path, f"neither a dataset (<Sample>/<Split>/GT, Low), a session nor a burst folder of frame "
-                              f"TIFFs {path.name}_0.tif, {path.name}_1.tif, ...")
+        raise DataError(
+            path,
+            f"neither a dataset (<Sample>/<Split>/GT, Low), a session nor a burst folder of frame "
+            f"TIFFs {path.name}_0.tif, {path.name}_1.tif, ...",
+        )
     shapes = {tiff_info(f)[0] for f in files}
     if len(shapes) > 1:
         raise DataError(path, f"the frames of a burst must share one shape, found {sorted(shapes)}")
-    return BurstInputs([path.name], [Path()],
-                       [lambda: BurstPair(path.name, None, np.stack([read_image(f) for f in files]))])
+    return BurstInputs(
+        [path.name], [Path()], [lambda: BurstPair(path.name, None, np.stack([read_image(f) for f in files]))]
+    )

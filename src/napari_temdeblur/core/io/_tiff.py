@@ -161,9 +161,7 @@ def _dask_pages(path: Path, shape: tuple[int, int, int], dtype: np.dtype):
         except Exception as exc:  # surfaced when napari first shows the frame
             raise DataError(path, f"frame {index} could not be read: {exc}") from None
 
-    frames = [
-        da.from_delayed(dask.delayed(read_page)(i), shape=shape[1:], dtype=dtype) for i in range(shape[0])
-    ]
+    frames = [da.from_delayed(dask.delayed(read_page)(i), shape=shape[1:], dtype=dtype) for i in range(shape[0])]
     return da.stack(frames)
 
 
@@ -181,9 +179,7 @@ def stack_files_lazily(paths: list[Path], what: str = "frame"):
     for path in paths[1:]:
         other_shape, other_dtype = tiff_info(path)
         if (other_shape, other_dtype) != (shape, dtype):
-            raise DataError(
-                path, f"{what} is {other_shape} {other_dtype}, but {paths[0].name} is {shape} {dtype}"
-            )
+            raise DataError(path, f"{what} is {other_shape} {other_dtype}, but {paths[0].name} is {shape} {dtype}")
     if len(shape) != 2:
         raise DataError(paths[0], f"expected a single 2-D {what}, found shape {shape}")
     frames = [da.from_delayed(dask.delayed(read_image)(p), shape=shape, dtype=dtype) for p in paths]

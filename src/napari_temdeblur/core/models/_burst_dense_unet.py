@@ -89,8 +89,14 @@ class BurstDenseUNet(nn.Module):
 
     size_multiple = SIZE_MULTIPLE
 
-    def __init__(self, width: int = 48, growth_rate: int = 16, layers_per_block: int = 4, dropout: float = 0.2,
-                 transposed: bool = False):
+    def __init__(
+        self,
+        width: int = 48,
+        growth_rate: int = 16,
+        layers_per_block: int = 4,
+        dropout: float = 0.2,
+        transposed: bool = False,
+    ):
         super().__init__()
         layers = layers_per_block
         block_maps = growth_rate * layers

@@ -122,10 +122,14 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         # weights_only refuses files that would run code with UnpicklingError; torch's messages are long
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
         reason = next((line for line in lines if "Unsupported global" in line), lines[0])
-        raise DataError(path, f"not a readable napari-temdeblur checkpoint (truncated, corrupt or foreign file): {reason}") from None
+        raise DataError(
+            path, f"not a readable napari-temdeblur checkpoint (truncated, corrupt or foreign file): {reason}"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise DataError(path, f"not a napari-temdeblur checkpoint (expected format {CHECKPOINT_FORMAT!r}, found {found!r})")
+        raise DataError(
+            path, f"not a napari-temdeblur checkpoint (expected format {CHECKPOINT_FORMAT!r}, found {found!r})"
+        )
     try:
         return Checkpoint(
             path=path,

@@ -47,8 +47,10 @@ class FPNHead(nn.Sequential):
 
     def __init__(self, c_in: int, c_mid: int, c_out: int):
         super().__init__(
-            nn.Conv2d(c_in, c_mid, 3, padding=1, bias=False), nn.ReLU(inplace=True),
-            nn.Conv2d(c_mid, c_out, 3, padding=1, bias=False), nn.ReLU(inplace=True),
+            nn.Conv2d(c_in, c_mid, 3, padding=1, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c_mid, c_out, 3, padding=1, bias=False),
+            nn.ReLU(inplace=True),
         )
 
 

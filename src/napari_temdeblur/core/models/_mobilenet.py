@@ -113,11 +113,16 @@ class MobileNetV2Features(nn.Module):
         wanted = {key: value for key, value in state.items() if key in ours}
         missing = sorted(set(ours) - set(wanted))
         if missing:
-            raise DataError(path, f"is not a MobileNetV2 state dict for this backbone: {len(missing)} tensors "
-                                  f"missing, e.g. {missing[0]}")
+            raise DataError(
+                path,
+                f"is not a MobileNetV2 state dict for this backbone: {len(missing)} tensors missing, e.g. {missing[0]}",
+            )
         mismatched = [key for key, value in wanted.items() if value.shape != ours[key].shape]
         if mismatched:
             key = mismatched[0]
-            raise DataError(path, f"tensor {key} has shape {tuple(wanted[key].shape)}, the backbone needs "
-                                  f"{tuple(ours[key].shape)} (pretrained weights need the full width)")
+            raise DataError(
+                path,
+                f"tensor {key} has shape {tuple(wanted[key].shape)}, the backbone needs "
+                f"{tuple(ours[key].shape)} (pretrained weights need the full width)",
+            )
         self.load_state_dict(wanted)

@@ -114,21 +114,58 @@ _DENSE = ("width", "growth_rate", "layers_per_block", "dropout")
 _DENSE_TINY = {"width": 8, "growth_rate": 2}
 
 #: The models by name; adding a model is one entry here.
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
-    ModelSpec("bu", "Burst UNet (Aittala & Durand)", "._burst_unet:BurstUNet", 64, {"width": 3},
-              Recipe("l1-gradient", 0.003, 0.99)),
-    ModelSpec("bdu-t", "Burst Dense UNet, transposed-conv up", "._burst_dense_unet:BurstDenseUNet", 48,
-              _DENSE_TINY, Recipe("l1-gradient", 0.001), _DENSE, {"transposed": True}),
-    ModelSpec("bdu-uc", "Burst Dense UNet, upsampling + conv", "._burst_dense_unet:BurstDenseUNet", 48,
-              _DENSE_TINY, Recipe("l1-gradient", 0.001), _DENSE),
-    ModelSpec("bdu-uc-ssim", "bdu-uc trained with L1 + SSIM (the paper's best)",
-              "._burst_dense_unet:BurstDenseUNet", 48, _DENSE_TINY, Recipe("l1-ssim", 0.001), _DENSE),
-    # The paper: Adam 1e-3; DeblurGAN-v2 weighs the adversarial term 0.001 against the content loss.
-    ModelSpec("deblurgan", "DeblurGAN-v2 FPN-MobileNet, 3 frames as channels", "._deblurgan:DeblurGANGenerator",
-              128, {"width": 12, "disc_width": 2},
-              Recipe("mse-ragan", 0.001, adversarial=True, adversarial_weight=0.001),
-              ("width", "backbone_weights"), min_width=4),
-)}
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "bu",
+            "Burst UNet (Aittala & Durand)",
+            "._burst_unet:BurstUNet",
+            64,
+            {"width": 3},
+            Recipe("l1-gradient", 0.003, 0.99),
+        ),
+        ModelSpec(
+            "bdu-t",
+            "Burst Dense UNet, transposed-conv up",
+            "._burst_dense_unet:BurstDenseUNet",
+            48,
+            _DENSE_TINY,
+            Recipe("l1-gradient", 0.001),
+            _DENSE,
+            {"transposed": True},
+        ),
+        ModelSpec(
+            "bdu-uc",
+            "Burst Dense UNet, upsampling + conv",
+            "._burst_dense_unet:BurstDenseUNet",
+            48,
+            _DENSE_TINY,
+            Recipe("l1-gradient", 0.001),
+            _DENSE,
+        ),
+        ModelSpec(
+            "bdu-uc-ssim",
+            "bdu-uc trained with L1 + SSIM (the paper's best)",
+            "._burst_dense_unet:BurstDenseUNet",
+            48,
+            _DENSE_TINY,
+            Recipe("l1-ssim", 0.001),
+            _DENSE,
+        ),
+        # The paper: Adam 1e-3; DeblurGAN-v2 weighs the adversarial term 0.001 against the content loss.
+        ModelSpec(
+            "deblurgan",
+            "DeblurGAN-v2 FPN-MobileNet, 3 frames as channels",
+            "._deblurgan:DeblurGANGenerator",
+            128,
+            {"width": 12, "disc_width": 2},
+            Recipe("mse-ragan", 0.001, adversarial=True, adversarial_weight=0.001),
+            ("width", "backbone_weights"),
+            min_width=4,
+        ),
+    )
+}
 MODEL_NAMES = tuple(MODELS)
 
 

@@ -57,8 +57,11 @@ def spectra(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> Spect
     values = image.astype(np.float32)
     values = (values - values[mask].mean()) * m
     return Spectra(
-        fft.rfft2(m, size, workers=-1), fft.rfft2(values, size, workers=-1), fft.rfft2(values**2, size, workers=-1),
-        int(mask.sum()), float((values.astype(np.float64) ** 2).sum() / max(mask.sum(), 1)),
+        fft.rfft2(m, size, workers=-1),
+        fft.rfft2(values, size, workers=-1),
+        fft.rfft2(values**2, size, workers=-1),
+        int(mask.sum()),
+        float((values.astype(np.float64) ** 2).sum() / max(mask.sum(), 1)),
     )
 
 

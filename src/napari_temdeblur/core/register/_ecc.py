@@ -141,7 +141,9 @@ def refine_ecc(frame: np.ndarray, hq: PreparedHQ, seed: np.ndarray, settings: Re
     # coarse levels only need to bring the start into the fine level's reach (and OpenCV's ECC can
     # keep oscillating there by less than epsilon without stopping)
     coarse = (
-        cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, min(settings.iterations, COARSE_ITERATIONS), settings.epsilon
+        cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS,
+        min(settings.iterations, COARSE_ITERATIONS),
+        settings.epsilon,
     )
     frame, origin = _overlap(frame, hq.image.shape, seed)
     warp = cv2.invertAffineTransform(seed)  # frame -> HQ, OpenCV's direction
@@ -155,8 +157,13 @@ def refine_ecc(frame: np.ndarray, hq: PreparedHQ, seed: np.ndarray, settings: Re
             f = 2**level
             mask = (thumbnail(hq.mask.astype(np.float32), f) > 0.999).astype(np.uint8)
             rho, w = cv2.findTransformECC(
-                thumbnail(frame, f), thumbnail(hq.image, f), _to_level(warp, f), motion, coarse if level else fine,
-                mask, (blur // f) | 1,  # the same blur in full-resolution pixels
+                thumbnail(frame, f),
+                thumbnail(hq.image, f),
+                _to_level(warp, f),
+                motion,
+                coarse if level else fine,
+                mask,
+                (blur // f) | 1,  # the same blur in full-resolution pixels
             )
             warp = _from_level(w, f)
         # Near the optimum OpenCV's update can alternate between two warps a tenth of a pixel apart
@@ -165,7 +172,12 @@ def refine_ecc(frame: np.ndarray, hq: PreparedHQ, seed: np.ndarray, settings: Re
         steps = [warp]
         while len(steps) < 3:
             _, w = cv2.findTransformECC(
-                frame, hq.image, steps[-1].astype(np.float32), motion, (cv2.TERM_CRITERIA_COUNT, 1, 0.0), hq.mask,
+                frame,
+                hq.image,
+                steps[-1].astype(np.float32),
+                motion,
+                (cv2.TERM_CRITERIA_COUNT, 1, 0.0),
+                hq.mask,
                 blur,
             )
             steps.append(w.astype(np.float64))

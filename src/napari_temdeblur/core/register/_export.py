@@ -66,8 +66,15 @@ def warp_frames(
             ones = np.ones(frame.shape, np.float32)
         valid &= _warp(ones, matrix, shape, cv2.INTER_LINEAR) >= _VALID
         # cubic interpolation reads one pixel beyond; replicate the edge there, the mask cuts it off
-        warped.append(cv2.warpAffine(frame, matrix, (shape[1], shape[0]),
-                                     flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE))
+        warped.append(
+            cv2.warpAffine(
+                frame,
+                matrix,
+                (shape[1], shape[0]),
+                flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+        )
     if not valid.any():
         return warped, valid, None
     rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
@@ -109,8 +116,9 @@ def extract_burst(session, pair: PairRegistration, name: str | None = None) -> B
     if not frames:
         raise ValueError(f"{pair.hq}: no accepted frame to extract ({len(pair.frames)} frames, all flagged)")
     gt = hq_at_stream_pixels(session, session.hq_names.index(pair.hq))
-    low, valid, box = warp_frames((stream_frame(session, f.index) for f in frames), (f.matrix for f in frames),
-                                  gt.shape)
+    low, valid, box = warp_frames(
+        (stream_frame(session, f.index) for f in frames), (f.matrix for f in frames), gt.shape
+    )
     if box is None:
         raise ValueError(f"{pair.hq}: the accepted frames {[f.index for f in frames]} share no pixel with it")
     return BurstPair(name or pair.hq, cropped_uint16([gt], valid, box)[0], cropped_uint16(low, valid, box))

@@ -349,7 +349,7 @@ def _chain(thumbnails: StreamThumbnails, ref: Spectra, frames: list[int], best: 
     radius = SEARCH_RADIUS / d
     for step in (1, -1):
         last = best
-        for t in (range(best + 1, frames[-1] + 1) if step > 0 else range(best - 1, frames[0] - 1, -1)):
+        for t in range(best + 1, frames[-1] + 1) if step > 0 else range(best - 1, frames[0] - 1, -1):
             a, b = thumbnails.smooth[last], thumbnails.smooth[t]
             if a is None or b is None:
                 found[t] = nan

@@ -155,17 +155,21 @@ def _quality_control(
     expected = dict(zip(match.frames, match.translations_yx))
     tol = settings.max_disagreement_px
     offsets = {
-        t: np.subtract(r.translation_yx, expected[t]) for t, r in regs.items()
+        t: np.subtract(r.translation_yx, expected[t])
+        for t, r in regs.items()
         if r.flag is None and np.all(np.isfinite(expected[t]))
     }
     messages = []
     common = np.median(np.array(list(offsets.values())), axis=0) if offsets else np.zeros(2)
     burst_off = np.hypot(*common) > tol
     if burst_off:
-        where = f"{np.hypot(*common):.1f} px (dy {common[0]:+.1f}, dx {common[1]:+.1f}) from where frame matching puts it"
+        where = (
+            f"{np.hypot(*common):.1f} px (dy {common[0]:+.1f}, dx {common[1]:+.1f}) from where frame matching puts it"
+        )
         messages.append(
             f"the burst sits {where}: on a grating, a start one period off; check the start and register again"
-            if user_start else f"ECC moved the burst {where}"
+            if user_start
+            else f"ECC moved the burst {where}"
         )
     out = {}
     for t, r in regs.items():
@@ -310,8 +314,9 @@ def register_pair(
     messages += notes
     missing = settings.frames - sum(r.flag is None for r in regs.values())
     if missing > 0:
-        stand_ins, notes = yield from _stand_ins(session, hq, regs, missing, anchor, thumbnails, settings,
-                                                 Progress(stage, total, total))
+        stand_ins, notes = yield from _stand_ins(
+            session, hq, regs, missing, anchor, thumbnails, settings, Progress(stage, total, total)
+        )
         regs.update(stand_ins)
         messages += notes
     return PairRegistration(
@@ -420,7 +425,7 @@ def scan_order_outliers(best: dict[int, int]) -> dict[int, int]:
     if len(best) < 3:
         return {}
     idx = sorted(best)
-    slope = float(np.median([(best[j] - best[i]) / (j - i) for k, i in enumerate(idx) for j in idx[k + 1:]]))
+    slope = float(np.median([(best[j] - best[i]) / (j - i) for k, i in enumerate(idx) for j in idx[k + 1 :]]))
     offset = float(np.median([best[i] - slope * i for i in idx]))
     expected = {i: int(round(offset + slope * i)) for i in idx}
     return {i: expected[i] for i in idx if abs(best[i] - expected[i]) > max(2.0, 0.25 * abs(slope))}
@@ -436,8 +441,10 @@ def _enforce_scan_order(session, settings, thumbnails, matches: dict, inits: dic
     is taken as given. Needs three or more images matched together. An image with no good match
     near its expected frame moves from `matches` to `failed`, rather than keep a doubtful match.
     """
-    best = {i: (inits[session.hq_names[i]].frame if session.hq_names[i] in inits else m.best_frame)
-            for i, m in matches.items()}
+    best = {
+        i: (inits[session.hq_names[i]].frame if session.hq_names[i] in inits else m.best_frame)
+        for i, m in matches.items()
+    }
     for i, expected in scan_order_outliers(best).items():
         name = session.hq_names[i]
         if name in inits:

@@ -128,12 +128,14 @@ def read_init_file(path: str | Path) -> dict[str, InitialGuess]:
     for name, entry in data.items():
         frame = entry.get("frame") if isinstance(entry, dict) else None
         t = entry.get("translation_yx") if isinstance(entry, dict) else None
-        ok_t = isinstance(t, list) and len(t) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in t
+        ok_t = (
+            isinstance(t, list)
+            and len(t) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in t)
         )
         if not (isinstance(frame, int) and not isinstance(frame, bool) and frame >= 0 and ok_t):
             raise DataError(
-                path, f"entry {name!r} must be {{\"frame\": <index >= 0>, \"translation_yx\": [dy, dx]}}, got {entry!r}"
+                path, f'entry {name!r} must be {{"frame": <index >= 0>, "translation_yx": [dy, dx]}}, got {entry!r}'
             )
         guesses[name] = InitialGuess(frame, (float(t[0]), float(t[1])))
     return guesses

@@ -74,7 +74,9 @@ def _flag(reg: FrameRegistration, coarse, settings: RegistrationSettings) -> str
         return flag
     off = float(np.hypot(*np.subtract(reg.translation_yx, coarse)))
     if off > settings.max_disagreement_px:
-        return f"ECC moved {off:.1f} px from the frame-to-frame correlation (more than {settings.max_disagreement_px:g})"
+        return (
+            f"ECC moved {off:.1f} px from the frame-to-frame correlation (more than {settings.max_disagreement_px:g})"
+        )
     return None
 
 
@@ -125,8 +127,10 @@ def register_stream_burst(
     frames, _ = burst_frames(int(position), n_frames, min(count, n_frames))
     messages = []
     if frames[0] != position - len(frames) // 2:
-        messages.append(f"frames {frames[0]}-{frames[-1]} are not centred on frame {position}: it is near the "
-                        f"{'first' if frames[0] == 0 else 'last'} frame of the stream")
+        messages.append(
+            f"frames {frames[0]}-{frames[-1]} are not centred on frame {position}: it is near the "
+            f"{'first' if frames[0] == 0 else 'last'} frame of the stream"
+        )
     if count > n_frames:
         messages.append(f"the stream has only {n_frames} frames, fewer than the {count} of a burst")
     raw = {t: np.asarray(stream[t]) for t in frames}
@@ -146,17 +150,24 @@ def register_stream_burst(
     ref_spectra = thumb(position)
     for step in (1, -1):
         last, last_spectra = position, ref_spectra
-        for t in (range(position + 1, frames[-1] + 1) if step > 0 else range(position - 1, frames[0] - 1, -1)):
+        for t in range(position + 1, frames[-1] + 1) if step > 0 else range(position - 1, frames[0] - 1, -1):
             problem = image_problem(raw[t])
             if problem:
-                regs[t] = FrameRegistration(t, translation_matrix((0.0, 0.0)), float("nan"), False, "ecc",
-                                            f"frame {t} {problem}")
+                regs[t] = FrameRegistration(
+                    t, translation_matrix((0.0, 0.0)), float("nan"), False, "ecc", f"frame {t} {problem}"
+                )
                 continue
             spec = thumb(t)
             value, sy, sx = peak_lag(masked_ncc(last_spectra, spec, size)[0])
             if value <= -1:
-                regs[t] = FrameRegistration(t, translation_matrix((0.0, 0.0)), float("nan"), False, "cross-correlation",
-                                            f"frame {t} does not overlap frame {last}")
+                regs[t] = FrameRegistration(
+                    t,
+                    translation_matrix((0.0, 0.0)),
+                    float("nan"),
+                    False,
+                    "cross-correlation",
+                    f"frame {t} does not overlap frame {last}",
+                )
                 continue
             # where frame `position`'s origin lies in frame t, chained through the last frame accepted
             coarse = np.add(regs[last].translation_yx, (sy * factor, sx * factor))
@@ -169,11 +180,15 @@ def register_stream_burst(
     order = sorted(regs)
     messages += [f"frame {t} left out: {regs[t].flag}" for t in order if regs[t].flag]
     accepted = [t for t in order if regs[t].flag is None]
-    warped, valid, box = warp_frames((raw[t].astype(np.float32) for t in accepted),
-                                     (regs[t].matrix for t in accepted), ref.shape)
+    warped, valid, box = warp_frames(
+        (raw[t].astype(np.float32) for t in accepted), (regs[t].matrix for t in accepted), ref.shape
+    )
     if box is None:
-        raise DataError(source, f"position {position}: frames {accepted} share no region (the stage moved more "
-                                "than a frame's height within the burst); restore with fewer frames")
+        raise DataError(
+            source,
+            f"position {position}: frames {accepted} share no region (the stage moved more "
+            "than a frame's height within the burst); restore with fewer frames",
+        )
     return StreamBurst(
         position=int(position),
         low=cropped_uint16(warped, valid, box),

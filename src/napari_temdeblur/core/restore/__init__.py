@@ -6,10 +6,10 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submod_attrs={
-        '_apply': ['ImageRestored', 'InputSkipped', 'Restored', 'collect_restored', 'restore', 'to_counts'],
-        '_batchnorm': ['adapt_batchnorm'],
-        '_options': ['RestoreOptions'],
-        '_stream': ['frame_name', 'restore_stream'],
-        '_tiling': ['TileProgress', 'restore_burst', 'tile_layout'],
+        "_apply": ["ImageRestored", "InputSkipped", "Restored", "collect_restored", "restore", "to_counts"],
+        "_batchnorm": ["adapt_batchnorm"],
+        "_options": ["RestoreOptions"],
+        "_stream": ["frame_name", "restore_stream"],
+        "_tiling": ["TileProgress", "restore_burst", "tile_layout"],
     },
 )

@@ -104,26 +104,38 @@ def _window_notes(name: str, centre: np.ndarray, window: IntensityWindow) -> lis
     windowed = apply_window(sample, window)
     saturated = np.count_nonzero(windowed >= 1.0) / sample.size
     if saturated > _SATURATION_WARNING:
-        return [(f"{name}: {saturated:.0%} of the pixels exceed the run's Low window (high = {window.high:g} "
-                 f"counts) and are clipped to 1; the run was trained on dimmer data (try --adapt-bn)")]
+        return [
+            (
+                f"{name}: {saturated:.0%} of the pixels exceed the run's Low window (high = {window.high:g} "
+                f"counts) and are clipped to 1; the run was trained on dimmer data (try --adapt-bn)"
+            )
+        ]
     bright = float(np.percentile(windowed, 99))
     if bright < _DIM_WARNING:
-        return [(f"{name}: the brightest sample reaches only {bright:.0%} of the run's Low window "
-                 f"({window.low:g}-{window.high:g} counts); the run was trained on brighter data (try --adapt-bn)")]
+        return [
+            (
+                f"{name}: the brightest sample reaches only {bright:.0%} of the run's Low window "
+                f"({window.low:g}-{window.high:g} counts); the run was trained on brighter data (try --adapt-bn)"
+            )
+        ]
     return []
 
 
 def _select_frames(name: str, available: int, trained: int, required: int | None) -> tuple[np.ndarray, list[str]]:
     if required is not None:
         if available < required:
-            raise ValueError(f"{name}: the model takes exactly {required} frames (as channels) but the burst has "
-                             f"{available}; it cannot be restored with this run")
+            raise ValueError(
+                f"{name}: the model takes exactly {required} frames (as channels) but the burst has "
+                f"{available}; it cannot be restored with this run"
+            )
         return centred_frames(available, required), []
     count = min(available, trained)
     notes = []
     if available < trained:
-        notes.append(f"{name}: {available} frames, the run was trained with up to {trained}; "
-                     f"restoring with {available} (burst models accept any number of frames)")
+        notes.append(
+            f"{name}: {available} frames, the run was trained with up to {trained}; "
+            f"restoring with {available} (burst models accept any number of frames)"
+        )
     return centred_frames(available, count), notes
 
 
@@ -147,7 +159,7 @@ class _Prepared:
         trained, required = self.checkpoint.frames[1], frames_required(self.checkpoint.model)
         sel, notes = _select_frames(name, len(low), trained, required)
         # adjacent frames: a slice is a view, not a copy of the burst
-        return name, low, sel, apply_window(low[sel[0]:sel[-1] + 1], self.checkpoint.low_window), notes
+        return name, low, sel, apply_window(low[sel[0] : sel[-1] + 1], self.checkpoint.low_window), notes
 
 
 class _Windowed(Sequence):
@@ -240,17 +252,31 @@ def restore_with(
         height, width = low.shape[1:]
         layout = [tile_layout(n, tile, options.overlap, multiple) for n in (height, width)]
         if all(len(origins) == 1 for _, _, origins in layout):  # image + context fit one tile on both axes
-            messages.append(f"{name}: {height} x {width} px is smaller than one {tile} px tile: restored in one "
-                            f"pass, mirror-padded to {layout[0][0]} x {layout[1][0]} px")
+            messages.append(
+                f"{name}: {height} x {width} px is smaller than one {tile} px tile: restored in one "
+                f"pass, mirror-padded to {layout[0][0]} x {layout[1][0]} px"
+            )
         image = yield from restore_burst(model, frames, options, stage=f"restore {name}")
         metadata = {
-            "run": str(checkpoint.path), "model": cfg.to_dict(), "epoch": checkpoint.epoch,
-            "frames": [int(i) for i in sel], "input_frames": len(low),
+            "run": str(checkpoint.path),
+            "model": cfg.to_dict(),
+            "epoch": checkpoint.epoch,
+            "frames": [int(i) for i in sel],
+            "input_frames": len(low),
             "windows": {"gt": checkpoint.gt_window.to_dict(), "low": checkpoint.low_window.to_dict()},
-            "tile": tile, "overlap": options.overlap, "adapted_batchnorm": adapted,
+            "tile": tile,
+            "overlap": options.overlap,
+            "adapted_batchnorm": adapted,
         }
-        result = Restored(name, image, to_counts(image, checkpoint.gt_window), [int(i) for i in sel],
-                          frames[len(sel) // 2], metadata, messages)
+        result = Restored(
+            name,
+            image,
+            to_counts(image, checkpoint.gt_window),
+            [int(i) for i in sel],
+            frames[len(sel) // 2],
+            metadata,
+            messages,
+        )
         restored += 1
         yield ImageRestored("restore", k + 1, total, name, index=k, result=result)
     return restored

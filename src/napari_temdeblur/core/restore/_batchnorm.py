@@ -33,7 +33,7 @@ def _crops(burst: np.ndarray, size: int, count: int, rng: np.random.Generator) -
         origins = valid[rng.integers(len(valid), size=count)]
     else:  # no crop of pure sample: anywhere is better than nothing
         origins = np.stack([rng.integers(0, n - size + 1, size=count) for n in burst.shape[1:]], axis=1)
-    return [np.array(burst[:, y:y + size, x:x + size], dtype=np.float32) for y, x in origins]
+    return [np.array(burst[:, y : y + size, x : x + size], dtype=np.float32) for y, x in origins]
 
 
 def adapt_batchnorm(
@@ -137,4 +137,3 @@ def adapt_batchnorm(
             m.momentum = momentum
         model.eval()
     return len(norms)
-

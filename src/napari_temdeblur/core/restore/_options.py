@@ -31,12 +31,16 @@ class RestoreOptions:
 
     device: str = option("auto", DEVICE_HELP)
     inference_tile: int = option(
-        128, "side of the tiles the network sees, px (128 keeps full-width models under 2 GB on a CPU; "
-             "larger tiles are faster where memory allows, e.g. on a GPU)", metavar="PX")
+        128,
+        "side of the tiles the network sees, px (128 keeps full-width models under 2 GB on a CPU; "
+        "larger tiles are faster where memory allows, e.g. on a GPU)",
+        metavar="PX",
+    )
     overlap: int = option(32, "overlap between tiles, px", metavar="PX")
     batch: int = option(1, "tiles per forward pass (more is faster on a GPU, costs memory)")
-    adapt_bn: bool = option(False, "first adapt the batch-norm statistics to the input (for a new sample type; "
-                                   "the run is unchanged)")
+    adapt_bn: bool = option(
+        False, "first adapt the batch-norm statistics to the input (for a new sample type; the run is unchanged)"
+    )
     adapt_steps: int = option(20, "forward passes of the batch-norm adaptation")
 
     def __post_init__(self) -> None:

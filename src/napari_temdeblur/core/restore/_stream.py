@@ -32,8 +32,7 @@ class _StreamBursts(Sequence):
     its centre is a neighbour (a message says so).
     """
 
-    def __init__(self, stream, positions: list[int], count: int, ordered: bool, settings: RegistrationSettings,
-                 source):
+    def __init__(self, stream, positions: list[int], count: int, ordered: bool, settings: RegistrationSettings, source):
         self.stream, self.positions, self.count, self.settings, self.source = stream, positions, count, settings, source
         self.ordered = ordered
         self.info: dict[int, tuple] = {}
@@ -50,8 +49,10 @@ class _StreamBursts(Sequence):
         if not self.ordered:
             order.insert(len(order) // 2, order.pop(own))
         elif own != len(order) // 2:
-            notes.append(f"the network's centre frame is {burst.frames[len(order) // 2]}, not {position}: "
-                         "this model takes its frames in time order")
+            notes.append(
+                f"the network's centre frame is {burst.frames[len(order) // 2]}, not {position}: "
+                "this model takes its frames in time order"
+            )
         frames = [burst.frames[i] for i in order]
         self.info[k] = (frames, burst.origin_yx, burst.registrations, notes)
         return BurstPair(frame_name(position, len(self.stream)), None, burst.low[order])
@@ -77,12 +78,21 @@ def _finish(result: Restored, k: int, bursts: _StreamBursts) -> Restored:
     result.frames = used
     result.messages = [f"{result.name}: {note}" for note in notes] + result.messages
     result.metadata.update(
-        frames=used, position=bursts.positions[k], origin_yx=list(origin), input_frames=len(frames),
-        registration=[{"index": r.index, "translation_yx": [round(v, 3) for v in r.translation_yx],
-                       # None, not NaN, for a frame never compared: restore.json stays strict JSON
-                       "correlation": round(r.correlation, 4) if math.isfinite(r.correlation) else None,
-                       "method": r.method, "flag": r.flag}
-                      for r in registrations],
+        frames=used,
+        position=bursts.positions[k],
+        origin_yx=list(origin),
+        input_frames=len(frames),
+        registration=[
+            {
+                "index": r.index,
+                "translation_yx": [round(v, 3) for v in r.translation_yx],
+                # None, not NaN, for a frame never compared: restore.json stays strict JSON
+                "correlation": round(r.correlation, 4) if math.isfinite(r.correlation) else None,
+                "method": r.method,
+                "flag": r.flag,
+            }
+            for r in registrations
+        ],
     )
     return result
 
@@ -152,8 +162,14 @@ def restore_stream(
         raise ValueError(f"positions {outside[:5]} are outside the stream (frames 0-{n_frames - 1})")
     model, checkpoint = load_model(run, resolve_device(options.device))
     required = frames_required(checkpoint.model)
-    bursts = _StreamBursts(stream, positions, required or checkpoint.frames[1], required is not None,
-                           settings or RegistrationSettings(), source)
+    bursts = _StreamBursts(
+        stream,
+        positions,
+        required or checkpoint.frames[1],
+        required is not None,
+        settings or RegistrationSettings(),
+        source,
+    )
     work = restore_with(model, checkpoint, bursts, options)
     try:
         while True:

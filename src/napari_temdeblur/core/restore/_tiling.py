@@ -72,7 +72,7 @@ def _profile(tile: int, overlap: int, before: bool, after: bool) -> np.ndarray:
     if before:
         weight[: guard + ramp] = edge
     if after:
-        weight[tile - guard - ramp:] = np.minimum(weight[tile - guard - ramp:], edge[::-1])
+        weight[tile - guard - ramp :] = np.minimum(weight[tile - guard - ramp :], edge[::-1])
     return weight
 
 
@@ -142,7 +142,9 @@ def restore_burst(
     device = model_device(model)  # tiles go where the model is
     _, height, width = burst.shape
     (len_y, tile_y, origins_y), (len_x, tile_x, origins_x) = (
-        tile_layout(height, tile, overlap, multiple), tile_layout(width, tile, overlap, multiple))
+        tile_layout(height, tile, overlap, multiple),
+        tile_layout(width, tile, overlap, multiple),
+    )
     top, left = (len_y - height) // 2, (len_x - width) // 2
     rows, cols = _reflect_index(len_y, top, height), _reflect_index(len_x, left, width)
     out = np.zeros((height, width), dtype=np.float32)
@@ -150,8 +152,8 @@ def restore_burst(
     tiles = [(y, x) for y in origins_y for x in origins_x]
     model.eval()
     for start in range(0, len(tiles), batch):
-        chunk = tiles[start:start + batch]
-        inputs = np.stack([burst[:, rows[y:y + tile_y, None], cols[None, x:x + tile_x]] for y, x in chunk])
+        chunk = tiles[start : start + batch]
+        inputs = np.stack([burst[:, rows[y : y + tile_y, None], cols[None, x : x + tile_x]] for y, x in chunk])
         with torch.inference_mode():  # not held across the yield: the consumer may run torch code meanwhile
             pred = model(torch.from_numpy(inputs.astype(np.float32, copy=False)).to(device))[:, 0].float().cpu().numpy()
         for (y, x), tile_out in zip(chunk, pred):
@@ -170,5 +172,3 @@ def restore_burst(
         yield TileProgress(stage, min(start + batch, len(tiles)), len(tiles))
     out /= weights
     return np.clip(out, 0.0, 1.0, out=out)
-
-

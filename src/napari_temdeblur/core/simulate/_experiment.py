@@ -116,8 +116,7 @@ def _truth_record(cfg: SimulationConfig, sample: str, session: int, acq: Acquire
         "strip_shape": list(plan.strip_shape),
         "strip_origin_um": list(plan.strip_origin_um),
         "hq": [
-            {"name": hq_name(session, i), "position": [int(v) for v in pos]}
-            for i, pos in enumerate(plan.hq_positions)
+            {"name": hq_name(session, i), "position": [int(v) for v in pos]} for i, pos in enumerate(plan.hq_positions)
         ],
         "frames": [
             {
@@ -210,7 +209,7 @@ def assign_splits(cfg: SimulationConfig, plans: list) -> dict[tuple[int, int], s
     cells = np.floor((tops + fov / 2) / cfg.grid_pitch_um).astype(int)
     values, counts = np.unique(cells, return_counts=True)
     cell = values[np.argmax(counts)]
-    val = [i for i in np.flatnonzero(cells == cell)][: cfg.val_max_images]
+    val = np.flatnonzero(cells == cell)[: cfg.val_max_images].tolist()
     for i in range(len(tops)):
         if i in val:
             splits[(1, i)] = "Val"

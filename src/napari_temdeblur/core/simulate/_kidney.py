@@ -53,9 +53,7 @@ def _seed_table(cv: _Canvas, seeds: np.ndarray) -> np.ndarray:
     return idx.astype(np.int32).reshape(n[0], n[1], 4)
 
 
-def _voronoi(
-    seeds: np.ndarray, table: np.ndarray, y: np.ndarray, x: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _voronoi(seeds: np.ndarray, table: np.ndarray, y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nearest seed (cell label) and distance (nm) to the nearest cell boundary at points ``y, x``."""
     iy = np.clip(((y + _WARP_MARGIN_NM) / _NODE_NM).astype(np.intp), 0, table.shape[0] - 1)
     ix = np.clip(((x + _WARP_MARGIN_NM) / _NODE_NM).astype(np.intp), 0, table.shape[1] - 1)

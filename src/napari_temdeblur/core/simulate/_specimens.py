@@ -74,15 +74,17 @@ def _grid(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
     a = _log_uniform(r[3], 60, 1000, n)
     semi = np.stack([a, a * r[3].uniform(0.5, 1, n)], 1)
     angles = r[3].uniform(0, np.pi, n)
-    _add_ellipses(mass, cv, cv.uniform_points(r[3], n), semi, angles, r[3].uniform(0.8, 2.0, n), 20,
-                  _wobble(r[3], n, 0.3))
+    _add_ellipses(
+        mass, cv, cv.uniform_points(r[3], n), semi, angles, r[3].uniform(0.8, 2.0, n), 20, _wobble(r[3], n, 0.3)
+    )
     # A few holes torn in the replica leave bare support film.
     n = r[3].poisson(cv.area_um2 / 500)
     a = r[3].uniform(300, 1500, n)
     holes = np.zeros(cv.shape, np.float32)
     semi = np.stack([a, a * r[3].uniform(0.3, 0.8, n)], 1)
-    _add_ellipses(holes, cv, cv.uniform_points(r[3], n), semi, r[3].uniform(0, np.pi, n), np.ones(n), 20,
-                  _wobble(r[3], n, 0.4))
+    _add_ellipses(
+        holes, cv, cv.uniform_points(r[3], n), semi, r[3].uniform(0, np.pi, n), np.ones(n), 20, _wobble(r[3], n, 0.4)
+    )
     np.minimum(holes, 1, out=holes)
     mass -= holes * (mass - 0.05)  # bare film where the replica is torn away
     return np.exp(np.negative(mass, out=mass), out=mass)
@@ -155,9 +157,7 @@ _RENDERERS: dict[str, Callable[[_Canvas, np.random.Generator], np.ndarray]] = {
 # --- public API -------------------------------------------------------------------------------------
 
 
-def render_specimen(
-    kind: str, shape: tuple[int, int], pixel_size_nm: float, rng: np.random.Generator
-) -> np.ndarray:
+def render_specimen(kind: str, shape: tuple[int, int], pixel_size_nm: float, rng: np.random.Generator) -> np.ndarray:
     """Render a specimen's ground-truth electron transmission.
 
     Parameters

@@ -62,13 +62,13 @@ def synthetic_burst(
     # one HQ image's session plan holds burst_frames + 3 exposures; take the middle ones
     plan = plan_session(dataclasses.replace(cfg, hq_size=size, hq_per_session=1), rng, 1)
     first = (len(plan.exposures) - cfg.burst_frames) // 2
-    paths = [e.path - e.centroid for e in plan.exposures[first:first + cfg.burst_frames]]
+    paths = [e.path - e.centroid for e in plan.exposures[first : first + cfg.burst_frames]]
     paths = [p + rng.normal(0, cfg.registration_residual_px * b, 2) for p in paths]
     margin = int(np.ceil(max(np.abs(p).max() for p in paths))) + 2
     side = size + 2 * margin
     region = render_specimen(specimen, (side, side), cfg.hq_pixel_size_nm, rng)
     region = ndimage.gaussian_filter(region, cfg.optics_sigma_px)  # the optics, as render_strip applies them
-    hq = detect(region[margin:margin + size, margin:margin + size], cfg.hq_electrons, cfg.hq_gain, cfg, rng)
+    hq = detect(region[margin : margin + size, margin : margin + size], cfg.hq_electrons, cfg.hq_gain, cfg, rng)
     gt = np.round(bin_pixels(hq.astype(np.float64), b)).astype(np.uint16)
     frames = []
     for path in paths:

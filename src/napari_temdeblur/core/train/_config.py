@@ -73,14 +73,17 @@ class TrainConfig:
     patch: int = option(128, "training crop side, px", metavar="PX")
     batch: int = option(8, "crops per step")
     frames: int | tuple[int, int] | None = option(
-        None, "frames per burst, a count or a range like 3-5 drawn per batch (default 5; deblurgan: 3)",
-        parse=parse_frames)
+        None,
+        "frames per burst, a count or a range like 3-5 drawn per batch (default 5; deblurgan: 3)",
+        parse=parse_frames,
+    )
     lr: float | None = option(None, "learning rate (default: the paper's for the model)")
     device: str = option("auto", DEVICE_HELP)
     seed: int = option(0, "seeds initialisation, crops and dropout: same seed, same history")
     patience: int | None = option(None, "stop after this many epochs without a better val SSIM")
-    time_limit_s: float | None = option(None, "stop after this much wall-clock time", flag="--time-limit",
-                                        metavar="SECONDS")
+    time_limit_s: float | None = option(
+        None, "stop after this much wall-clock time", flag="--time-limit", metavar="SECONDS"
+    )
     val_tile: int = option(128, "validation tile side, px (the paper's 128)", metavar="PX")
 
     def __post_init__(self) -> None:

@@ -80,9 +80,7 @@ class TrainingData:
         if not train:
             raise ValueError("no training pairs: a dataset needs a Train split with GT/Low pairs")
         if not val:
-            raise ValueError(
-                "no validation pairs: a dataset needs a Val split (the best epoch is chosen on it)"
-            )
+            raise ValueError("no validation pairs: a dataset needs a Val split (the best epoch is chosen on it)")
         for pair in train + val:
             gt, low = np.asarray(pair.gt), np.asarray(pair.low)
             if gt.ndim != 2 or low.ndim != 3 or low.shape[1:] != gt.shape:
@@ -133,23 +131,25 @@ class TrainingData:
             present = sorted({p.session for p in train + val if p.session is not None})
             absent = [s for s in held if s not in present]
             if absent:
-                raise DataError(where, f"cannot hold out session(s) {', '.join(map(str, absent))}: the Train and Val "
-                                       f"images hold sessions {', '.join(map(str, present)) or 'none'}")
+                raise DataError(
+                    where,
+                    f"cannot hold out session(s) {', '.join(map(str, absent))}: the Train and Val "
+                    f"images hold sessions {', '.join(map(str, present)) or 'none'}",
+                )
             train = [p for p in train if p.session not in held]
             val = [p for p in val if p.session not in held]
             for kind, left in (("Train", train), ("Val", val)):
                 if not left:
-                    raise DataError(where, f"holding out session(s) {', '.join(map(str, held))} leaves no {kind} "
-                                           "pair; hold out fewer sessions")
+                    raise DataError(
+                        where,
+                        f"holding out session(s) {', '.join(map(str, held))} leaves no {kind} "
+                        "pair; hold out fewer sessions",
+                    )
         if not train:
             raise DataError(where, "no readable Train pairs (<Sample>/Train/GT and Low) to train on")
         if not val:
-            raise DataError(
-                where, "no readable Val pairs (<Sample>/Val/GT and Low): the best epoch is chosen on them"
-            )
-        data = cls.from_pairs(
-            train, val, gt_window=gt_window, low_window=low_window, sources=[str(p) for p in paths]
-        )
+            raise DataError(where, "no readable Val pairs (<Sample>/Val/GT and Low): the best epoch is chosen on them")
+        data = cls.from_pairs(train, val, gt_window=gt_window, low_window=low_window, sources=[str(p) for p in paths])
         data.skipped = skipped
         data.held_out_sessions = held
         return data
@@ -170,7 +170,8 @@ def check_frame_counts(pairs: list[BurstPair], frames: int, what: str) -> None:
     if short:
         raise ValueError(
             f"{frames} frames requested but some {what} bursts have fewer: {', '.join(short[:6])}"
-            + (", ..." if len(short) > 6 else "") + "; ask for fewer frames"
+            + (", ..." if len(short) > 6 else "")
+            + "; ask for fewer frames"
         )
 
 
@@ -223,8 +224,9 @@ class CropSampler:
         targets = np.empty((size, 1, self.patch, self.patch), np.float32)
         for i, k in enumerate(picks):
             gt, low, mask, origins = self.images[k]
-            gt_crop, low_crop = random_crops(rng, gt, low, mask, size=self.patch, count=1, augment=True,
-                                             origins=origins)
+            gt_crop, low_crop = random_crops(
+                rng, gt, low, mask, size=self.patch, count=1, augment=True, origins=origins
+            )
             start = int(rng.integers(0, low.shape[0] - count + 1))
             order = np.arange(start, start + count)
             if self.ordered:

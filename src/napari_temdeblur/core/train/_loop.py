@@ -66,8 +66,9 @@ def _memory_hint(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
         ) from None
 
 
-def _validate(trainer: SupervisedTrainer, val: ValidationTiles, bursts: list[np.ndarray],
-              device: torch.device, batch: int) -> tuple[float, float]:
+def _validate(
+    trainer: SupervisedTrainer, val: ValidationTiles, bursts: list[np.ndarray], device: torch.device, batch: int
+) -> tuple[float, float]:
     """Mean SSIM and PSNR over all validation tiles of the network's restoration (clipped to [0, 1])."""
     trainer.train_mode(False)
     ssims, psnrs = [], []
@@ -77,7 +78,9 @@ def _validate(trainer: SupervisedTrainer, val: ValidationTiles, bursts: list[np.
                 trainer.model(torch.from_numpy(tiles[i : i + batch]).to(device)).clamp(0, 1)[:, 0].cpu().numpy()
                 for i in range(0, len(tiles), batch)
             ]
-            ssim, psnr = tile_scores(val.paste(index, np.concatenate(chunks)), val.gt[index], val.origins[index], val.size)
+            ssim, psnr = tile_scores(
+                val.paste(index, np.concatenate(chunks)), val.gt[index], val.origins[index], val.size
+            )
             ssims.append(ssim)
             psnrs.append(psnr)
     return float(np.concatenate(ssims).mean()), float(np.concatenate(psnrs).mean())
@@ -85,13 +88,16 @@ def _validate(trainer: SupervisedTrainer, val: ValidationTiles, bursts: list[np.
 
 def _input_scores(val: ValidationTiles) -> tuple[float, float]:
     """Mean SSIM and PSNR of the unrestored centre frames on the validation tiles."""
-    scores = [tile_scores(frame, gt, origins, val.size)
-              for frame, gt, origins in zip(val.centre_frames(), val.gt, val.origins)]
+    scores = [
+        tile_scores(frame, gt, origins, val.size)
+        for frame, gt, origins in zip(val.centre_frames(), val.gt, val.origins)
+    ]
     return float(np.concatenate([s for s, _ in scores]).mean()), float(np.concatenate([p for _, p in scores]).mean())
 
 
-def train(cfg: TrainConfig, data: TrainingData, out: str | Path, resume: bool = False
-          ) -> Generator[Progress, object, TrainResult]:
+def train(
+    cfg: TrainConfig, data: TrainingData, out: str | Path, resume: bool = False
+) -> Generator[Progress, object, TrainResult]:
     """Train `cfg.model` on `data`, saving the run in `out`.
 
     Each epoch is ``steps_per_epoch`` optimiser steps on random crops (see :class:`TrainConfig`), then
@@ -159,12 +165,23 @@ def train(cfg: TrainConfig, data: TrainingData, out: str | Path, resume: bool = 
     write_config(out, cfg, data, steps_per_epoch=steps, device=str(device), val_tiles=val.count, input_val=input_val)
 
     def save(epoch: int, val_ssim: float, is_best: bool) -> None:
-        common = dict(model=cfg.model, state_dict=trainer.model.state_dict(), epoch=epoch, gt_window=data.gt_window,
-                      low_window=data.low_window, frames=cfg.frame_range)
+        common = dict(
+            model=cfg.model,
+            state_dict=trainer.model.state_dict(),
+            epoch=epoch,
+            gt_window=data.gt_window,
+            low_window=data.low_window,
+            frames=cfg.frame_range,
+        )
         if is_best:
             save_checkpoint(out / BEST, val_ssim=val_ssim, **common)
-        training = {"trainer": trainer.state_dict(), "torch_rng": torch_rng.state_dict(),
-                    "numpy_rng": rng.bit_generator.state, "history": history, "config": cfg.to_dict()}
+        training = {
+            "trainer": trainer.state_dict(),
+            "torch_rng": torch_rng.state_dict(),
+            "numpy_rng": rng.bit_generator.state,
+            "history": history,
+            "config": cfg.to_dict(),
+        }
         save_checkpoint(out / LAST, val_ssim=val_ssim, training=training, **common)
         write_history(out, history)
 
@@ -175,9 +192,17 @@ def train(cfg: TrainConfig, data: TrainingData, out: str | Path, resume: bool = 
     first = len(history) + 1
     stage = f"train {cfg.model.name}"
     command = yield TrainStarted(
-        stage, first - 1, cfg.epochs, f"on {describe_device(device)}", device=describe_device(device),
-        parameters=count_parameters(trainer.model), steps_per_epoch=steps, train_images=len(sampler.images),
-        val_tiles=val.count, input_val_ssim=input_val[0], input_val_psnr=input_val[1],
+        stage,
+        first - 1,
+        cfg.epochs,
+        f"on {describe_device(device)}",
+        device=describe_device(device),
+        parameters=count_parameters(trainer.model),
+        steps_per_epoch=steps,
+        train_images=len(sampler.images),
+        val_tiles=val.count,
+        input_val_ssim=input_val[0],
+        input_val_psnr=input_val[1],
     )
     if command == STOP:
         return result("cancelled")
@@ -202,14 +227,30 @@ def train(cfg: TrainConfig, data: TrainingData, out: str | Path, resume: bool = 
             val_ssim, val_psnr = _validate(trainer, val, val_bursts, device, VAL_BATCH_FACTOR * cfg.batch)
         previous_best = best_of(history)[1]
         is_best = not history or val_ssim > previous_best
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_ssim": val_ssim,
-                        "val_psnr": val_psnr, "seconds": time.monotonic() - epoch_start})
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)),
+                "val_ssim": val_ssim,
+                "val_psnr": val_psnr,
+                "seconds": time.monotonic() - epoch_start,
+            }
+        )
         save(epoch, val_ssim, is_best)
         best_epoch = best_of(history)[0]
         command = yield EpochDone(
-            stage, epoch, cfg.epochs, f"val SSIM {val_ssim:.4f}", epoch=epoch, train_loss=history[-1]["train_loss"],
-            val_ssim=val_ssim, val_psnr=val_psnr, seconds=history[-1]["seconds"], is_best=is_best,
-            best_epoch=best_epoch, lr=lr,
+            stage,
+            epoch,
+            cfg.epochs,
+            f"val SSIM {val_ssim:.4f}",
+            epoch=epoch,
+            train_loss=history[-1]["train_loss"],
+            val_ssim=val_ssim,
+            val_psnr=val_psnr,
+            seconds=history[-1]["seconds"],
+            is_best=is_best,
+            best_epoch=best_epoch,
+            lr=lr,
         )
         if command == STOP:
             return result("cancelled")

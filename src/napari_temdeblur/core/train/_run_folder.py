@@ -64,25 +64,36 @@ def check_resumable(cfg: TrainConfig, checkpoint: Checkpoint) -> None:
         raise DataError(checkpoint.path, "holds no training state to resume from")
 
 
-def write_config(out: Path, cfg: TrainConfig, data: TrainingData, *, steps_per_epoch: int, device: str,
-                 val_tiles: int, input_val: tuple[float, float]) -> Path:
+def write_config(
+    out: Path,
+    cfg: TrainConfig,
+    data: TrainingData,
+    *,
+    steps_per_epoch: int,
+    device: str,
+    val_tiles: int,
+    input_val: tuple[float, float],
+) -> Path:
     """config.json: the training configuration, windows, data and software versions of the run."""
-    return write_json(out / CONFIG, {
-        "format": RUN_FORMAT,
-        "train": cfg.to_dict(),
-        "steps_per_epoch": steps_per_epoch,
-        "device": device,
-        "windows": {"gt": data.gt_window.to_dict(), "low": data.low_window.to_dict()},
-        "data": {
-            "sources": data.sources,
-            "train": [p.name for p in data.train],
-            "val": [p.name for p in data.val],
-            "held_out_sessions": data.held_out_sessions,
-            "val_tiles": val_tiles,
+    return write_json(
+        out / CONFIG,
+        {
+            "format": RUN_FORMAT,
+            "train": cfg.to_dict(),
+            "steps_per_epoch": steps_per_epoch,
+            "device": device,
+            "windows": {"gt": data.gt_window.to_dict(), "low": data.low_window.to_dict()},
+            "data": {
+                "sources": data.sources,
+                "train": [p.name for p in data.train],
+                "val": [p.name for p in data.val],
+                "held_out_sessions": data.held_out_sessions,
+                "val_tiles": val_tiles,
+            },
+            "input_val": {"ssim": input_val[0], "psnr": input_val[1]},
+            "versions": versions(),
         },
-        "input_val": {"ssim": input_val[0], "psnr": input_val[1]},
-        "versions": versions(),
-    })
+    )
 
 
 def write_history(out: Path, history: list[dict]) -> Path:

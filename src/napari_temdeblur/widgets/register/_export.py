@@ -29,7 +29,8 @@ class ExportBox(Container):
         self._splits: dict[str, str] = {}  # HQ name -> split, in "per HQ image" mode
         self.split_by = ComboBox(label="split by", choices=SPLIT_MODES)
         self.split = ComboBox(
-            label="split", choices=SPLITS,
+            label="split",
+            choices=SPLITS,
             tooltip="per session: the split of every image; per HQ image: the split of the HQ image on screen",
         )
         self.out = FileEdit(label="dataset folder", mode="d", nullable=True)

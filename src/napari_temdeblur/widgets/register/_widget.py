@@ -28,8 +28,8 @@ from napari_temdeblur.core.register import (
     user_starts,
 )
 from napari_temdeblur.layers import LayerKind, frame_index, frame_world, kind_of, layer_info
+from napari_temdeblur.widgets._dock import Dock, RunState, keep_choice, show_progress
 
-from .._dock import Dock, RunState, keep_choice, show_progress
 from . import _alignment as align
 from ._bursts import follow_hq_stack, show_bursts
 from ._export import ExportBox
@@ -74,8 +74,19 @@ class RegistrationWidget(Dock):
         self.shift_x = FloatSpinBox(label="translation x", min=-1e5, max=1e5, step=0.25, tooltip=tip)
         self.frames = SpinBox(label="burst frames", min=3, max=8, value=defaults.frames)
         self.motion = ComboBox(label="motion", choices=MOTIONS, value=defaults.motion)
-        self.form = Container(widgets=[self.hq_layer, self.stream_layer, self.hq_image, self.find_button, self.drag,
-                                       self.shift_y, self.shift_x, self.frames, self.motion])
+        self.form = Container(
+            widgets=[
+                self.hq_layer,
+                self.stream_layer,
+                self.hq_image,
+                self.find_button,
+                self.drag,
+                self.shift_y,
+                self.shift_x,
+                self.frames,
+                self.motion,
+            ]
+        )
         self.register_all_button = PushButton(text="Register all")
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
         self.result = Label(label="frames")
@@ -138,7 +149,9 @@ class RegistrationWidget(Dock):
         self._session, self._registered, self._bursts, self._inits = None, {}, {}, {}
         if hq is not None and stream is not None:
             if layer_info(hq).get("path") != layer_info(stream).get("path"):
-                show_warning(f"'{hq.name}' and '{stream.name}' come from different sessions: pick the pair of one session")
+                show_warning(
+                    f"'{hq.name}' and '{stream.name}' come from different sessions: pick the pair of one session"
+                )
             else:
                 self._open(Path(layer_info(stream)["path"]), hq, stream)
         with self.hq_image.changed.blocked():
@@ -347,7 +360,9 @@ class RegistrationWidget(Dock):
                 self.viewer.layers.selection.active = self.stream_layer.value
         self._show_registered()
         current = self.hq_image.value
-        self.result.value = describe_pair(self._registered[current]) if current in self._registered else self.result.value
+        self.result.value = (
+            describe_pair(self._registered[current]) if current in self._registered else self.result.value
+        )
         if pairs:
             self.status.message = f"registered and saved {len(pairs)} HQ image(s)"
             self.status.state = RunState.DONE

@@ -71,8 +71,9 @@ class ImageScores:
     @classmethod
     def pooled(cls, name: str, scores: Sequence[ImageScores]) -> ImageScores:
         """All images' tiles together (the pooled mean that ``temdeblur evaluate`` reports)."""
-        return cls(name, MethodScores.concat([s.input for s in scores]),
-                   MethodScores.concat([s.restored for s in scores]))
+        return cls(
+            name, MethodScores.concat([s.input for s in scores]), MethodScores.concat([s.restored for s in scores])
+        )
 
 
 def score_image(image: EvalImage, restored: np.ndarray) -> tuple[ImageScores, np.ndarray]:
@@ -138,8 +139,9 @@ def select(low: Any, gt: Any | None, layers: Sequence[Any]) -> Selection:
     """
     data = low.data
     if data.ndim not in (3, 4):
-        raise ValueError(f"layer '{low.name}' {data.shape} is not a burst: expected (frame, y, x) or "
-                         "(frame, image, y, x)")
+        raise ValueError(
+            f"layer '{low.name}' {data.shape} is not a burst: expected (frame, y, x) or (frame, image, y, x)"
+        )
     partner = next((b for b in find_bursts(layers) if b.low == low), None)
     title = partner.title if partner is not None else low.name.removesuffix(" Low")
     shape = tuple(data.shape[1:])
@@ -168,16 +170,16 @@ _NOT_BURSTS, _NOT_GT = _NOT_EITHER | {LayerKind.GT}, _NOT_EITHER | {LayerKind.LO
 
 def _grey_image(layer: Any, ndims: tuple[int, ...], excluded: set[LayerKind]) -> bool:
     data = getattr(layer, "data", None)
-    return (getattr(data, "ndim", 0) in ndims and not getattr(layer, "rgb", False)
-            and kind_of(layer) not in excluded)
+    return getattr(data, "ndim", 0) in ndims and not getattr(layer, "rgb", False) and kind_of(layer) not in excluded
 
 
 def burst_layer_names(layers: Sequence[Any]) -> list[str]:
     """Layers that can be restored: grey (frame, y, x) or (frame, image, y, x) images that are not
     GT halves of a burst dataset, session HQ / stream layers or the dock's own results."""
     gts = [b.gt for b in find_bursts(layers)]
-    return [layer.name for layer in layers
-            if _grey_image(layer, (3, 4), _NOT_BURSTS) and not any(layer == gt for gt in gts)]
+    return [
+        layer.name for layer in layers if _grey_image(layer, (3, 4), _NOT_BURSTS) and not any(layer == gt for gt in gts)
+    ]
 
 
 def gt_layer_names(layers: Sequence[Any]) -> list[str]:
@@ -222,8 +224,9 @@ class RestoreResult:
     top_half: bool = True
 
 
-def restore_job(run: str | Path, selection: Selection, options: RestoreOptions, *, score_tile: int = 128,
-                top_half: bool = True) -> Generator[Progress, None, RestoreResult]:
+def restore_job(
+    run: str | Path, selection: Selection, options: RestoreOptions, *, score_tile: int = 128, top_half: bool = True
+) -> Generator[Progress, None, RestoreResult]:
     """Restore a selection with :func:`core.restore.restore`, then score it.
 
     A generator of progress events returning a :class:`RestoreResult`; closing it (a cancel) stops
@@ -240,8 +243,9 @@ def restore_job(run: str | Path, selection: Selection, options: RestoreOptions, 
     result = RestoreResult(selection, restored, [], [], windows["low"], windows["gt"], [], [], score_tile, top_half)
     for k, (pair, out) in enumerate(zip(pairs, restored)):
         yield Progress("scoring", k, len(pairs), pair.name)
-        image = prepare(selection.title, pair, windows, tile=score_tile,
-                        keep_rows_fraction=TOP_HALF_ROWS if top_half else None)
+        image = prepare(
+            selection.title, pair, windows, tile=score_tile, keep_rows_fraction=TOP_HALF_ROWS if top_half else None
+        )
         output = apply_window(out.counts, windows["gt"])
         scores, smap = score_image(image, output)
         result.images.append(output)

@@ -59,18 +59,30 @@ def show_result(viewer: napari.Viewer, result: RestoreResult) -> dict[str, objec
     """
     selection = result.selection
     names = [p.name for p in selection.pairs]
-    info = {"title": selection.title, "names": names, "slots": selection.slots,
-            "valid_shapes": [list(i.shape) for i in result.images]}
+    info = {
+        "title": selection.title,
+        "names": names,
+        "slots": selection.slots,
+        "valid_shapes": [list(i.shape) for i in result.images],
+    }
     grey = {"contrast_limits": (0.0, 1.0), "colormap": "gray"}
     layers = {
-        "input": _put(viewer, selection.title + INPUT, _stack(selection, result.inputs, selection.shape),
-                      visible=False, **grey,
-                      metadata=tag(LayerKind.INPUT, **info, window=result.low_window.to_dict())),
+        "input": _put(
+            viewer,
+            selection.title + INPUT,
+            _stack(selection, result.inputs, selection.shape),
+            visible=False,
+            **grey,
+            metadata=tag(LayerKind.INPUT, **info, window=result.low_window.to_dict()),
+        ),
     }
     # With GT the restored image is re-windowed into the scoring GT window, else it keeps the run's.
     window = result.gt_window.to_dict() if result.gt_window else result.restored[0].metadata["windows"]["gt"]
     layers["restored"] = _put(
-        viewer, selection.title + RESTORED, _stack(selection, result.images, selection.shape), **grey,
+        viewer,
+        selection.title + RESTORED,
+        _stack(selection, result.images, selection.shape),
+        **grey,
         metadata=tag(LayerKind.RESTORED, **info, restore=[r.metadata for r in result.restored], window=window),
     )
     if result.ssim_maps is None and selection.title + SSIM_MAP in viewer.layers:
@@ -78,9 +90,16 @@ def show_result(viewer: napari.Viewer, result: RestoreResult) -> dict[str, objec
     if result.ssim_maps is not None:
         shape = (*selection.shape[:-2], *(max(s - 2 * SSIM_MARGIN, 0) for s in selection.shape[-2:]))
         translate = (0,) * (len(shape) - 2) + (SSIM_MARGIN, SSIM_MARGIN)
-        layer = _put(viewer, selection.title + SSIM_MAP, _stack(selection, result.ssim_maps, shape, np.nan),
-                     contrast_limits=(0.0, 1.0), colormap="viridis", translate=translate, visible=False,
-                     metadata=tag(LayerKind.SSIM_MAP, **info))
+        layer = _put(
+            viewer,
+            selection.title + SSIM_MAP,
+            _stack(selection, result.ssim_maps, shape, np.nan),
+            contrast_limits=(0.0, 1.0),
+            colormap="viridis",
+            translate=translate,
+            visible=False,
+            metadata=tag(LayerKind.SSIM_MAP, **info),
+        )
         layer.colorbar.visible = True
         layers["ssim-map"] = layer
     # The SSIM map lies on top (hidden) so that showing it shows it; the restored layer is the active one.
@@ -102,9 +121,11 @@ def overlay_text(result: RestoreResult, slot: int) -> str:
     if scores.tiles == 0:
         return f"{name}: no {where}, so no scores"
     in_ssim, out_ssim, in_psnr, out_psnr = scores.means()
-    return (f"{name}: {scores.tiles} {where}\n"
-            f"input     SSIM {in_ssim:.4f}   PSNR {in_psnr:.2f} dB\n"
-            f"restored  SSIM {out_ssim:.4f}   PSNR {out_psnr:.2f} dB")
+    return (
+        f"{name}: {scores.tiles} {where}\n"
+        f"input     SSIM {in_ssim:.4f}   PSNR {in_psnr:.2f} dB\n"
+        f"restored  SSIM {out_ssim:.4f}   PSNR {out_psnr:.2f} dB"
+    )
 
 
 def current_slot(viewer: napari.Viewer, layer) -> int:

@@ -21,8 +21,8 @@ from napari_temdeblur.core import Progress, available_devices
 from napari_temdeblur.core.evaluate import EvaluateOptions
 from napari_temdeblur.core.restore import RestoreOptions
 from napari_temdeblur.layers import find_bursts
+from napari_temdeblur.widgets._dock import Dock, RunState, keep_choice, show_progress
 
-from .._dock import Dock, RunState, keep_choice, show_progress
 from ._job import RestoreResult, burst_layer_names, gt_layer_names, restore_job, select
 from ._view import Comparison, ScoresTable, current_slot, overlay_text, show_result
 
@@ -59,23 +59,51 @@ class RestoreWidget(Dock):
         self._comparison: Comparison | None = None
 
         restoring, scoring = RestoreOptions(), EvaluateOptions()
-        self.run = FileEdit(label="run folder", mode="d", nullable=True,
-                            tooltip="a training run (best.pt); empty: the run of the Train network dock")
+        self.run = FileEdit(
+            label="run folder",
+            mode="d",
+            nullable=True,
+            tooltip="a training run (best.pt); empty: the run of the Train network dock",
+        )
         self.burst = ComboBox(label="burst layer", choices=self._burst_choices)
         self.gt = ComboBox(label="GT layer", choices=self._gt_choices)
         self.device = ComboBox(label="device", choices=available_devices(), value=restoring.device)
-        self.inference_tile = SpinBox(label="inference tile", min=16, max=8192, step=16,
-                                      value=restoring.inference_tile,
-                                      tooltip="side of the tiles the network sees, px (smaller: less memory)")
+        self.inference_tile = SpinBox(
+            label="inference tile",
+            min=16,
+            max=8192,
+            step=16,
+            value=restoring.inference_tile,
+            tooltip="side of the tiles the network sees, px (smaller: less memory)",
+        )
         self.overlap = SpinBox(label="overlap", min=0, max=1024, step=8, value=restoring.overlap)
         self.batch = SpinBox(label="batch", min=1, max=256, value=restoring.batch, tooltip="tiles per forward pass")
         self.adapt_bn = CheckBox(text="adapt batch norm to these images (new sample type)", value=restoring.adapt_bn)
-        self.score_tile = SpinBox(label="score tile", min=16, max=1024, step=16, value=scoring.score_tile,
-                                  tooltip="side of the evaluation tiles wholly on the sample, px (the paper's 128)")
-        self.top_half = CheckBox(text="score the top half only (as evaluate: HQ images overlap by half)",
-                                 value=not scoring.all_rows)
-        self.form = Container(widgets=[self.run, self.burst, self.gt, self.device, self.inference_tile, self.overlap,
-                                       self.batch, self.adapt_bn, self.score_tile, self.top_half])
+        self.score_tile = SpinBox(
+            label="score tile",
+            min=16,
+            max=1024,
+            step=16,
+            value=scoring.score_tile,
+            tooltip="side of the evaluation tiles wholly on the sample, px (the paper's 128)",
+        )
+        self.top_half = CheckBox(
+            text="score the top half only (as evaluate: HQ images overlap by half)", value=not scoring.all_rows
+        )
+        self.form = Container(
+            widgets=[
+                self.run,
+                self.burst,
+                self.gt,
+                self.device,
+                self.inference_tile,
+                self.overlap,
+                self.batch,
+                self.adapt_bn,
+                self.score_tile,
+                self.top_half,
+            ]
+        )
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
         self.controls = Container(widgets=[self.run_button, self.progress])
         self.table = ScoresTable()
@@ -125,8 +153,13 @@ class RestoreWidget(Dock):
 
     def options(self) -> RestoreOptions:
         """The restore options the controls describe."""
-        return RestoreOptions(device=self.device.value, inference_tile=self.inference_tile.value,
-                              overlap=self.overlap.value, batch=self.batch.value, adapt_bn=self.adapt_bn.value)
+        return RestoreOptions(
+            device=self.device.value,
+            inference_tile=self.inference_tile.value,
+            overlap=self.overlap.value,
+            batch=self.batch.value,
+            adapt_bn=self.adapt_bn.value,
+        )
 
     # --- running ---------------------------------------------------------------------------------
 
@@ -148,8 +181,15 @@ class RestoreWidget(Dock):
         self.progress.value = 0
         self.status.message = f"restoring {len(selection.pairs)} image(s) of {selection.title} with {run.name}"
         self._requested_gt = gt
-        self.run_work(restore_job, run, selection, options, score_tile=self.score_tile.value,
-                 top_half=self.top_half.value, on_result=self._on_returned)
+        self.run_work(
+            restore_job,
+            run,
+            selection,
+            options,
+            score_tile=self.score_tile.value,
+            top_half=self.top_half.value,
+            on_result=self._on_returned,
+        )
 
     def on_event(self, event: Progress) -> None:
         show_progress(self.progress, event)
@@ -240,8 +280,9 @@ class RestoreWidget(Dock):
 
     def refresh_layers(self) -> None:
         """New or removed layers: keep the user's choices where they still exist."""
-        keep_choice(self.burst, lambda: next(
-            (b.low.name for b in find_bursts(self.viewer.layers) if b.split == "Test"), None))
+        keep_choice(
+            self.burst, lambda: next((b.low.name for b in find_bursts(self.viewer.layers) if b.split == "Test"), None)
+        )
         self._choose_gt(keep=True)
 
     def _choose_gt(self, _value=None, keep: bool = False) -> None:

@@ -37,25 +37,50 @@ class SettingsForm:
         self.width = LineEdit(label="width", value="full", tooltip="tiny, full (the paper's widths) or a number")
         self.epochs = SpinBox(label="epochs", min=1, max=1_000_000, value=_DEFAULTS["epochs"])
         self.steps = SpinBox(
-            label="steps per epoch", min=AUTO_STEPS, max=1_000_000, value=AUTO_STEPS,
+            label="steps per epoch",
+            min=AUTO_STEPS,
+            max=1_000_000,
+            value=AUTO_STEPS,
             tooltip="optimiser steps per epoch; auto: one crop per training image",
         )
         self.steps.native.setSpecialValueText("auto")
-        self.patch = SpinBox(label="patch", min=16, max=1024, step=16, value=_DEFAULTS["patch"],
-                             tooltip="training crop side, px")
+        self.patch = SpinBox(
+            label="patch", min=16, max=1024, step=16, value=_DEFAULTS["patch"], tooltip="training crop side, px"
+        )
         self.batch = SpinBox(label="batch", min=1, max=1024, value=_DEFAULTS["batch"])
-        self.frames = LineEdit(label="frames", value=str(default_frames(ModelConfig(DEFAULT_MODEL))),
-                               tooltip="frames per burst: a count, or a range such as 3-5 drawn per batch")
+        self.frames = LineEdit(
+            label="frames",
+            value=str(default_frames(ModelConfig(DEFAULT_MODEL))),
+            tooltip="frames per burst: a count, or a range such as 3-5 drawn per batch",
+        )
         self.lr = LineEdit(label="learning rate", value="", tooltip="blank: the paper's recipe for the model")
-        self.val_tile = SpinBox(label="val tile", min=16, max=1024, step=16, value=_DEFAULTS["val_tile"],
-                                tooltip="validation tile side, px (the paper's 128)")
+        self.val_tile = SpinBox(
+            label="val tile",
+            min=16,
+            max=1024,
+            step=16,
+            value=_DEFAULTS["val_tile"],
+            tooltip="validation tile side, px (the paper's 128)",
+        )
         self.device = ComboBox(label="device", choices=available_devices(), value="auto")
         self.out = FileEdit(label="output folder", mode="d", nullable=True)
         self.resume = CheckBox(text="resume from last.pt in the output folder")
-        self.container = Container(widgets=[
-            self.model, self.width, self.epochs, self.steps, self.patch, self.batch, self.frames, self.lr,
-            self.val_tile, self.device, self.out, self.resume,
-        ])
+        self.container = Container(
+            widgets=[
+                self.model,
+                self.width,
+                self.epochs,
+                self.steps,
+                self.patch,
+                self.batch,
+                self.frames,
+                self.lr,
+                self.val_tile,
+                self.device,
+                self.out,
+                self.resume,
+            ]
+        )
         self.model.changed.connect(self._fit_model)
         self._fit_model()
 
@@ -88,9 +113,14 @@ class SettingsForm:
             raise ValueError(f"learning rate must be a number or blank (the paper's recipe), got '{text}'") from None
         steps = self.steps.value
         return TrainConfig(
-            model=self.model_config(), epochs=self.epochs.value,
-            steps_per_epoch=None if steps == AUTO_STEPS else steps, patch=self.patch.value,
-            batch=self.batch.value, frames=parse_frames(self.frames.value), lr=lr, device=self.device.value,
+            model=self.model_config(),
+            epochs=self.epochs.value,
+            steps_per_epoch=None if steps == AUTO_STEPS else steps,
+            patch=self.patch.value,
+            batch=self.batch.value,
+            frames=parse_frames(self.frames.value),
+            lr=lr,
+            device=self.device.value,
             val_tile=self.val_tile.value,
         )
 

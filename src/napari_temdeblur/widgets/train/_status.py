@@ -11,7 +11,7 @@ from pathlib import Path
 
 from psygnal import evented
 
-from .._dock import DockStatus
+from napari_temdeblur.widgets._dock import DockStatus
 
 
 @dataclass(frozen=True)

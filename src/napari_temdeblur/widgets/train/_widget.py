@@ -33,8 +33,8 @@ from napari_temdeblur.core.train import (
     train,
 )
 from napari_temdeblur.layers import find_bursts, hold_out, validation_for
+from napari_temdeblur.widgets._dock import Dock, RunState, keep_choice
 
-from .._dock import Dock, RunState, keep_choice
 from ._form import SettingsForm
 from ._plot import HistoryPlot
 from ._status import EpochRecord, TrainingStatus
@@ -265,8 +265,10 @@ class TrainingWidget(Dock):
 
     def refresh_layers(self) -> None:
         """New or removed layers: keep the user's choices where they still exist, else the defaults."""
-        keep_choice(self.train_layers,
-                    lambda: next((b.title for b in find_bursts(self.viewer.layers) if b.split == "Train"), None))
+        keep_choice(
+            self.train_layers,
+            lambda: next((b.title for b in find_bursts(self.viewer.layers) if b.split == "Train"), None),
+        )
         self._choose_validation(keep=True)
 
     def _choose_validation(self, _value=None, keep: bool = False) -> None:
