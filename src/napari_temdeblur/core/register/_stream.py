@@ -34,7 +34,7 @@ from ._ecc import prepare_hq
 from ._export import cropped_uint16, warp_frames
 from ._file import FrameRegistration
 from ._matching import BAR_BAND, burst_frames, image_problem, match_factor, smoothed
-from ._pipeline import refine_frame, refinement_flag, translation_matrix
+from ._refine import refine_frame, refinement_flag, translation_matrix
 from ._settings import RegistrationSettings
 
 
