@@ -91,6 +91,17 @@ def keep_choice(combo, preferred: Callable[[], Any] | None = None) -> None:
         combo.value = choice
 
 
+def follow_choice(combo, partner: Callable[[], Any], none: Any, keep: bool = False) -> None:
+    """A choice that follows another (the GT of a burst, the Val split of a Train split): set it to
+    ``partner()`` (else to `none`); with `keep`, a user's pick other than `none` stays while offered."""
+    if keep and combo.value not in (None, none):
+        keep_choice(combo, partner)
+        return
+    combo.reset_choices()
+    choice = partner()
+    combo.value = choice if choice in combo.choices else none
+
+
 def show_progress(bar: ProgressBar, event: Progress) -> None:
     """Put a progress event on a progress bar (busy while the total is unknown)."""
     bar.max, bar.value = max(event.total, 1), min(event.done, max(event.total, 1))

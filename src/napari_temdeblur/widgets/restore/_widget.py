@@ -21,7 +21,7 @@ from napari_temdeblur.core import Progress, available_devices
 from napari_temdeblur.core.evaluate import EvaluateOptions
 from napari_temdeblur.core.restore import RestoreOptions
 from napari_temdeblur.layers import find_bursts
-from napari_temdeblur.widgets._dock import Dock, RunState, keep_choice, show_progress
+from napari_temdeblur.widgets._dock import Dock, RunState, follow_choice, keep_choice, show_progress
 
 from ._job import RestoreResult, burst_layer_names, gt_layer_names, restore_job, select
 from ._view import Comparison, ScoresTable, current_slot, overlay_text, show_result
@@ -287,12 +287,7 @@ class RestoreWidget(Dock):
 
     def _choose_gt(self, _value=None, keep: bool = False) -> None:
         """The GT partner of the chosen burst when open, else none; `keep` a user's pick."""
-        if keep and self.gt.value not in (None, NO_GT):
-            keep_choice(self.gt, self._partner)
-        else:
-            self.gt.reset_choices()
-            partner = self._partner()
-            self.gt.value = partner if partner in self.gt.choices else NO_GT
+        follow_choice(self.gt, self._partner, NO_GT, keep)
 
     def _partner(self) -> str | None:
         return next((b.gt.name for b in find_bursts(self.viewer.layers) if b.low.name == self.burst.value), None)

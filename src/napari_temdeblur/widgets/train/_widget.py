@@ -33,7 +33,7 @@ from napari_temdeblur.core.train import (
     train,
 )
 from napari_temdeblur.layers import find_bursts, hold_out, validation_for
-from napari_temdeblur.widgets._dock import Dock, RunState, keep_choice
+from napari_temdeblur.widgets._dock import Dock, RunState, follow_choice, keep_choice
 
 from ._form import SettingsForm
 from ._plot import HistoryPlot
@@ -273,14 +273,10 @@ class TrainingWidget(Dock):
 
     def _choose_validation(self, _value=None, keep: bool = False) -> None:
         """The Val split of the training sample when open, else holding out; `keep` a user's pick."""
-        if keep and self.val_layers.value not in (None, HOLD_OUT):
-            keep_choice(self.val_layers, self._default_validation)
-        else:
-            self.val_layers.reset_choices()
-            self.val_layers.value = self._default_validation()
+        follow_choice(self.val_layers, self._validation_split, HOLD_OUT, keep)
 
-    def _default_validation(self) -> str:
+    def _validation_split(self) -> str | None:
         bursts = find_bursts(self.viewer.layers)
         train = next((b for b in bursts if b.title == self.train_layers.value), None)
         val = validation_for(train, bursts) if train is not None else None
-        return val.title if val is not None else HOLD_OUT
+        return None if val is None else val.title
