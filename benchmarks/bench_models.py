@@ -1,7 +1,7 @@
 """Per-model cost at the paper's settings: parameters, training step time, peak memory, inference time.
 
 Training: full widths, 128 x 128 crops, batch 8, 5 frames (3 for deblurgan), one step of the real
-trainer (:func:`napari_temdeblur.core.train.steps.make_trainer`: forward, backward, Adam; for deblurgan
+trainer (:func:`napari_temdeblur.core.train.make_trainer`: forward, backward, Adam; for deblurgan
 also the discriminator update), mean over ``--steps`` after ``--warmup`` steps. Inference: one
 ``--size`` x ``--size`` burst, batch 1, eval mode, no gradients.
 

@@ -6,7 +6,12 @@ uint16 burst of ``--frames`` frames is restored by :func:`napari_temdeblur.core.
 ``ru_maxrss`` (the burst itself included), measured in a fresh child process per setting. Target
 (issue 5): a 4096 x 4096, 5-frame burst with peak RSS <= 2 GB on the CPU.
 
-    python benchmarks/bench_restore.py [--model bu] [--size 4096] [--tile 256] [--batch 1] [--device cpu]
+    python benchmarks/bench_restore.py [--model bu] [--size 4096] [--inference-tile 256] [--overlap 32]
+                                       [--batch 1] [--device cpu]
+
+``--inference-tile`` is :class:`~napari_temdeblur.core.restore.RestoreOptions`' ``inference_tile``, the
+side of the tiles the network sees (``--tile``, its earlier name, still works, as in ``temdeblur
+restore``).
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ def measure(args: argparse.Namespace) -> dict:
                     run,
                     [burst],
                     RestoreOptions(
-                        device=args.device, inference_tile=args.tile, overlap=args.overlap, batch=args.batch
+                        device=args.device, inference_tile=args.inference_tile, overlap=args.overlap, batch=args.batch
                     ),
                 )
             )
@@ -71,7 +76,7 @@ def measure(args: argparse.Namespace) -> dict:
         "size": args.size,
         "frames": args.frames,
         "used": frames,
-        "tile": args.tile,
+        "inference_tile": args.inference_tile,
         "batch": args.batch,
         "device": args.device,
         "seconds": round(seconds, 1),
@@ -84,7 +89,9 @@ def main() -> int:
     parser.add_argument("--model", default="bu")
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--frames", type=int, default=5)
-    parser.add_argument("--tile", type=int, default=256)
+    parser.add_argument(
+        "--inference-tile", "--tile", dest="inference_tile", type=int, default=256, metavar="PX"
+    )  # --tile: the name before inference and score tiles were told apart, as in temdeblur restore
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--device", default="cpu")
@@ -104,7 +111,7 @@ def main() -> int:
     verdict = "PASS" if row["peak_rss_gib"] <= TARGET_GIB else "FAIL"
     print(
         f"{row['model']} {row['size']} x {row['size']} x {row['frames']} frames ({row['used']} used), "
-        f"tile {row['tile']}, "
+        f"inference tile {row['inference_tile']}, "
         f"batch {row['batch']}, {row['device']}: {row['seconds']} s, peak RSS {row['peak_rss_gib']:.2f} GiB "
         f"(target <= {TARGET_GIB} GiB): {verdict}"
     )

@@ -1,7 +1,7 @@
 """Accuracy and speed of the on-the-fly registration that restoring a raw stream does per position.
 
 Simulates one session into a temporary folder and, for every ``--every``-th stream position, registers
-the ``--frames`` frames around it onto it (:func:`napari_temdeblur.core.stream_burst.register_stream_burst`),
+the ``--frames`` frames around it onto it (:func:`napari_temdeblur.core.register.register_stream_burst`),
 then prints the mean / max error of the frame-to-frame translations against the simulator's truth
 (relative stage positions of the exposures' centroids, stream px), frames left out, and seconds per
 position (wall and CPU; both depend on what else the machine runs). Restoring the bursts themselves

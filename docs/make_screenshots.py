@@ -7,7 +7,10 @@ Run from the repository root on a (virtual) screen::
 It simulates a small kidney-like acquisition, then drives the plugin's docks the way a user would
 (open a session, find frames, drag, register; train from the dataset's layers; restore and compare)
 and writes ``docs/images/<name>.png``, downscaled and colour-quantised to keep the repository small.
-Each dock's screenshots are one function below. Takes a few minutes on 2 CPU cores (the training run is most of it).
+Each dock's screenshots are one function below. The docks share one pattern (docs/design.md, The
+docks): each has a ``run_button`` (Register, Train, Restore), ``wait()`` runs the Qt event loop until
+the dock's work ends and returns its ``RunState``. Takes a few minutes on 2 CPU cores (the training run
+is most of it).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ SEED = 5
 
 
 def wait(done: Callable[[], bool], timeout: float = 1800.0) -> None:
-    """Run the Qt event loop until `done()` (a worker finished), or fail after `timeout` seconds."""
+    """Run the Qt event loop until `done()`, or fail after `timeout` seconds; then let it redraw."""
     from qtpy.QtWidgets import QApplication
 
     end = time.monotonic() + timeout
@@ -100,11 +103,20 @@ def sample_data() -> None:
     viewer.close()
 
 
+def finished(widget, what: str, timeout: float = 1800.0) -> None:
+    """Wait for the dock's work to end; fail unless it ended by itself (RunState.DONE)."""
+    from napari_temdeblur.widgets._dock import RunState
+
+    state = widget.wait(timeout=timeout)
+    if state is not RunState.DONE:
+        raise RuntimeError(f"{what} ended {state.value}: {widget.status.message}")
+
+
 def registration(session: Path, truth: Path) -> None:
     """The registration dock: Find frames, then a hand drag a little off, then Register."""
     viewer, widget = with_dock(session, "Register stream")
-    widget.find_frames()
-    widget.wait()
+    widget.find_button.native.click()
+    finished(widget, "find frames")
     # as a user leaves it after dragging: within a few pixels of where the frame belongs
     frame = widget.current_frame()
     true_yx = read_true_translations(truth)[widget.hq_image.value][frame]
@@ -112,8 +124,8 @@ def registration(session: Path, truth: Path) -> None:
     widget.shift_y.value, widget.shift_x.value = float(true_yx[0] + 2.5), float(true_yx[1] - 3.0)
     viewer.reset_view()
     save(viewer, "registration_align")
-    widget.run_button.clicked()
-    widget.wait()
+    widget.run_button.native.click()  # Register (it reads Cancel while the registration runs)
+    finished(widget, "registration")
     viewer.reset_view()
     save(viewer, "registration_done")
     viewer.close()
@@ -121,18 +133,14 @@ def registration(session: Path, truth: Path) -> None:
 
 def training(dataset: Path, run: Path) -> None:
     """The training dock after a short run of a tiny network on the dataset's layers."""
-    from napari_temdeblur.widgets._dock import RunState
-
     viewer, widget = with_dock(dataset, "Train network")
     form = widget.settings
     form.model.value, form.width.value = "bdu-uc-ssim", "tiny"
     form.epochs.value, form.steps.value, form.batch.value = 8, 6, 4
     form.patch.value, form.val_tile.value, form.frames.value = 64, 64, "3-5"
     form.device.value, form.out.value = "cpu", run
-    widget.run_button.native.click()
-    wait(lambda: widget.status.state is not RunState.RUNNING)
-    if widget.status.state is not RunState.DONE:
-        raise RuntimeError(f"training ended {widget.status.state}: {widget.status.message}")
+    widget.run_button.native.click()  # Train (it reads Stop while training)
+    finished(widget, "training")
     for layer in viewer.layers:
         layer.visible = layer.name == "Kidney Train GT"
     viewer.reset_view()
@@ -143,13 +151,10 @@ def training(dataset: Path, run: Path) -> None:
 def restoration(dataset: Path, run: Path) -> None:
     """The restore dock: the trained run on the Test bursts with their GT (scores overlay), the SSIM
     map, then Compare (GT | input | restored in grid mode)."""
-    from napari_temdeblur.widgets._dock import RunState
-
     viewer, widget = with_dock(dataset / "Test", "Restore")
     widget.run.value, widget.device.value = run, "cpu"
-    widget.start()
-    if widget.wait() is not RunState.DONE:
-        raise RuntimeError(f"restore ended {widget.status.state}: {widget.status.message}")
+    widget.run_button.native.click()  # Restore (it reads Cancel while restoring)
+    finished(widget, "restore")
     viewer.reset_view()
     save(viewer, "restore")
     viewer.layers["Kidney Test SSIM map"].visible = True

@@ -1,4 +1,4 @@
-"""Tests for napari_temdeblur.core.intensity (intensity windows)."""
+"""Intensity windows of napari_temdeblur.core.imaging: suggestion, application, round trip."""
 
 import json
 import math

@@ -1,4 +1,4 @@
-"""The model table: shapes, frame handling, permutation invariance, configs, recipes, training."""
+"""The model registry: shapes, frame handling, permutation invariance, configs, recipes, training."""
 
 from __future__ import annotations
 

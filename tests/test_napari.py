@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -138,3 +140,11 @@ def test_split_without_low_folder_is_claimed_and_explained(tmp_path):
     assert reader is not None
     with pytest.raises(DataError, match="missing Low frames for GT sess1_im1.tif"):
         reader(str(tmp_path))
+
+
+def test_the_shipped_samples_are_found_in_a_checkout():
+    from napari_temdeblur.core.simulate import SAMPLE_DATA_DIR
+
+    # an editable install from this checkout: File > Open Sample reads sample_data/, simulating nothing
+    assert SAMPLE_DATA_DIR == Path(__file__).resolve().parents[1] / "sample_data"
+    assert (SAMPLE_DATA_DIR / "Kidney").is_dir() and (SAMPLE_DATA_DIR / "CalibrationGrid").is_dir()

@@ -1,4 +1,4 @@
-"""Tests for napari_temdeblur.core.preprocess (masks, crops, tiles)."""
+"""Sample masks, crops and evaluation tiles of napari_temdeblur.core.imaging."""
 
 import math
 

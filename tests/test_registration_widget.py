@@ -41,7 +41,7 @@ def session_dir(one_session, tmp_path):
 
 
 def truth_yx(truth: dict, hq: int, frame: int) -> np.ndarray:
-    """(ty, tx) stream px of HQ image `hq` in stream frame `frame` (as core.simulate.true_translations)."""
+    """(ty, tx) stream px of HQ image `hq` in stream frame `frame` (as core.simulate.read_true_translations)."""
     position = np.array(truth["hq"][hq]["position"], float)
     return (position - np.array(truth["frames"][frame]["position"])) / truth["stream_binning"]
 

@@ -112,8 +112,8 @@ def test_grid_bars_image_black_after_windowing(simulated_sessions, small_cfg):
 
 
 def test_truth_translation_matches_the_images(simulated_sessions, small_cfg):
-    """Pins DESIGN.md's convention, stream_frame(y + ty, x + tx) ~= hq_down(y, x), against an independent
-    estimate (scikit-image's cross-correlation) for every frame that overlaps the HQ image well."""
+    """Pins docs/design.md's Matrix convention, stream_frame(y + ty, x + tx) ~= hq_down(y, x), against an
+    independent estimate (scikit-image's cross-correlation) for every frame that overlaps the HQ image well."""
     truth, _ = _truth(simulated_sessions, "Kidney", 2)
     session = open_session(simulated_sessions.folders["Kidney"][1])
     b, m = small_cfg.stream_binning, 64  # compare the central region, which every nearby frame covers

@@ -1,7 +1,7 @@
 """npe2 sample data: small simulated kidney-like and calibration-grid bursts.
 
 The files live in the repository's ``sample_data/`` folder (published dataset layout, written by
-:func:`napari_temdeblur.core.samples.write_samples`). Where that folder is absent (an install from a
+:func:`napari_temdeblur.core.simulate.write_samples`). Where that folder is absent (an install from a
 wheel), the same pairs are simulated on the fly.
 """
 

@@ -188,7 +188,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     """Add the ``demo`` subcommand to the ``temdeblur`` subparsers."""
-    demo = sub.add_parser("demo", help="the end-to-end demo on simulated data", description=__doc__.split("\n\n", 1)[1])
+    demo = sub.add_parser(
+        "demo", help="the end-to-end demo on simulated data", description=__doc__.split("\n\n", 1)[1].replace("``", "")
+    )
     demo.add_argument("--out", default="demo_output", help="output folder (its demo subfolders are replaced)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--minutes", type=float, default=6.0, help="training time (default 6)")

@@ -23,7 +23,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "evaluate",
         help="score runs and classical baselines against the truth (SSIM, PSNR)",
         description="Score the unrestored input (the centre registered frame), optionally the classical "
-        "baselines and each RUN on the 128 x 128 sample tiles of the --split images of DATA, "
+        "baselines and each RUN on the --score-tile sample tiles (128 px, as the paper) of the --split images of DATA, "
         "as the paper's Tables 1-3; --cross-validation gives Table 4. A run's method key is "
         "its folder name. See docs/evaluation.md.",
     )

@@ -129,7 +129,7 @@ def add_parser(sub) -> None:
     reg = sub.add_parser(
         "register",
         help="register stream frames to the HQ images of acquisition sessions",
-        description=__doc__.split("\n\n", 1)[1],
+        description=__doc__.split("\n\n", 1)[1].replace("``", ""),  # the docstring without its markup
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     reg.add_argument("session", help="a session folder, or a folder of sessions")
@@ -142,5 +142,7 @@ def add_parser(sub) -> None:
         choices=SPLIT_CHOICES,
         help="dataset split with --out: auto (last session Test, first images Val) or one split for all",
     )
-    reg.add_argument("--val-images", type=int, default=2, help="with --split auto: Val images of the first session")
+    reg.add_argument(
+        "--val-images", type=int, default=2, help="with --split auto: Val images of the first session (default 2)"
+    )
     reg.set_defaults(func=cmd_register)

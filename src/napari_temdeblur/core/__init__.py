@@ -3,7 +3,8 @@
 Each subpackage is one concern and names its public API in ``__all__``; its modules are private.
 Importing the core (or any of its subpackages) never imports napari or Qt, and torch is imported only
 by the subpackages that compute with it (``models``, ``train``, ``restore``, ``evaluate`` and
-``imaging``'s metrics), when they are first used. What each package may import is in docs/design.md.
+``imaging``'s metrics), when they are first used. What each package may import is in docs/design.md,
+Architecture.
 
 The loose modules here are what every concern shares: the exception for bad input (``DataError``),
 progress events (``Progress``, ``drain``), atomic writes, compute devices and their failures, and

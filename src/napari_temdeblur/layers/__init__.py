@@ -1,5 +1,6 @@
 """Core objects <-> napari layer data, without importing napari: what the reader, the sample data and
-the docks put into layers (kinds and metadata, docs/design.md) and the bursts read back from them."""
+the docks put into layers (kinds and metadata: docs/design.md, Layer metadata) and the bursts read
+back from them."""
 
 import lazy_loader as _lazy
 

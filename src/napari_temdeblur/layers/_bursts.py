@@ -1,8 +1,9 @@
 """Registered bursts shown in the viewer -> training pairs (no napari import: layers are duck-typed).
 
 A burst dataset in the viewer is two image layers named ``<title> GT`` (image, y, x) and
-``<title> Low`` (frame, image, y, x), as the reader (:mod:`napari_temdeblur._layers`) and registration
-(``<sample> registered GT`` / ``Low``) make them; a single pair may also be (y, x) and (frame, y, x).
+``<title> Low`` (frame, image, y, x), as the reader (:func:`~napari_temdeblur.layers.dataset_layers`)
+and registration (``<sample> registered GT`` / ``Low``) make them; a single pair may also be (y, x)
+and (frame, y, x).
 Images of different sizes are padded with zeros at the bottom and right, and
 ``metadata["temdeblur"]["valid_shapes"]`` gives each image's own (rows, cols), so the padding is cut
 off again here.

@@ -1,5 +1,5 @@
 """The plugin's layer metadata: ``layer.metadata["temdeblur"]``, written by the reader, the sample data
-and the docks, read back to know what a layer is (docs/design.md, "Layer metadata").
+and the docks, read back to know what a layer is (docs/design.md, Layer metadata).
 
 Every layer the plugin makes carries ``{"temdeblur": {"kind": <LayerKind value>, ...}}``; the other keys
 depend on the kind (names, windows, valid shapes, ...). Layers without it are the user's own.

@@ -1,4 +1,4 @@
-"""The one dock pattern: what the Register, Train and Restore docks share (docs/design.md).
+"""The one dock pattern: what the Register, Train and Restore docks share (docs/design.md, The docks).
 
 A dock reads its controls into a core options object, runs one core generator in a napari thread
 worker and follows its typed progress events. Everything it shows follows one evented

@@ -11,7 +11,7 @@ Both deconvolutions use a vertical line-segment PSF: the stage scans along the i
 vertical streak of constant speed. :func:`estimate_motion_psf` fits the streak length to the data.
 
 Images are (row, col) = (y, x), bursts (frame, row, col); intensities are windowed to [0, 1]
-(:func:`napari_temdeblur.core.intensity.apply_window`, the Low window for frames). Lengths are in
+(:func:`napari_temdeblur.core.imaging.apply_window`, the Low window for frames). Lengths are in
 pixels of the registered images (stream pixels).
 """
 

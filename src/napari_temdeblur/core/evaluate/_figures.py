@@ -1,8 +1,10 @@
 """Figures of restoration results as PNG files: GT | input | each method, on one grey scale.
 
-* :func:`comparison_figure`: one evaluated image (an :class:`.evaluate.Example`), optionally a crop.
-* :func:`synthetic_figure`: the paper's Fig 8, the three synthetic test images of :mod:`.synthetic`
-  restored by each run (after the paper's batch-norm adaptation), one row per image.
+* :func:`comparison_figure`: one evaluated image (an :class:`~napari_temdeblur.core.evaluate.Example`),
+  optionally a crop.
+* :func:`synthetic_figure`: the paper's Fig 8, the three synthetic test images
+  (:func:`~napari_temdeblur.core.simulate.synthetic_burst`) restored by each run (after the paper's
+  batch-norm adaptation), one row per image.
 
 Figures are drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas and never through
 ``pyplot``, so no global figure state leaks into a running napari. Images are (row, col) floats in
@@ -62,7 +64,8 @@ def panel_figure(rows: Sequence, *, crop: tuple[int, int, int, int] | None = Non
         Region of every image to draw, px; default the whole image.
     scores : bool
         Print each input's and output's SSIM and PSNR against the GT over the whole drawn panel in its
-        corner (core.metrics; meaningful where the panel is all sample, as on synthetic images).
+        corner (:func:`~napari_temdeblur.core.imaging.ssim`, :func:`~napari_temdeblur.core.imaging.psnr`;
+        meaningful where the panel is all sample, as on synthetic images).
 
     Returns
     -------
@@ -167,13 +170,13 @@ def synthetic_images(
     ----------
     runs : sequence of str or Path
         Run folders (or checkpoint files in them); their folder names are the method keys
-        (:func:`core.evaluate.runs.run_keys`: they must differ).
+        (:func:`._runs.run_keys`: they must differ).
     options : RestoreOptions, optional
         How the runs restore; by default with ``adapt_bn``: each network's batch-norm statistics are
         first adapted to the synthetic images (the paper's ~20 forward passes,
         :func:`~napari_temdeblur.core.restore.adapt_batchnorm`); the run folders are not changed.
     seed : int
-        Seed of the synthetic images (:func:`core.synthetic.synthetic_burst`).
+        Seed of the synthetic images (:func:`~napari_temdeblur.core.simulate.synthetic_burst`).
     size : int, optional
         Side of the synthetic sharp images in HQ px (stream images are half as wide); default the demo
         acquisition's 512 (256 px images).

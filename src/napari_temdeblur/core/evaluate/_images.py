@@ -38,8 +38,8 @@ class EvalImage:
         bool (H, W): sample in the GT and in every frame (no grid bar, no registration padding).
     origins : ndarray
         int64 (K, 2) (row, col) corners of the evaluation tiles.
-    tile : int
-        Tile side, px.
+    score_tile : int
+        Side of the evaluation tiles, px.
     """
 
     sample: str
@@ -48,7 +48,7 @@ class EvalImage:
     low: np.ndarray
     mask: np.ndarray
     origins: np.ndarray
-    tile: int
+    score_tile: int
 
     @property
     def name(self) -> str:
@@ -111,16 +111,21 @@ def sample_windows(pairs: Sequence[BurstPair]) -> dict[str, IntensityWindow]:
 
 
 def prepare(
-    sample: str, pair: BurstPair, windows: dict[str, IntensityWindow], *, tile: int, keep_rows_fraction: float | None
+    sample: str,
+    pair: BurstPair,
+    windows: dict[str, IntensityWindow],
+    *,
+    score_tile: int,
+    keep_rows_fraction: float | None,
 ) -> EvalImage:
-    """Window a pair and find its evaluation tiles: regular `tile` x `tile` tiles lying entirely on
-    the sample of the GT and of every frame (no grid bar, no registration padding)."""
+    """Window a pair and find its evaluation tiles: regular `score_tile` x `score_tile` tiles lying
+    entirely on the sample of the GT and of every frame (no grid bar, no registration padding)."""
     gt, low, mask = window_pair(pair, windows["gt"], windows["low"])
-    origins = evaluation_tiles(mask, size=tile, keep_rows_fraction=keep_rows_fraction)
-    return EvalImage(sample, pair, gt, low, mask, origins, tile)
+    origins = evaluation_tiles(mask, size=score_tile, keep_rows_fraction=keep_rows_fraction)
+    return EvalImage(sample, pair, gt, low, mask, origins, score_tile)
 
 
 def score(output: np.ndarray, image: EvalImage) -> MethodScores:
     """SSIM and PSNR of `output` ((H, W) in [0, 1], the evaluation's GT window) against the image's GT
     on its evaluation tiles: the one scoring of ``evaluate`` and the Restore dock."""
-    return MethodScores(*tile_scores(output, image.gt, image.origins, size=image.tile))
+    return MethodScores(*tile_scores(output, image.gt, image.origins, size=image.score_tile))

@@ -27,16 +27,16 @@ def evaluate(
     """Score the unrestored input, the classical baselines and trained runs on a dataset's test tiles.
 
     Per sample (e.g. Kidney, CalibrationGrid) the GT and Low intensity windows are suggested
-    (:func:`~napari_temdeblur.core.intensity.suggest_window`) over the sample's evaluated images.
+    (:func:`~napari_temdeblur.core.imaging.suggest_window`) over the sample's evaluated images.
     Each image is tiled (:func:`~napari_temdeblur.core.imaging.evaluation_tiles`) into regular
     ``score_tile`` x ``score_tile`` tiles lying entirely on the sample mask of the GT and of every
     frame, in the top half of the image unless ``all_rows``. On every tile, SSIM and PSNR
-    (:func:`~napari_temdeblur.core.metrics.tile_scores`) against the windowed GT are computed for:
+    (:func:`~napari_temdeblur.core.imaging.tile_scores`) against the windowed GT are computed for:
 
     * ``"input"``: the centre registered frame ``F // 2`` in the Low window;
-    * with `baselines`, ``"frame-mean"``, ``"wiener"``, ``"richardson-lucy"``
-      (:func:`~napari_temdeblur.core.baselines.baseline` of the windowed frames, with the PSF
-      :func:`~napari_temdeblur.core.baselines.estimate_motion_psf` fits to this image's GT: an upper
+    * with ``options.baselines``, ``"frame-mean"``, ``"wiener"``, ``"richardson-lucy"``
+      (:func:`~napari_temdeblur.core.evaluate.baseline` of the windowed frames, with the PSF
+      :func:`~napari_temdeblur.core.evaluate.estimate_motion_psf` fits to this image's GT: an upper
       bound on a motion-PSF deconvolution);
     * each run (key: its folder name): :func:`~napari_temdeblur.core.restore.restore` of the raw
       burst through the run's own windows, its output mapped back to counts and re-windowed with
@@ -68,9 +68,9 @@ def evaluate(
     options = options or EvaluateOptions()
     data = [data] if isinstance(data, (str, Path)) else list(data)
     keys = run_keys([runs] if isinstance(runs, (str, Path)) else runs)
-    baselines, tile = options.baselines, options.score_tile
-    if tile < WINDOW:
-        raise ValueError(f"score_tile must be at least the SSIM window, {WINDOW} px, got {tile}")
+    baselines, score_tile = options.baselines, options.score_tile
+    if score_tile < WINDOW:
+        raise ValueError(f"score_tile must be at least the SSIM window, {WINDOW} px, got {score_tile}")
     if not keys and not baselines:
         raise ValueError("nothing to compare with the input: give at least one run or the baselines")
     if options.cross_validation and not keys:
@@ -82,7 +82,7 @@ def evaluate(
         by_sample = {s: kept for s, pairs in by_sample.items() if (kept := [p for p in pairs if (s, p.name) in wanted])}
 
     windows = {sample: sample_windows(pairs) for sample, pairs in by_sample.items()}
-    images = _tiled_images(by_sample, windows, tile, options.keep_rows_fraction, messages)
+    images = _tiled_images(by_sample, windows, score_tile, options.keep_rows_fraction, messages)
 
     groups = _restore_groups(keys, images, plan)
     total, done = len(images) + len(groups), 0
@@ -124,7 +124,7 @@ def evaluate(
         samples={},
         examples=examples,
         windows=windows,
-        tile_size=tile,
+        tile_size=score_tile,
         keep_rows_fraction=options.keep_rows_fraction,
         messages=list(dict.fromkeys(messages)),
     )
@@ -136,25 +136,25 @@ def evaluate(
 
 
 def _tiled_images(
-    by_sample: dict, windows: dict, tile: int, keep_rows_fraction: float | None, messages: list[str]
+    by_sample: dict, windows: dict, score_tile: int, keep_rows_fraction: float | None, messages: list[str]
 ) -> list[EvalImage]:
     """The windowed images that hold at least one evaluation tile; the others are reported."""
     images = []
     for sample, pairs in by_sample.items():
         for pair in pairs:
-            image = prepare(sample, pair, windows[sample], tile=tile, keep_rows_fraction=keep_rows_fraction)
+            image = prepare(sample, pair, windows[sample], score_tile=score_tile, keep_rows_fraction=keep_rows_fraction)
             if len(image.origins):
                 images.append(image)
             else:
                 messages.append(
-                    f"{sample}/{pair.name}: no {tile} x {tile} tile of pure sample"
+                    f"{sample}/{pair.name}: no {score_tile} x {score_tile} tile of pure sample"
                     + (" in its top part" if keep_rows_fraction else "")
                     + "; not scored"
                 )
     if not images:
         raise ValueError(
-            f"no image holds a {tile} x {tile} evaluation tile of pure sample (no grid bar, no "
-            "padding); evaluate with a smaller tile"
+            f"no image holds a {score_tile} x {score_tile} evaluation tile of pure sample (no grid bar, no "
+            "padding); evaluate with a smaller score_tile"
         )
     return images
 
@@ -252,7 +252,7 @@ def _pool_folds(evaluation: Evaluation, plan: dict, by_id: dict, scores: dict, m
             methods = _pool(scored, keys)
             evaluation.folds.append(Fold(key, sample, session, methods[INPUT].tiles, methods))
     if not evaluation.folds:
-        raise ValueError("no held-out session has an evaluation tile; evaluate with a smaller tile")
+        raise ValueError("no held-out session has an evaluation tile; evaluate with a smaller score_tile")
     for sample in dict.fromkeys(f.sample for f in evaluation.folds):
         methods = _pool([f.methods for f in evaluation.folds if f.sample == sample], method_keys)
         evaluation.samples[sample] = {"tiles": methods[INPUT].tiles, "methods": methods}

@@ -121,8 +121,9 @@ class Evaluation:
     messages: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        """The DESIGN.md schema (``dataset``, ``split``, ``tiles``, ``methods`` with "input" always)
-        plus ``samples``, ``folds`` (cross-validation only), ``windows`` and the tiling used.
+        """The ``temdeblur-evaluation/1`` schema (docs/design.md, File formats): ``dataset``, ``split``,
+        ``tiles``, ``methods`` with "input" always, plus ``samples``, ``folds`` (cross-validation only),
+        ``windows`` and the tiling used.
 
         Strict JSON: a mean or std that is not finite (PSNR of a tile identical to its GT is
         infinite) is None."""

@@ -1,5 +1,6 @@
 """Image utilities shared by registration, training, restoration and evaluation: intensity windows,
-sample masks, crops and evaluation tiles, windowed bursts, and the one SSIM / PSNR (docs/design.md)."""
+sample masks, crops and evaluation tiles, windowed bursts, and the one SSIM / PSNR (docs/design.md,
+SSIM and PSNR)."""
 
 import lazy_loader as _lazy
 

@@ -1,10 +1,10 @@
 """The one SSIM / PSNR implementation, shared by the SSIM loss, validation and evaluation.
 
-SSIM follows Wang et al. (2004) as DESIGN.md fixes it: a Gaussian window of 11 taps with sigma 1.5,
-K1 = 0.01, K2 = 0.03, data range 1, population (not sample) covariances. The local statistics are
-computed only where the whole window lies inside the image (a *valid* convolution), which is exactly
-the region scikit-image keeps when it crops ``(win_size - 1) // 2`` pixels from each side before
-averaging; so :func:`ssim` equals ``skimage.metrics.structural_similarity(a, b,
+SSIM follows Wang et al. (2004) as docs/design.md (SSIM and PSNR) fixes it: a Gaussian window of 11
+taps with sigma 1.5, K1 = 0.01, K2 = 0.03, data range 1, population (not sample) covariances. The local
+statistics are computed only where the whole window lies inside the image (a *valid* convolution),
+which is exactly the region scikit-image keeps when it crops ``(win_size - 1) // 2`` pixels from each
+side before averaging; so :func:`ssim` equals ``skimage.metrics.structural_similarity(a, b,
 gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)``.
 
 Torch functions (:func:`ssim_torch`) are differentiable and keep the input dtype/device; the numpy
@@ -139,7 +139,7 @@ def tile_scores(
         (H, W) images in [0, 1].
     origins : ndarray
         (K, 2) int (row, col) top-left corners, e.g. from
-        :func:`napari_temdeblur.core.preprocess.evaluation_tiles`.
+        :func:`napari_temdeblur.core.imaging.evaluation_tiles`.
     size : int
         Tile side, px (>= 11).
 

@@ -1,9 +1,9 @@
 """Sample masks, training crops and evaluation tiles.
 
 Implements the rest of the *Data* section of Wieslander et al. (PLOS ONE 2021), after the intensity
-window of :mod:`napari_temdeblur.core.intensity`: the sample mask is the windowed image thresholded at
-0; training crops are drawn where the (eroded) mask allows a whole crop, and validation/test images are
-tiled regularly, dropping tiles that touch the grid.
+window (:class:`~napari_temdeblur.core.imaging.IntensityWindow`): the sample mask is the windowed image
+thresholded at 0; training crops are drawn where the (eroded) mask allows a whole crop, and
+validation/test images are tiled regularly, dropping tiles that touch the grid.
 
 Images are indexed (row, col) = (y, x); bursts are (frame, row, col). Intensities are detector counts.
 """
@@ -40,7 +40,7 @@ def sample_mask(
     """Boolean mask of the sample (grid-cell content) in a windowed image.
 
     A pixel is sample where it is above the window minimum (> 0 after
-    :func:`napari_temdeblur.core.intensity.apply_window`), as in the paper. Then, so that read noise
+    :func:`napari_temdeblur.core.imaging.apply_window`), as in the paper. Then, so that read noise
     does not change the mask's shape:
 
     1. non-sample components smaller than `min_hole_px` pixels are filled (dark noise inside the

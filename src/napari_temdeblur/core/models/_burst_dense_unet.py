@@ -1,6 +1,6 @@
 """The paper's Burst Dense UNet (Wieslander et al. 2021, Fig 6b): ``bdu-t`` and ``bdu-uc``.
 
-The burst structure of :mod:`.burst_unet` (one set of weights per frame, frames exchanging
+The burst structure of :mod:`._burst_unet` (one set of weights per frame, frames exchanging
 information through global max pooling, merged by a max before the output) with the UNet's conv
 layers replaced by FC-DenseNet ("Tiramisu", Jegou et al. 2017) dense blocks:
 

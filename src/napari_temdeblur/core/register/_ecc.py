@@ -3,7 +3,7 @@
 The stream frame is the *template* and the HQ image (resampled to stream pixels) the image OpenCV
 warps, because OpenCV's mask applies to the warped image: the HQ image is sharp, so the support-grid
 bars are found reliably there. OpenCV's warp ``W`` maps frame coordinates to HQ coordinates; the
-registration matrix of DESIGN.md (HQ -> frame) is its inverse.
+registration matrix (HQ -> frame; docs/design.md, Matrix convention) is its inverse.
 
 Two things make the result land where the simulation's truth (the centre of the stage path during
 the exposure) is:
@@ -60,7 +60,8 @@ class EccFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class Refined:
-    """One frame's refinement: the DESIGN.md matrix (HQ -> frame), correlation and convergence."""
+    """One frame's refinement: the matrix (HQ -> frame; docs/design.md, Matrix convention), correlation
+    and convergence."""
 
     matrix: np.ndarray
     correlation: float
@@ -127,7 +128,7 @@ def refine_ecc(frame: np.ndarray, hq: PreparedHQ, seed: np.ndarray, settings: Re
         float32 (h, w) stream frame.
     hq : PreparedHQ
     seed : numpy.ndarray
-        float64 (2, 3), DESIGN.md convention (``frame(seed @ [x, y, 1]) ~= hq(x, y)``).
+        float64 (2, 3), docs/design.md's matrix convention (``frame(seed @ [x, y, 1]) ~= hq(x, y)``).
     settings : RegistrationSettings
 
     Raises

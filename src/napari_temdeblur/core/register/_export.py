@@ -45,7 +45,8 @@ def warp_frames(
     frames : iterable of numpy.ndarray
         float32 (h, w) stream frames.
     matrices : iterable of numpy.ndarray
-        float64 (2, 3) each, DESIGN.md convention: ``frame(A @ [x, y, 1])`` is the reference's (x, y).
+        float64 (2, 3) each, docs/design.md's matrix convention: ``frame(A @ [x, y, 1])`` is the reference's
+        (x, y).
     shape : (int, int)
         (H, W) of the reference grid.
 

@@ -1,10 +1,10 @@
 """Registration results as data (per-frame and per-pair records) and the ``registration.json`` file.
 
-Conventions (DESIGN.md). A frame's ``matrix`` is the 2 x 3 affine A in OpenCV's (x = column, y = row)
-order with ``stream_frame(A @ [x, y, 1]) ~= hq_down(x, y)``, where ``hq_down`` is the HQ image resampled
-to stream pixels. For a translation, ``A = [[1, 0, tx], [0, 1, ty]]`` and (ty, tx) is where the HQ
-image's origin lies in the stream frame. Translations written ``_yx`` are napari's (row, col) order in
-stream pixels and mean the same (ty, tx).
+Conventions (docs/design.md, Matrix convention). A frame's ``matrix`` is the 2 x 3 affine A in OpenCV's
+(x = column, y = row) order with ``stream_frame(A @ [x, y, 1]) ~= hq_down(x, y)``, where ``hq_down`` is
+the HQ image resampled to stream pixels. For a translation, ``A = [[1, 0, tx], [0, 1, ty]]`` and
+(ty, tx) is where the HQ image's origin lies in the stream frame. Translations written ``_yx`` are
+napari's (row, col) order in stream pixels and mean the same (ty, tx).
 
 ``registration.json`` is only ever replaced atomically (temporary file + ``os.replace``) and pairs are
 merged by HQ name, so what was registered before is never dropped.
@@ -102,7 +102,7 @@ class PairRegistration:
         The stream frame `init_translation_yx` refers to.
     init_source : {"user", "matcher"}
     settings : dict
-        The :class:`RegistrationSettings` used.
+        The :class:`~napari_temdeblur.core.register.RegistrationSettings` used (its ``to_dict``).
     """
 
     hq: str

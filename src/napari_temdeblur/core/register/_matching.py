@@ -2,7 +2,7 @@
 
 The HQ image, resampled to stream pixels, and every stream frame are downsampled by
 ``RegistrationSettings.match_downsample`` and compared by masked normalised cross-correlation at every
-translation (:mod:`.correlation`). A frame's score is its best correlation times the fraction of the
+translation (:mod:`._correlation`). A frame's score is its best correlation times the fraction of the
 HQ field it shows, so the frame showing most of the HQ image wins; the burst is centred on it.
 Translations are then measured on smoothed thumbnails with the HQ image blurred by the exposure's
 streak like the frames (see :func:`smoothed`), walking out from the best frame.

@@ -1,17 +1,18 @@
 """Semi-automatic registration of stream frames to HQ images (the paper's Data section, automated).
 
-For each HQ image: the frame matcher (:mod:`.matching`) proposes the best frame, the burst around it
-and rough translations; ECC (:mod:`.ecc`) refines each frame, seeded from the user's translation when
+For each HQ image: the frame matcher (:mod:`._matching`) proposes the best frame, the burst around it
+and rough translations; ECC (:mod:`._ecc`) refines each frame, seeded from the user's translation when
 given (for the neighbouring frames: the previous frame's result moved by the matcher's frame-to-frame
 step), else from the matcher. Quality control leaves out, with the reason, frames that correlate
 poorly, did not converge, or disagree with the matcher or with the rest of the burst - on a grating
 that is what a start one period off looks like - and the next frames outside the burst are tried in
-their place, so that a burst keeps its length where the stream allows. A session's images are matched together first, so
-an image whose best frame breaks the scan order (a repeating specimen matched one grid pitch away) is
-re-matched where the others put it. Every pair is saved to ``registration.json`` as soon as it is made.
+their place, so that a burst keeps its length where the stream allows. A session's images are
+matched together first, so an image whose best frame breaks the scan order (a repeating specimen
+matched one grid pitch away) is re-matched where the others put it (:mod:`._quality`). Every pair is
+saved to ``registration.json`` as soon as it is made.
 
-Conventions are those of :mod:`.registration_io` (DESIGN.md): ``stream_frame(A @ [x, y, 1]) ~=
-hq_down(x, y)``; translations ``_yx`` are (ty, tx) in stream px.
+Conventions are those of :mod:`._file` (docs/design.md, Matrix convention): ``stream_frame(A @ [x, y, 1])
+~= hq_down(x, y)``; translations ``_yx`` are (ty, tx) in stream px.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def register_pair(
         it, the matcher's best frame and translation are used.
     settings : RegistrationSettings, optional
     thumbnails : StreamThumbnails, optional
-        Reused across the HQ images of one session (see :func:`.matching.stream_thumbnails`).
+        Reused across the HQ images of one session (see :func:`._matching.stream_thumbnails`).
     match : FrameMatch, optional
         The matcher's result when already known (see :func:`register_session`).
 

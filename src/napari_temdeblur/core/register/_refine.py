@@ -1,7 +1,7 @@
 """One frame refined against a reference: ECC, the cross-correlation fallback, and whether to trust it.
 
-Conventions (docs/design.md): ``frame(A @ [x, y, 1]) ~= reference(x, y)``; translations ``_yx`` are
-(ty, tx) in stream px.
+Conventions (docs/design.md, Matrix convention): ``frame(A @ [x, y, 1]) ~= reference(x, y)``;
+translations ``_yx`` are (ty, tx) in stream px.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ def refine_frame(frame, hq, seed, settings, index) -> tuple[FrameRegistration, s
     frame : numpy.ndarray
         float32 (h, w) stream frame.
     hq : PreparedHQ
-        The reference (an HQ image at stream pixels, or a stream frame), see :func:`.ecc.prepare_hq`.
+        The reference (an HQ image at stream pixels, or a stream frame), see :func:`._ecc.prepare_hq`.
     seed : numpy.ndarray
-        float64 (2, 3) starting matrix, DESIGN.md convention.
+        float64 (2, 3) starting matrix, docs/design.md's matrix convention.
     settings : RegistrationSettings
     index : int
         The frame's stream index, recorded in the result.

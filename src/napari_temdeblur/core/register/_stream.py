@@ -2,15 +2,15 @@
 
 Restoring a stream position t needs no HQ image: the frames around t are registered to frame t as
 registration registers frames to an HQ image. Coarse translations come from masked cross-correlation
-of smoothed thumbnails of consecutive frames (:mod:`.correlation`, as the frame matcher chains them),
-walking outwards from t; ECC (:mod:`.ecc`, with its cross-correlation fallback) refines each frame
+of smoothed thumbnails of consecutive frames (:mod:`._correlation`, as the frame matcher chains them),
+walking outwards from t; ECC (:mod:`._ecc`, with its cross-correlation fallback) refines each frame
 against frame t at full resolution. Frame t and its neighbours carry the same exposure streak, so,
 unlike against a sharp HQ image, no streak model is needed. The frames are then resampled onto frame
 t's grid and cut to the region all of them cover, exactly as a registered dataset burst is made
-(:func:`.burst_export.warp_frames`).
+(:func:`._export.warp_frames`).
 
 Images are (row, col); translations ``_yx`` are (ty, tx) in stream px: where frame t's origin lies
-in the other frame (DESIGN.md's matrix convention with frame t in place of the HQ image).
+in the other frame (docs/design.md's matrix convention with frame t in place of the HQ image).
 """
 
 from __future__ import annotations

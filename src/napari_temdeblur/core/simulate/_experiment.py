@@ -66,7 +66,7 @@ def hq_name(session: int, index: int) -> str:
 
 
 def true_translations(acq: AcquiredSession, binning: int) -> np.ndarray:
-    """(N_hq, T, 2) true (ty, tx) per HQ image and frame, stream px (DESIGN.md's matrix convention):
+    """(N_hq, T, 2) true (ty, tx) per HQ image and frame, stream px (docs/design.md, Matrix convention):
     where the origin of the HQ image, resampled to stream pixels, lies in the stream frame."""
     return _translations(acq.plan.hq_positions, [e.centroid for e in acq.plan.exposures], binning)
 

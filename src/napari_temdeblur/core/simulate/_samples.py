@@ -10,7 +10,7 @@ from napari_temdeblur.core import drain
 from ._config import SimulationConfig
 from ._experiment import simulate
 
-_CHECKOUT = Path(__file__).resolve().parents[3]
+_CHECKOUT = Path(__file__).resolve().parents[4]  # src/napari_temdeblur/core/simulate/<this file>
 #: Repository folder holding the shipped samples. Only a source checkout (editable install) has it;
 #: elsewhere it is None and samples are simulated.
 SAMPLE_DATA_DIR: Path | None = _CHECKOUT / "sample_data" if (_CHECKOUT / "pyproject.toml").is_file() else None
@@ -25,7 +25,7 @@ def sample_config() -> SimulationConfig:
 def write_samples(out: Path, specimens: tuple[str, ...] = ("kidney", "grid")) -> Path:
     """Simulate the samples into `out` (published dataset layout, one folder per sample); returns `out`.
 
-    ``python -c "from napari_temdeblur.core.samples import *; write_samples(SAMPLE_DATA_DIR)"``
+    ``python -c "from napari_temdeblur.core.simulate import *; write_samples(SAMPLE_DATA_DIR)"``
     regenerates the shipped files.
     """
     drain(simulate(out, sample_config(), specimens, layout="dataset", seed=SAMPLE_SEED, overwrite=True))

@@ -4,7 +4,7 @@ Wieslander et al. drew three synthetic images (bright and dark spots and bent li
 one direction; lines in two directions), added "synthetic motion ... and Gaussian noise to match the
 real data" and restored them with networks trained on real data. Here each image is degraded by the
 simulator's own physics, so it looks like the simulated stream the networks were trained on: the
-stage path of consecutive 15 ms exposures (scan, vibration, jitter; :mod:`.acquisition`) blurs the
+stage path of consecutive 15 ms exposures (scan, vibration, jitter; :mod:`._acquisition`) blurs the
 specimen, frames are binned to stream pixels and get the stream's Poisson-Gaussian detector noise. Each
 frame's path is centred on the sharp image (plus the dataset layout's registration residual), as a
 registration to the sharp image would place it, so the burst is registered and fully covers the image:
@@ -37,7 +37,7 @@ def synthetic_burst(
     Parameters
     ----------
     specimen : str
-        One of :data:`SYNTHETIC_SPECIMENS` (any specimen of :mod:`.specimens` works).
+        One of :data:`SYNTHETIC_SPECIMENS` (any of :data:`~napari_temdeblur.core.simulate.SPECIMENS` works).
     cfg : SimulationConfig, optional
         Stage motion, optics and detector; default :meth:`SimulationConfig.demo`. Its ``burst_frames``
         is the number of frames, ``registration_residual_px`` the registration error.

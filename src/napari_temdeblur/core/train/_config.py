@@ -55,7 +55,7 @@ class TrainConfig:
     lr : float or None
         Adam learning rate; None takes the paper's recipe for the model (:func:`core.models.recipe`).
     device : str
-        ``"auto"`` (CUDA, then MPS, then CPU) or a name from :func:`available_devices`.
+        ``"auto"`` (CUDA, then MPS, then CPU) or a name from :func:`~napari_temdeblur.core.available_devices`.
     seed : int
         Seeds the network initialisation, crop sampling and dropout: same seed, same history.
     patience : int or None

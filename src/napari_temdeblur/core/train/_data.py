@@ -69,7 +69,7 @@ class TrainingData:
         """Training data from pairs in memory (e.g. viewer layers).
 
         Windows not given are suggested from the training pairs by
-        :func:`napari_temdeblur.core.intensity.suggest_window`, separately for GT and Low.
+        :func:`napari_temdeblur.core.imaging.suggest_window`, separately for GT and Low.
 
         Raises
         ------

@@ -65,7 +65,7 @@ def l1_gradient_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1 - mean SSIM (the one SSIM of :mod:`napari_temdeblur.core.metrics`); H, W >= 11."""
+    """1 - mean SSIM (the one SSIM of :mod:`napari_temdeblur.core.imaging`); H, W >= 11."""
     _check(pred, target)
     return 1 - ssim_torch(pred, target).mean()
 

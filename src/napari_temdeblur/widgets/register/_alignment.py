@@ -1,14 +1,14 @@
 """Layer geometry for aligning a stream frame with an HQ image by hand (napari layers, no Qt).
 
-World coordinates are those of the session layers (``_layers.session_layers``): y and x in stream
-pixels (the stream layer has scale 1, the HQ layer 1/binning), axis 0 the stream frame index (the HQ
-layer spreads its N images over the T frames with its own axis-0 scale).
+World coordinates are those of the session layers (``napari_temdeblur.layers.session_layers``): y and x
+in stream pixels (the stream layer has scale 1, the HQ layer 1/binning), axis 0 the stream frame index
+(the HQ layer spreads its N images over the T frames with its own axis-0 scale).
 
-The translation the core wants (DESIGN.md, ``InitialGuess.translation_yx``) is (ty, tx): where the
-origin of the HQ image resampled to stream pixels lies in the stream frame, in stream pixels. The
-resampled image's pixel (0, 0) averages HQ pixels 0 .. binning-1, so its centre is HQ pixel
-((binning - 1) / 2, (binning - 1) / 2); mapping that point HQ data -> world -> stream data gives
-(ty, tx) through whatever translate, scale and affine (napari's transform mode) the layers carry.
+The translation the core wants (``InitialGuess.translation_yx``; docs/design.md, Matrix convention) is
+(ty, tx): where the origin of the HQ image resampled to stream pixels lies in the stream frame, in
+stream pixels. The resampled image's pixel (0, 0) averages HQ pixels 0 .. binning-1, so its centre is
+HQ pixel ((binning - 1) / 2, (binning - 1) / 2); mapping that point HQ data -> world -> stream data
+gives (ty, tx) through whatever translate, scale and affine (napari's transform mode) the layers carry.
 """
 
 from __future__ import annotations

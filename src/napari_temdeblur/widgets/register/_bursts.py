@@ -1,10 +1,10 @@
 """Registered bursts of one session -> layer data that browses together with the session layers.
 
-The bursts are stacked like a dataset split (``napari_temdeblur.layers.split_layers``: GT (N, H, W), Low (F, N, H, W)),
-one slot per HQ image of the session (zeros where an image is not registered, and for frames a
-burst lacks: ``metadata["temdeblur"]["frame_counts"]`` gives each slot's real frames), and placed
-along the frame axis like the HQ layer, so scrolling the stream shows the burst of the HQ image on
-screen. In y and x they sit beside the session's field of view.
+The bursts are stacked like a dataset split (``napari_temdeblur.layers.split_layers``: GT (N, H, W),
+Low (F, N, H, W)), one slot per HQ image of the session (zeros where an image is not registered, and
+for frames a burst lacks: ``metadata["temdeblur"]["frame_counts"]`` gives each slot's real frames),
+and placed along the frame axis like the HQ layer, so scrolling the stream shows the burst of the HQ
+image on screen. In y and x they sit beside the session's field of view.
 """
 
 from __future__ import annotations

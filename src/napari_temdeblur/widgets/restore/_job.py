@@ -4,7 +4,7 @@ Scores are those of ``temdeblur evaluate`` (:mod:`napari_temdeblur.core.evaluate
 for the images restored together, through the same functions: GT and Low windows suggested over
 those images (``sample_windows``), the input = the centre registered frame ``F // 2``, the restored
 counts (:attr:`Restored.counts`) re-windowed by the GT window, SSIM and PSNR
-(:func:`~napari_temdeblur.core.metrics.tile_scores`) over the regular tiles lying wholly on the
+(:func:`~napari_temdeblur.core.imaging.tile_scores`) over the regular tiles lying wholly on the
 sample of the GT and of every frame (no grid bars, no registration padding), by default in the top
 half of each image as the paper did (``prepare``).
 """
@@ -82,7 +82,7 @@ def score_image(image: EvalImage, restored: np.ndarray) -> tuple[ImageScores, np
     Parameters
     ----------
     image : EvalImage
-        The windowed pair and its tiles (``core.evaluate.images.prepare``).
+        The windowed pair and its tiles (:func:`~napari_temdeblur.core.evaluate.prepare`).
     restored : ndarray
         (H, W) restored image in [0, 1], in the GT window of `image`.
 
@@ -91,7 +91,7 @@ def score_image(image: EvalImage, restored: np.ndarray) -> tuple[ImageScores, np
     scores : ImageScores
     ssim_map : ndarray
         float32 (H - 10, W - 10): SSIM of `restored` against the GT in the 11 x 11 window centred on
-        each pixel (i + 5, j + 5) (:func:`~napari_temdeblur.core.metrics.ssim_map`); NaN where that
+        each pixel (i + 5, j + 5) (:func:`~napari_temdeblur.core.imaging.ssim_map`); NaN where that
         pixel is not sample (grid bars, registration padding: there two blank images look alike).
     """
     scores = ImageScores(image.name, score(image.input, image), score(restored, image))
@@ -206,7 +206,7 @@ class RestoreResult:
         None without GT.
     ssim_maps : list of ndarray or None
         (h - 10, w - 10) per image, NaN off the sample; None without GT.
-    tile : int
+    score_tile : int
         Side of the score tiles, px.
     top_half : bool
         Whether only tiles in the top half of each image were scored.
@@ -220,7 +220,7 @@ class RestoreResult:
     gt_window: IntensityWindow | None = None
     scores: list[ImageScores] | None = None
     ssim_maps: list[np.ndarray] | None = None
-    tile: int = 128
+    score_tile: int = 128
     top_half: bool = True
 
 
@@ -230,8 +230,9 @@ def restore_job(
     """Restore a selection with :func:`core.restore.restore`, then score it.
 
     A generator of progress events returning a :class:`RestoreResult`; closing it (a cancel) stops
-    at the next event. `score_tile` and `top_half` are evaluate's ``tile`` and
-    ``keep_rows_fraction`` (``TOP_HALF_ROWS``, or None for all rows).
+    at the next event. `score_tile` and `top_half` are evaluate's ``score_tile`` and ``not all_rows``
+    (:class:`~napari_temdeblur.core.evaluate.EvaluateOptions`): ``keep_rows_fraction`` is
+    ``TOP_HALF_ROWS``, or None for all rows.
     """
     pairs = selection.pairs
     restored = yield from collect_restored(restore(run, pairs, options))
@@ -244,7 +245,11 @@ def restore_job(
     for k, (pair, out) in enumerate(zip(pairs, restored)):
         yield Progress("scoring", k, len(pairs), pair.name)
         image = prepare(
-            selection.title, pair, windows, tile=score_tile, keep_rows_fraction=TOP_HALF_ROWS if top_half else None
+            selection.title,
+            pair,
+            windows,
+            score_tile=score_tile,
+            keep_rows_fraction=TOP_HALF_ROWS if top_half else None,
         )
         output = apply_window(out.counts, windows["gt"])
         scores, smap = score_image(image, output)

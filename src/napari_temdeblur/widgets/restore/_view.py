@@ -117,7 +117,7 @@ def overlay_text(result: RestoreResult, slot: int) -> str:
     if result.scores is None:
         return f"{name}: restored (no GT, no scores)"
     scores = result.scores[k]
-    where = f"{result.tile} px tile(s) on the sample" + (" in the top half" if result.top_half else "")
+    where = f"{result.score_tile} px tile(s) on the sample" + (" in the top half" if result.top_half else "")
     if scores.tiles == 0:
         return f"{name}: no {where}, so no scores"
     in_ssim, out_ssim, in_psnr, out_psnr = scores.means()
