@@ -19,18 +19,18 @@ def test_demo_simulates_registers_and_trains(tmp_path, capsys):
     splits = {(s.sample, s.split): len(s.pairs) for s in read_dataset(out / "dataset")}
     assert splits[("Kidney", "Train")] > 0 and splits[("Kidney", "Val")] > 0
     assert all((out / "sessions" / "Kidney" / f"sess{k}" / "registration.json").is_file() for k in (1, 2, 3, 4))
-    run = out / "runs" / "bdu-uc-ssim"
+    run = out / "runs" / "fast-burst"
     assert (run / "best.pt").is_file()
     history = read_history(run / "history.csv")
     assert len(history) >= 1
     # evaluated on the kidney Test session against the input and the baselines, and reported
     scores = json.loads((out / "evaluation.json").read_text())
     assert scores["split"] == "Test" and scores["tiles"] > 0
-    assert set(scores["methods"]) == {"input", "frame-mean", "wiener", "richardson-lucy", "bdu-uc-ssim"}
+    assert set(scores["methods"]) == {"input", "frame-mean", "wiener", "richardson-lucy", "fast-burst"}
     report = (out / "report.md").read_text()
-    assert "| bdu-uc-ssim |" in report and "| input |" in report and "comparison.png" in report
+    assert "| fast-burst |" in report and "| input |" in report and "comparison.png" in report
     assert (out / "comparison.png").stat().st_size > 10_000
-    assert "bdu-uc-ssim: SSIM" in printed
+    assert "fast-burst: SSIM" in printed and "Verdict: the network" in printed
     # a second demo into the same folder replaces its own run instead of refusing
     assert main(["demo", "--out", str(out), "--minutes", "0.05"]) == 0
 
@@ -41,13 +41,18 @@ def test_demo_verdict_compares_with_the_input_and_the_best_baseline():
     def scores(ssim, psnr):
         return {"ssim_mean": ssim, "ssim_std": 0.0, "psnr_mean": psnr, "psnr_std": 0.0}
 
-    first, second = verdict(
-        {
-            "input": scores(0.15, 14.5),
-            "wiener": scores(0.67, 16.2),
-            "frame-mean": scores(0.34, 15.7),
-            "bdu-uc-ssim": scores(0.66, 23.6),
-        }
-    )
+    methods = {
+        "input": scores(0.15, 14.5),
+        "wiener": scores(0.67, 16.2),
+        "frame-mean": scores(0.34, 15.7),
+        "fast-burst": scores(0.66, 23.6),
+    }
+    first, second, third = verdict(methods)
     assert "(+0.510)" in first and "(+9.10 dB)" in first
     assert "wiener" in second and "below it in SSIM (-0.010)" in second and "above it in PSNR (+7.40 dB)" in second
+    assert "does NOT clearly beat" in third
+    # clearly better means by at least 0.05 SSIM over the best baseline
+    assert "does NOT clearly beat" in verdict({**methods, "fast-burst": scores(0.719, 23.6)})[2]
+    assert (
+        "clearly beats every classical baseline (by +0.060" in verdict({**methods, "fast-burst": scores(0.73, 23.6)})[2]
+    )

@@ -17,6 +17,7 @@ from napari_temdeblur.core.imaging import (
 )
 from napari_temdeblur.core.io import read_dataset
 from napari_temdeblur.core.models import (
+    DEFAULT_MODEL,
     MODEL_NAMES,
     MobileNetV2Features,
     ModelConfig,
@@ -24,6 +25,7 @@ from napari_temdeblur.core.models import (
     build_model,
     count_parameters,
     frames_required,
+    model_spec,
     recipe,
     size_multiple,
 )
@@ -45,17 +47,36 @@ def tiny_models():
     return {name: build_model(ModelConfig.tiny(name)).eval() for name in MODEL_NAMES}
 
 
-def test_the_table_has_the_papers_models():
-    assert MODEL_NAMES == ("bu", "bdu-t", "bdu-uc", "bdu-uc-ssim", "deblurgan")
-    assert BURST_MODELS == ["bu", "bdu-t", "bdu-uc", "bdu-uc-ssim"]
+def test_the_table_has_the_papers_models_and_the_fast_default():
+    assert MODEL_NAMES == ("bu", "bdu-t", "bdu-uc", "bdu-uc-ssim", "deblurgan", "fast-burst")
+    assert DEFAULT_MODEL == "fast-burst"
+    assert BURST_MODELS == ["bu", "bdu-t", "bdu-uc", "bdu-uc-ssim", "fast-burst"]
     assert frames_required(ModelConfig("deblurgan")) == 3
+    # the registry's size multiples and frame counts (data, so that configurations need no torch) are
+    # the networks' own
+    for name in MODEL_NAMES:
+        network = model_spec(name).network_class
+        assert frames_required(ModelConfig(name)) == getattr(network, "frames", None)
+        assert size_multiple(ModelConfig(name)) == network.size_multiple
     assert {name: size_multiple(ModelConfig(name)) for name in MODEL_NAMES} == {
         "bu": 16,
         "bdu-t": 8,
         "bdu-uc": 8,
         "bdu-uc-ssim": 8,
         "deblurgan": 32,
+        "fast-burst": 16,
     }
+
+
+def test_fast_burst_predicts_a_residual_on_the_frame_mean():
+    model = build_model(ModelConfig.tiny("fast-burst")).eval()
+    burst = torch.rand(2, 4, 40, 56)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+        torch.testing.assert_close(model(burst), burst.mean(dim=1, keepdim=True))
+    # the shared per-frame encoder works on a quarter of the pixels: each 2 x 2 block is 4 channels
+    assert model.encode_frame.in_channels == 4 and model.size_multiple == 16
 
 
 @pytest.mark.parametrize("name", BURST_MODELS)
@@ -111,7 +132,9 @@ def test_config_round_trip_and_widths(name):
         assert ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     assert ModelConfig.full(name) == ModelConfig(name)
     assert count_parameters(build_model(ModelConfig.tiny(name))) < 50_000
-    assert count_parameters(build_model(ModelConfig.full(name))) > 1_000_000
+    # the paper's networks have millions of parameters; the fast default a few hundred thousand
+    full = count_parameters(build_model(ModelConfig.full(name)))
+    assert 100_000 < full < 1_000_000 if name == "fast-burst" else full > 1_000_000
 
 
 def test_full_widths_follow_the_publications():

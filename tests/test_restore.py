@@ -90,7 +90,7 @@ def test_one_exact_tile_is_the_plain_forward_pass_of_a_real_model(run):
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"inference_tile": 0}, "inference_tile must be a positive integer, got 0"),
+        ({"inference_tile": 0}, "inference_tile must be a positive integer or None, got 0"),
         ({"overlap": -1}, "overlap must be an integer >= 0, got -1"),
         ({"batch": 0}, "batch must be a positive integer, got 0"),
         ({"adapt_steps": 1.5}, "adapt_steps must be a positive integer, got 1.5"),
@@ -99,6 +99,22 @@ def test_one_exact_tile_is_the_plain_forward_pass_of_a_real_model(run):
 def test_restore_options_refuse_bad_values(values, message):
     with pytest.raises(ValueError, match=message):
         RestoreOptions(**values)
+
+
+def test_the_default_inference_tile_is_the_networks_own():
+    burst = np.random.default_rng(4).random((3, 300, 400), dtype=np.float32)
+    assert RestoreOptions().inference_tile is None
+
+    def tiles(model, options=None):
+        events = []
+        drain(restore_burst(model, burst, options), events.append)
+        return events[-1].total
+
+    # fast-burst restores a whole 1024 px frame in one tile; a network without a tile of its own gets
+    # 128 px tiles (of 128 - 32 = 96 px stride), as does any network given a tile explicitly
+    assert tiles(build_model(ModelConfig.tiny("fast-burst")).eval()) == 1
+    assert tiles(LocalNet().eval()) == 4 * 5
+    assert tiles(build_model(ModelConfig.tiny("fast-burst")).eval(), RestoreOptions(inference_tile=128)) == 4 * 5
 
 
 def test_image_smaller_than_a_tile_and_bad_tiling_values():

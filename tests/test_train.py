@@ -10,11 +10,12 @@ import torch
 
 from napari_temdeblur import cli
 from napari_temdeblur.cli import _train as _cli_train
-from napari_temdeblur.core import DataError, drain
+from napari_temdeblur.core import DataError, drain, time_left
 from napari_temdeblur.core.imaging import IntensityWindow, tile_scores
 from napari_temdeblur.core.io import BurstPair
 from napari_temdeblur.core.models import ModelConfig, load_checkpoint, load_model
 from napari_temdeblur.core.train import (
+    PRESETS,
     STOP,
     BatchDone,
     CropSampler,
@@ -25,6 +26,7 @@ from napari_temdeblur.core.train import (
     TrainingData,
     TrainStarted,
     ValidationTiles,
+    preset_for_device,
     read_history,
     train,
 )
@@ -307,12 +309,40 @@ ARGS = [
 def test_cli_writes_the_run_folder(simulated_dataset, tmp_path, capsys):
     out = tmp_path / "run"
     assert cli.main(["train", str(simulated_dataset.out), "--model", "bu", "--out", str(out), *ARGS]) == 0
-    text = capsys.readouterr().out
-    assert text.splitlines()[0].startswith("training bu (") and "on cpu" in text.splitlines()[0]
-    assert "epoch 1/2" in text and f"checkpoint: {out / 'best.pt'}" in text
+    lines = capsys.readouterr().out.splitlines()
+    # what the preset chose and what the options changed, before anything trains
+    assert lines[0].startswith("preset quick (CPU, minutes): fast-burst, 64 px crops, batch 8, 20 steps per epoch")
+    assert lines[1].startswith("  changed: model bu (width 3), epochs 2, steps_per_epoch 2, patch 32, batch 2")
+    assert lines[2].startswith("training bu (") and "from scratch) on cpu" in lines[2]
+    text = "\n".join(lines)
+    assert "epoch 1/2" in text and "s/epoch  about" in text and f"checkpoint: {out / 'best.pt'}" in text
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.json", "history.csv", "last.pt"]
     assert cli.main(["train", str(simulated_dataset.out), "--model", "bu", "--out", str(out), *ARGS]) == 2
     assert "already holds a training run" in capsys.readouterr().err
+
+
+def test_presets_fit_the_device_and_every_value_stays_editable():
+    assert set(PRESETS) == {"quick", "thorough", "paper"}
+    assert preset_for_device("cpu") is PRESETS["quick"]
+    quick, paper = PRESETS["quick"].config(init="scratch"), PRESETS["paper"].config()
+    assert (quick.model.name, quick.patch, quick.time_limit_s, quick.patience) == ("fast-burst", 64, 300.0, 40)
+    assert (paper.model, paper.epochs, paper.patch, paper.time_limit_s) == (ModelConfig("bdu-uc-ssim"), 2000, 128, None)
+    assert PRESETS["quick"].config(patch=96, init="scratch").patch == 96
+    args = cli.build_parser().parse_args(["train", "D", "--out", "R", "--time-limit", "none", "--epochs", "7"])
+    cfg, preset = _cli_train.training_config(args)
+    assert preset.name == "quick" and cfg.time_limit_s is None and cfg.epochs == 7 and cfg.patience == 40
+
+
+def test_each_epoch_estimates_the_time_left(data, tmp_path):
+    events = []
+    drain(train(config("bu", epochs=3), data, tmp_path / "r"), events.append)
+    epochs = [e for e in events if isinstance(e, EpochDone)]
+    assert [e.seconds_left > 0 for e in epochs] == [True, True, False]  # 2 epochs, 1, none left
+    assert epochs[0].seconds_left > epochs[1].seconds_left
+    limited = []
+    drain(train(config("bu", epochs=1000, time_limit_s=1e-6), data, tmp_path / "t"), limited.append)
+    assert [e.seconds_left for e in limited if isinstance(e, EpochDone)] == [0.0]  # the time limit comes first
+    assert time_left(42) == "about 42 s left" and time_left(600) == "about 10 min left" and time_left(None) == ""
 
 
 def test_cli_ctrl_c_keeps_the_best_checkpoint(simulated_dataset, tmp_path, capsys, monkeypatch):

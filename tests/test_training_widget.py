@@ -245,21 +245,26 @@ def test_plot_follows_the_napari_theme(make_napari_viewer):
     for theme in ("light", "dark"):
         viewer.theme = theme
         assert to_hex(widget.plot.figure.get_facecolor()) == get_theme(theme).background.as_hex()
-        assert to_hex(widget.plot.loss_axes.xaxis.label.get_color()) == get_theme(theme).text.as_hex()
+        assert to_hex(widget.plot.ssim_axes.xaxis.label.get_color()) == get_theme(theme).text.as_hex()
 
 
 def test_settings_form_builds_the_train_config(qtbot, tmp_path):
     from napari_temdeblur.core.models import ModelConfig, size_multiple
-    from napari_temdeblur.core.train import TrainConfig
+    from napari_temdeblur.core.train import PRESETS
     from napari_temdeblur.widgets.train._form import SettingsForm
 
     form = SettingsForm()
     form.out.value = tmp_path
-    cfg = form.train_config()
-    # untouched controls give the core's defaults with the paper's best model
-    assert cfg == TrainConfig(ModelConfig("bdu-uc-ssim"))
+    # untouched controls give the preset that fits the device (quick on this CPU), device left on auto
+    assert form.preset.value == "quick" and form.train_config() == PRESETS["quick"].config()
     assert form.output_folder() == tmp_path
-    form.width.value, form.steps.value, form.frames.value, form.lr.value = "tiny", 7, "3-5", "2e-4"
+    form.preset.value = "paper"  # a preset fills every control ...
+    assert form.train_config() == PRESETS["paper"].config()
+    assert (form.time_limit.value, form.steps.value, form.init.value) == ("none", "auto", "scratch")
+    form.epochs.value, form.patience.value, form.time_limit.value = 12, "3", "2"  # ... each stays editable
+    cfg = form.train_config()
+    assert (cfg.model.name, cfg.epochs, cfg.patience, cfg.time_limit_s) == ("bdu-uc-ssim", 12, 3, 120.0)
+    form.width.value, form.steps.value, form.frames.value, form.lr.value = "tiny", "7", "3-5", "2e-4"
     cfg = form.train_config()
     assert (cfg.model, cfg.steps_per_epoch, cfg.frames, cfg.lr) == (ModelConfig.tiny("bdu-uc-ssim"), 7, (3, 5), 2e-4)
     form.width.value = "24"
@@ -270,11 +275,14 @@ def test_settings_form_builds_the_train_config(qtbot, tmp_path):
     for control, text, message in [
         (form.width, "wide", "width must be tiny, full or a whole number"),
         (form.frames, "3 to 5", "frames must be a count such as 5"),
+        (form.time_limit, "soon", "time limit must be a number or none, got 'soon'"),
+        (form.patience, "-2", "patience must be positive or none"),
     ]:
+        good = control.value
         control.value = text
         with pytest.raises(ValueError, match=message):
             form.train_config()
-        control.value = "24" if control is form.width else "3"
+        control.value = good
     form.out.value = None
     with pytest.raises(ValueError, match="choose an output folder"):
         form.output_folder()

@@ -11,10 +11,11 @@ from collections.abc import Iterable
 
 
 def _value_type(annotation):
-    """int for ``int`` and ``int | None``; the first non-None member of a union."""
+    """(type, optional): int for ``int``; the first non-None member of a union, and whether None is one."""
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-    return annotation
+        members = typing.get_args(annotation)
+        return next(a for a in members if a is not type(None)), type(None) in members
+    return annotation, False
 
 
 def flag_of(field: dataclasses.Field) -> str:
@@ -22,10 +23,13 @@ def flag_of(field: dataclasses.Field) -> str:
     return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
 
 
-def _parser_of(parse):
-    """An argparse type that turns the parser's ValueError into argparse's own error line."""
+def _parser_of(parse, optional: bool = False):
+    """An argparse type that turns the parser's ValueError into argparse's own error line; with
+    `optional`, the word ``none`` gives None (e.g. ``--time-limit none``: no limit)."""
 
     def convert(text: str):
+        if optional and text.strip().lower() == "none":
+            return None
         try:
             return parse(text)
         except ValueError as exc:
@@ -41,6 +45,7 @@ def add_options(
     names: Iterable[str] | None = None,
     *,
     aliases: dict[str, tuple[str, ...]] | None = None,
+    default_from: str | None = None,
 ) -> None:
     """Add the command-line options of options class `cls` to `parser`.
 
@@ -54,6 +59,9 @@ def add_options(
         Only these fields, in this order (default: every option field).
     aliases : dict of str to tuple of str, optional
         Further flags per field name, e.g. an older spelling kept working.
+    default_from : str, optional
+        Where the defaults come from instead of the fields (e.g. "the preset"): options not given are
+        then absent from the parsed namespace, so the caller can tell them from the given ones.
     """
     aliases = aliases or {}
     fields = {f.name: f for f in dataclasses.fields(cls) if "help" in f.metadata}
@@ -62,19 +70,23 @@ def add_options(
         field = fields[name]
         meta = field.metadata
         flags = [flag_of(field), *aliases.get(name, ())]
-        kind = _value_type(hints[name])
+        kind, optional = _value_type(hints[name])
+        default = argparse.SUPPRESS if default_from else field.default
         if kind is bool:
-            parser.add_argument(*flags, dest=name, action="store_true", default=field.default, help=meta["help"])
+            parser.add_argument(*flags, dest=name, action="store_true", default=default, help=meta["help"])
             continue
-        shown = "" if field.default is None else f" (default {field.default})"
+        if default_from:
+            shown = f" (default: {default_from})"
+        else:
+            shown = "" if field.default is None else f" (default {field.default})"
         parser.add_argument(
             *flags,
             dest=name,
-            default=field.default,
+            default=default,
             help=meta["help"] + shown,
             metavar=meta.get("metavar"),
             choices=meta.get("choices"),
-            type=_parser_of(meta["parse"]) if meta.get("parse") else kind,
+            type=_parser_of(meta.get("parse") or kind, optional),
         )
 
 

@@ -7,14 +7,16 @@ subcommands start without loading torch.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import re
 import sys
 
-from napari_temdeblur.core.models import MODEL_NAMES, MODELS, ModelConfig
-from napari_temdeblur.core.train import TrainConfig
+from napari_temdeblur.core import time_left
+from napari_temdeblur.core.models import MODEL_NAMES, MODELS
+from napari_temdeblur.core.train import PRESETS, Preset, TrainConfig, preset_for_device
 
-from ._options import add_options, options_from
+from ._options import add_options
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -23,25 +25,32 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "train",
         help="train a restoration network on registered datasets",
         description="Train a network on the Train split of DATA, choosing the best epoch on its Val split. "
-        "One epoch is --steps-per-epoch optimiser steps (default: one crop per training image) "
-        "followed by validation. Ctrl-C stops and keeps the best checkpoint.",
+        "One epoch is --steps-per-epoch optimiser steps followed by validation. With no other option, "
+        "the preset that fits the device: "
+        + "; ".join(f"{p.describe()}" for p in PRESETS.values())
+        + ". Every option overrides its preset's value. Ctrl-C stops and keeps the best checkpoint.",
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="dataset folder(s) in the published layout")
+    p.add_argument("--out", required=True, help="run folder (best.pt, last.pt, config.json, history.csv)")
+    p.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        help="starting values: quick (CPU, minutes), thorough (GPU, hours), paper (the published recipe); "
+        "default: quick on a CPU, thorough on a GPU",
+    )
     p.add_argument(
         "--model",
-        required=True,
         choices=MODEL_NAMES,
         metavar="MODEL",
-        help="network: " + "; ".join(f"{s.name} ({s.summary})" for s in MODELS.values()),
+        help="network (default: the preset's, fast-burst but for paper): "
+        + "; ".join(f"{s.name} ({s.summary})" for s in MODELS.values()),
     )
-    p.add_argument("--out", required=True, help="run folder (best.pt, last.pt, config.json, history.csv)")
     p.add_argument(
         "--width",
         choices=("full", "tiny"),
-        default="full",
-        help="full: the published network widths; tiny: a very small network for quick checks",
+        help="full: the published network widths (default); tiny: a very small network for quick checks",
     )
-    add_options(p, TrainConfig)
+    add_options(p, TrainConfig, default_from="the preset's")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument(
         "--hold-out",
@@ -53,6 +62,18 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train, memory_flags=("--patch", "--batch"))
     return p
+
+
+def training_config(args: argparse.Namespace) -> tuple[TrainConfig, Preset]:
+    """The configuration the arguments describe: the preset's values, then every option given."""
+    preset = PRESETS[args.preset] if args.preset else preset_for_device(getattr(args, "device", "auto"))
+    # `model` is given as a name (and --width), the other fields as they are
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if f.name != "model" and hasattr(args, f.name)
+    }
+    return preset.config(model=preset.model_config(args.model, args.width), **given), preset
 
 
 def _sessions(text: str) -> tuple[int, ...]:
@@ -71,9 +92,9 @@ def _sessions(text: str) -> tuple[int, ...]:
 class _Display:
     """Prints training events: the device first, a batch line on terminals, one line per epoch."""
 
-    def __init__(self, model: str, stream=None):
+    def __init__(self, cfg: TrainConfig, stream=None):
         self.stream = stream or sys.stdout
-        self.model, self.live = model, self.stream.isatty()
+        self.cfg, self.live = cfg, self.stream.isatty()
         self.best: tuple[int, float] | None = None
 
     def __call__(self, event) -> None:
@@ -81,7 +102,8 @@ class _Display:
 
         if isinstance(event, TrainStarted):
             self.line(
-                f"training {self.model} ({event.parameters:,} parameters) on {event.device}\n"
+                f"training {self.cfg.model.name} ({event.parameters:,} parameters, from {self.cfg.init}) on "
+                f"{event.device}\n"
                 f"  {event.train_images} training images, one epoch = {event.steps_per_epoch} steps; "
                 f"{event.val_tiles} validation tiles\n"
                 f"  input (centre frame) val SSIM {event.input_val_ssim:.4f}, PSNR {event.input_val_psnr:.2f} dB"
@@ -100,8 +122,8 @@ class _Display:
             width = len(str(event.total))
             self.line(
                 f"epoch {event.epoch:>{width}}/{event.total}  loss {event.train_loss:.4f}  val SSIM "
-                f"{event.val_ssim:.4f}  PSNR {event.val_psnr:5.2f} dB  {event.seconds:6.1f} s"
-                + ("  * best" if event.is_best else "")
+                f"{event.val_ssim:.4f}  PSNR {event.val_psnr:5.2f} dB  {event.seconds:6.1f} s/epoch  "
+                f"{time_left(event.seconds_left)}" + ("  * best" if event.is_best else "")
             )
 
     def line(self, text: str) -> None:
@@ -112,12 +134,18 @@ class _Display:
 def cmd_train(args: argparse.Namespace) -> int:
     from napari_temdeblur.core.train import TrainingData, train
 
-    model = ModelConfig.tiny(args.model) if args.width == "tiny" else ModelConfig.full(args.model)
-    cfg = options_from(TrainConfig, args, model=model)
+    cfg, preset = training_config(args)
+    print(f"preset {preset.describe()}" + ("" if args.preset else " (fits the device; choose with --preset)"))
+    preset_values = preset.config().to_dict()
+    changed = [f"{k} {v}" for k, v in cfg.to_dict().items() if k != "model" and v != preset_values[k]]
+    if cfg.model != preset.model_config():
+        changed.insert(0, f"model {cfg.model.name} (width {cfg.model.width})")
+    if changed:
+        print(f"  changed: {', '.join(changed)}")
     data = TrainingData.from_folders(args.data, hold_out_sessions=args.hold_out)
     for message in data.skipped:
         print(f"  skipped: {message}")
-    display = _Display(model.name)
+    display = _Display(cfg)
     work = train(cfg, data, args.out, resume=args.resume)
     try:
         while True:
@@ -143,6 +171,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{result.stopped_reason}: best epoch {result.best_epoch}, val SSIM {result.best_val_ssim:.4f} "
         f"({verdict} the input's {result.input_val_ssim:.4f})"
     )
+    if result.psnr_below_input:
+        print(
+            f"note: that epoch's val PSNR {result.best_val_psnr:.2f} dB is below the input's "
+            f"{result.input_val_psnr:.2f} dB: its structure is closer to the truth (SSIM) but its intensities "
+            "are further off; train longer, or compare with evaluate before using it"
+        )
     print(f"checkpoint: {result.out / 'best.pt'}")
     if math.isnan(result.best_val_ssim):
         print("warning: the validation SSIM is not a number; the training diverged (try a smaller --lr)")

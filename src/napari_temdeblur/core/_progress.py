@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -46,3 +47,12 @@ def drain(work: Generator[Progress, None, T], on_progress: Callable[[Progress], 
             return stop.value
         if on_progress is not None:
             on_progress(event)
+
+
+def time_left(seconds: float | None) -> str:
+    """``about 3 min left`` (or seconds, hours) for an estimate in seconds; "" when there is none (None, inf)."""
+    if seconds is None or not math.isfinite(seconds):
+        return ""
+    if seconds < 90:
+        return f"about {seconds:.0f} s left"
+    return f"about {seconds / 60:.0f} min left" if seconds < 5400 else f"about {seconds / 3600:.1f} h left"

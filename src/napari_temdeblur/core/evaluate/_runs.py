@@ -8,7 +8,7 @@ from pathlib import Path
 
 from napari_temdeblur.core import DataError
 from napari_temdeblur.core.io import session_of
-from napari_temdeblur.core.models import BEST
+from napari_temdeblur.core.models import BEST, resolve_run
 from napari_temdeblur.core.train import CONFIG
 
 from ._baselines import BASELINES
@@ -21,7 +21,8 @@ def run_keys(runs: Sequence[str | Path]) -> dict[str, Path]:
     Parameters
     ----------
     runs : sequence of str or Path
-        Run folders (their ``best.pt`` is used) or checkpoint files inside run folders.
+        Run folders (their ``best.pt`` is used), checkpoint files inside run folders, or ``"pretrained"``
+        (the shipped weights; key ``pretrained``).
 
     Raises
     ------
@@ -33,8 +34,10 @@ def run_keys(runs: Sequence[str | Path]) -> dict[str, Path]:
     """
     keys: dict[str, Path] = {}
     for run in runs:
-        path = Path(run)
-        if path.is_file() and path.suffix == ".pt":
+        path = resolve_run(run)
+        if path != Path(run):  # the shipped weights, named by the word the user typed
+            folder = Path(str(run).strip().lower())
+        elif path.is_file() and path.suffix == ".pt":
             folder = path.resolve().parent
         elif path.is_dir():
             folder = path.resolve()

@@ -6,9 +6,28 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submod_attrs={
-        "_checkpoint": ["BEST", "Checkpoint", "LAST", "load_checkpoint", "load_model", "save_checkpoint", "versions"],
+        "_checkpoint": [
+            "BEST",
+            "LAST",
+            "Checkpoint",
+            "checkpoint_path",
+            "load_checkpoint",
+            "load_model",
+            "load_weights",
+            "save_checkpoint",
+            "versions",
+        ],
+        "_pretrained": [
+            "PRETRAINED",
+            "PRETRAINED_DIR",
+            "has_pretrained",
+            "pretrained_checkpoint",
+            "pretrained_manifest",
+            "resolve_run",
+        ],
         "_mobilenet": ["MobileNetV2Features"],
         "_registry": [
+            "DEFAULT_MODEL",
             "MODELS",
             "MODEL_NAMES",
             "ModelConfig",

@@ -26,10 +26,11 @@ import numpy as np
 import torch
 
 from napari_temdeblur import __version__
-from napari_temdeblur.core import DataError, atomic_write
+from napari_temdeblur.core import DataError, atomic_write, first_line
 from napari_temdeblur.core.imaging import IntensityWindow
 
-from ._registry import ModelConfig, build_model
+from ._pretrained import resolve_run
+from ._registry import MODEL_NAMES, ModelConfig, build_model
 
 CHECKPOINT_FORMAT = "temdeblur-checkpoint/1"
 BEST, LAST = "best.pt", "last.pt"
@@ -130,6 +131,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise DataError(
             path, f"not a napari-temdeblur checkpoint (expected format {CHECKPOINT_FORMAT!r}, found {found!r})"
         )
+    name = data["model"].get("name") if isinstance(data.get("model"), dict) else None
+    if isinstance(name, str) and name not in MODEL_NAMES:
+        versions = data.get("versions") if isinstance(data.get("versions"), dict) else {}
+        raise DataError(
+            path,
+            f"holds a {name!r} network (written by napari-temdeblur "
+            f"{versions.get('napari-temdeblur', '?')}), which this version ({__version__}) does "
+            f"not know (it knows {', '.join(MODEL_NAMES)}); update napari-temdeblur to use it",
+        )
     try:
         return Checkpoint(
             path=path,
@@ -153,7 +163,8 @@ def load_model(run_or_path: str | Path, device: str | torch.device = "cpu") -> t
     Parameters
     ----------
     run_or_path : str or Path
-        A run folder (its ``best.pt`` is used) or a ``.pt`` file.
+        A run folder (its ``best.pt`` is used), a ``.pt`` file, or ``"pretrained"`` (the default
+        model's shipped weights, :func:`pretrained_checkpoint`).
     device : str or torch.device
 
     Returns
@@ -165,13 +176,34 @@ def load_model(run_or_path: str | Path, device: str | torch.device = "cpu") -> t
     DataError
         No checkpoint there, an unreadable one, or weights that do not fit the recorded model.
     """
-    path = Path(run_or_path)
-    if path.is_dir():
-        path = path / BEST
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(checkpoint_path(run_or_path))
     model = build_model(checkpoint.model, pretrained=False)  # the weights come from the checkpoint
+    load_weights(model, checkpoint)
+    return model.to(device).eval(), checkpoint
+
+
+def checkpoint_path(run_or_path: str | Path) -> Path:
+    """The checkpoint file of a run folder (its ``best.pt``), a ``.pt`` file, or ``"pretrained"`` (the
+    default model's shipped weights, checked against their manifest)."""
+    path = resolve_run(run_or_path)
+    return path / BEST if path.is_dir() else path
+
+
+def load_weights(model: torch.nn.Module, checkpoint: Checkpoint) -> None:
+    """Load a checkpoint's weights into a network built for its model.
+
+    Raises
+    ------
+    DataError
+        The weights do not fit the network (another model or width), named without torch's key lists.
+    """
     try:
         model.load_state_dict(checkpoint.state_dict)
     except RuntimeError as exc:
-        raise DataError(path, f"the weights do not fit model {checkpoint.model.name}: {exc}") from None
-    return model.to(device).eval(), checkpoint
+        cfg = checkpoint.model
+        raise DataError(
+            checkpoint.path,
+            f"the weights do not fit model {cfg.name} of width {cfg.width} that the "
+            f"checkpoint records ({first_line(exc)[:120]}); the file was changed or "
+            "written by another program",
+        ) from None

@@ -19,7 +19,7 @@ from napari_temdeblur.core.models import Checkpoint, frames_required, load_model
 
 from ._batchnorm import adapt_batchnorm
 from ._options import RestoreOptions
-from ._tiling import check_tiling, restore_burst, tile_layout
+from ._tiling import check_tiling, restore_burst, tile_layout, with_tile
 
 # A run's Low window "does not fit" an input when more than this share of its sample saturates ...
 _SATURATION_WARNING = 0.05
@@ -234,6 +234,7 @@ def restore_with(
     """:func:`restore` with the run already loaded (:func:`~napari_temdeblur.core.models.load_model`),
     for callers that need the checkpoint before the inputs exist (:mod:`._stream`)."""
     cfg = checkpoint.model
+    options = with_tile(model, options)
     tile = options.inference_tile
     multiple = check_tiling(model, options)  # before any image is read or adapted to
     prepared = _Prepared(inputs, checkpoint)

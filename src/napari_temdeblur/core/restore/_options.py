@@ -16,9 +16,11 @@ class RestoreOptions:
     ----------
     device : str
         "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
-    inference_tile : int
-        Side of the tiles the network sees, px; a multiple of the network's size multiple. 128 keeps
-        the published widths under 2 GB on a CPU; larger tiles are faster where memory allows.
+    inference_tile : int or None
+        Side of the tiles the network sees, px; a multiple of the network's size multiple. None: the
+        model's own (``ModelSpec.inference_tile``: 128 keeps the paper's published widths under 2 GB on a
+        CPU; fast-burst takes 1088, a 1024 px frame with its overlap in one pass). Larger tiles are
+        faster where memory allows.
     overlap : int
         Overlap between neighbouring tiles, px, ``0 <= overlap <= inference_tile // 2``.
     batch : int
@@ -30,10 +32,10 @@ class RestoreOptions:
     """
 
     device: str = option("auto", DEVICE_HELP)
-    inference_tile: int = option(
-        128,
-        "side of the tiles the network sees, px (128 keeps full-width models under 2 GB on a CPU; "
-        "larger tiles are faster where memory allows, e.g. on a GPU)",
+    inference_tile: int | None = option(
+        None,
+        "side of the tiles the network sees, px (default: the model's own: 128 keeps the paper's full-width "
+        "models under 2 GB on a CPU, fast-burst takes 1088; larger tiles are faster where memory allows)",
         metavar="PX",
     )
     overlap: int = option(32, "overlap between tiles, px", metavar="PX")
@@ -44,7 +46,7 @@ class RestoreOptions:
     adapt_steps: int = option(20, "forward passes of the batch-norm adaptation")
 
     def __post_init__(self) -> None:
-        check_int("inference_tile", self.inference_tile)
+        check_int("inference_tile", self.inference_tile, optional=True)
         check_int("overlap", self.overlap, minimum=0)
         check_int("batch", self.batch)
         check_int("adapt_steps", self.adapt_steps)

@@ -5,6 +5,7 @@ Images are (row, col); bursts are (frame, row, col).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Generator
 from dataclasses import dataclass
 
@@ -81,6 +82,18 @@ def model_device(model: nn.Module) -> torch.device:
     return next(iter(model.parameters())).device
 
 
+#: The inference tile of a network that names none (``inference_tile`` class attribute).
+DEFAULT_TILE = 128
+
+
+def with_tile(model: nn.Module, options: RestoreOptions) -> RestoreOptions:
+    """`options` with its inference tile chosen: the one given, else the network's own
+    (``inference_tile`` class attribute, :data:`DEFAULT_TILE` when it has none)."""
+    if options.inference_tile is not None:
+        return options
+    return dataclasses.replace(options, inference_tile=int(getattr(model, "inference_tile", DEFAULT_TILE)))
+
+
 def check_tiling(model: nn.Module, options: RestoreOptions) -> int:
     """Check the tiling of `options` for `model`; returns its ``size_multiple``. ValueError naming the value."""
     multiple = int(getattr(model, "size_multiple", 1))
@@ -136,7 +149,7 @@ def restore_burst(
         burst = np.asarray(burst)
     if burst.ndim != 3 or min(burst.shape) < 1:
         raise ValueError(f"a burst must be (frames, rows, cols), got shape {tuple(burst.shape)}")
-    options = options or RestoreOptions()
+    options = with_tile(model, options or RestoreOptions())
     multiple = check_tiling(model, options)
     tile, overlap, batch = options.inference_tile, options.overlap, options.batch
     device = model_device(model)  # tiles go where the model is

@@ -10,7 +10,7 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submod_attrs={
-        "_config": ["TrainConfig", "default_frames", "parse_frames"],
+        "_config": ["SCRATCH", "TrainConfig", "default_frames", "parse_frames"],
         "_data": ["CropSampler", "TrainingData", "ValidationTiles"],
         "_events": ["BatchDone", "EpochDone", "STOP", "TrainResult", "TrainStarted"],
         "_loop": ["DeviceOutOfMemory", "train"],
@@ -26,6 +26,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "ragan_ls_generator_loss",
             "ssim_loss",
         ],
+        "_presets": ["PRESETS", "Preset", "preset_for_device"],
         "_run_folder": ["CONFIG", "HISTORY", "best_of", "read_history"],
         "_steps": ["SupervisedTrainer", "make_trainer"],
     },

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from napari_temdeblur.core import DEVICE_HELP, check_int, option, reject_unknown_keys
-from napari_temdeblur.core.models import ModelConfig, frames_required, size_multiple
+from napari_temdeblur.core.models import PRETRAINED, ModelConfig, frames_required, has_pretrained, size_multiple
 
 
 def default_frames(model: ModelConfig) -> int:
@@ -24,6 +24,10 @@ def parse_frames(text: str) -> int | tuple[int, int]:
     if len(numbers) not in (1, 2):
         raise ValueError(f"frames must be a count such as 5 or a range such as 3-5, got '{text}'")
     return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
+
+
+#: ``TrainConfig.init`` for fresh weights.
+SCRATCH = "scratch"
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,11 @@ class TrainConfig:
         and saved.
     val_tile : int
         Validation tile side, px (the paper's 128).
+    init : str or None
+        Where the weights start: ``"pretrained"`` (the model's shipped weights), ``"scratch"``, or a
+        run folder / checkpoint of the same model (fine-tuning a run). None: pretrained where the model
+        ships weights (:func:`~napari_temdeblur.core.models.has_pretrained`), else scratch. A resumed
+        run continues from its last.pt whatever this says.
     """
 
     model: ModelConfig
@@ -85,12 +94,24 @@ class TrainConfig:
         None, "stop after this much wall-clock time", flag="--time-limit", metavar="SECONDS"
     )
     val_tile: int = option(128, "validation tile side, px (the paper's 128)", metavar="PX")
+    init: str | None = option(
+        None,
+        "start from: pretrained (the weights shipped for the model: the default where there are any), "
+        "scratch, or a run folder / checkpoint of the same model",
+        metavar="pretrained|scratch|RUN",
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):
             raise ValueError(f"model must be a ModelConfig, got {type(self.model).__name__}")
         if self.frames is None:
             object.__setattr__(self, "frames", default_frames(self.model))
+        if self.init is None:
+            object.__setattr__(self, "init", PRETRAINED if has_pretrained(self.model.name) else SCRATCH)
+        if not isinstance(self.init, str) or not self.init.strip():
+            raise ValueError(f"init must be pretrained, scratch or a run folder / checkpoint, got {self.init!r}")
+        if self.init == PRETRAINED and not has_pretrained(self.model.name):
+            raise ValueError(f"no pretrained weights ship for {self.model.name}: start from scratch or a run of it")
         if isinstance(self.frames, (list, tuple)):
             object.__setattr__(self, "frames", tuple(self.frames))
         for name in ("epochs", "patch", "batch", "val_tile"):

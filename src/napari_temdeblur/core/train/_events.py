@@ -52,6 +52,7 @@ class EpochDone(Progress):
     is_best: bool = False
     best_epoch: int = 0
     lr: float = float("nan")
+    seconds_left: float | None = None  #: estimated time to the end (epochs or time limit, whichever first)
 
 
 @dataclass
@@ -68,6 +69,8 @@ class TrainResult:
         Its validation SSIM (nan if none).
     input_val_ssim : float
         Validation SSIM of the unrestored input (centre frame), to compare with.
+    best_val_psnr, input_val_psnr : float
+        Validation PSNR (dB) of the best epoch (by SSIM) and of the unrestored input.
     stopped_reason : str
         One of :data:`STOP_REASONS`.
     history : list of dict
@@ -80,3 +83,11 @@ class TrainResult:
     input_val_ssim: float
     stopped_reason: str
     history: list[dict] = field(default_factory=list)
+    best_val_psnr: float = float("nan")
+    input_val_psnr: float = float("nan")
+
+    @property
+    def psnr_below_input(self) -> bool:
+        """The best epoch (chosen by SSIM, as the paper) has a lower val PSNR than the unrestored input:
+        its structure is closer to the truth but its intensities are further off."""
+        return self.best_val_psnr < self.input_val_psnr

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from napari_temdeblur.core import (
+    DataError,
     Progress,
     describe_device,
     first_line,
@@ -23,12 +24,17 @@ from napari_temdeblur.core.imaging import tile_scores
 from napari_temdeblur.core.models import (
     BEST,
     LAST,
+    PRETRAINED,
+    checkpoint_path,
     count_parameters,
     frames_required,
+    load_checkpoint,
+    load_weights,
+    pretrained_checkpoint,
     save_checkpoint,
 )
 
-from ._config import TrainConfig
+from ._config import SCRATCH, TrainConfig
 from ._data import CropSampler, TrainingData, ValidationTiles, check_frame_counts
 from ._events import STOP, BatchDone, EpochDone, TrainResult, TrainStarted
 from ._rng import TorchRandomState
@@ -95,6 +101,27 @@ def _input_scores(val: ValidationTiles) -> tuple[float, float]:
     return float(np.concatenate([s for s, _ in scores]).mean()), float(np.concatenate([p for _, p in scores]).mean())
 
 
+def _time_left(cfg: TrainConfig, epoch: int, first: int, elapsed: float) -> float:
+    """Seconds to the run's end at this call's mean epoch time: the last epoch or the time limit,
+    whichever comes first (an early stop, unforeseeable, may come sooner)."""
+    by_epochs = (cfg.epochs - epoch) * elapsed / (epoch - first + 1)
+    return by_epochs if cfg.time_limit_s is None else max(0.0, min(by_epochs, cfg.time_limit_s - elapsed))
+
+
+def _start_from(model: torch.nn.Module, cfg: TrainConfig) -> None:
+    """Load the weights `cfg.init` names (the model's shipped weights, or a run / checkpoint of the same
+    model and widths) into a fresh network."""
+    path = pretrained_checkpoint(cfg.model.name) if cfg.init == PRETRAINED else checkpoint_path(cfg.init)
+    start = load_checkpoint(path)
+    if start.model != cfg.model:
+        raise DataError(
+            path,
+            f"holds {start.model.name} of width {start.model.width}, not the {cfg.model.name} of width "
+            f"{cfg.model.width} to train: start from a run of the same model (or --init scratch)",
+        )
+    load_weights(model, start)
+
+
 def train(
     cfg: TrainConfig, data: TrainingData, out: str | Path, resume: bool = False
 ) -> Generator[Progress, object, TrainResult]:
@@ -155,6 +182,8 @@ def train(
     with torch_rng.active(deterministic):
         trainer = make_trainer(cfg, device, pretrained=resumed is None)
     history: list[dict] = []
+    if resumed is None and cfg.init != SCRATCH:
+        _start_from(trainer.model, cfg)
     if resumed is not None:
         trainer.model.load_state_dict(resumed.state_dict)
         trainer.load_state_dict(resumed.training["trainer"])
@@ -187,7 +216,8 @@ def train(
 
     def result(reason: str) -> TrainResult:
         best_epoch, best_ssim = best_of(history)
-        return TrainResult(out, best_epoch, best_ssim, input_val[0], reason, list(history))
+        best_psnr = next((row["val_psnr"] for row in history if row["epoch"] == best_epoch), math.nan)
+        return TrainResult(out, best_epoch, best_ssim, input_val[0], reason, list(history), best_psnr, input_val[1])
 
     first = len(history) + 1
     stage = f"train {cfg.model.name}"
@@ -251,6 +281,7 @@ def train(
             is_best=is_best,
             best_epoch=best_epoch,
             lr=lr,
+            seconds_left=_time_left(cfg, epoch, first, time.monotonic() - started),
         )
         if command == STOP:
             return result("cancelled")

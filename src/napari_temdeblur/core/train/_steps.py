@@ -59,6 +59,8 @@ class SupervisedTrainer:
         optimizer = self.optimizers["model"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.recipe.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
         optimizer.step()
         return float(loss.detach())
 

@@ -19,6 +19,7 @@ from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QVBoxLayout
 
 from napari_temdeblur.core import Progress, available_devices
 from napari_temdeblur.core.evaluate import EvaluateOptions
+from napari_temdeblur.core.models import DEFAULT_MODEL, PRETRAINED, has_pretrained
 from napari_temdeblur.core.restore import RestoreOptions
 from napari_temdeblur.layers import find_bursts
 from napari_temdeblur.widgets._dock import Dock, RunState, follow_choice, keep_choice, show_progress
@@ -63,19 +64,20 @@ class RestoreWidget(Dock):
             label="run folder",
             mode="d",
             nullable=True,
-            tooltip="a training run (best.pt); empty: the run of the Train network dock",
+            tooltip="a training run (best.pt); empty: the Train network dock's run, else the pretrained network",
         )
         self.burst = ComboBox(label="burst layer", choices=self._burst_choices)
         self.gt = ComboBox(label="GT layer", choices=self._gt_choices)
         self.device = ComboBox(label="device", choices=available_devices(), value=restoring.device)
         self.inference_tile = SpinBox(
             label="inference tile",
-            min=16,
+            min=0,
             max=8192,
             step=16,
-            value=restoring.inference_tile,
-            tooltip="side of the tiles the network sees, px (smaller: less memory)",
+            value=restoring.inference_tile or 0,
+            tooltip="side of the tiles the network sees, px (smaller: less memory); auto: the network's own",
         )
+        self.inference_tile.native.setSpecialValueText("auto")
         self.overlap = SpinBox(label="overlap", min=0, max=1024, step=8, value=restoring.overlap)
         self.batch = SpinBox(label="batch", min=1, max=256, value=restoring.batch, tooltip="tiles per forward pass")
         self.adapt_bn = CheckBox(text="adapt batch norm to these images (new sample type)", value=restoring.adapt_bn)
@@ -140,22 +142,25 @@ class RestoreWidget(Dock):
                     return best.parent
         return None
 
-    def run_folder(self) -> Path:
-        """The chosen run folder, else the Train network dock's; a ValueError when there is neither."""
+    def run_folder(self) -> Path | str:
+        """The chosen run folder; else the Train network dock's run; else ``"pretrained"`` (the default
+        model's shipped weights, so a user can restore before any training)."""
         chosen = self.run.value
         if chosen is not None and str(chosen).strip() not in ("", "."):
             return Path(chosen)
         trained = self.trained_run()
-        if trained is None:
+        if trained is not None:
+            self.run.value = trained
+            return trained
+        if not has_pretrained(DEFAULT_MODEL):
             raise ValueError(f"choose a run folder ({RUN_HINT})")
-        self.run.value = trained
-        return trained
+        return PRETRAINED
 
     def options(self) -> RestoreOptions:
         """The restore options the controls describe."""
         return RestoreOptions(
             device=self.device.value,
-            inference_tile=self.inference_tile.value,
+            inference_tile=self.inference_tile.value or None,
             overlap=self.overlap.value,
             batch=self.batch.value,
             adapt_bn=self.adapt_bn.value,
@@ -179,7 +184,8 @@ class RestoreWidget(Dock):
             return
         self.end_compare()
         self.progress.value = 0
-        self.status.message = f"restoring {len(selection.pairs)} image(s) of {selection.title} with {run.name}"
+        name = f"the pretrained {DEFAULT_MODEL} (no run chosen)" if run == PRETRAINED else Path(run).name
+        self.status.message = f"restoring {len(selection.pairs)} image(s) of {selection.title} with {name}"
         self._requested_gt = gt
         self.run_work(
             restore_job,

@@ -16,11 +16,12 @@ from napari_temdeblur.widgets._dock import DockStatus
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """One point of the live plot: the mean training loss and validation SSIM of an epoch (1-based)."""
+    """One point of the live plot: an epoch's (1-based) mean training loss, validation SSIM and PSNR (dB)."""
 
     epoch: int
     train_loss: float
     val_ssim: float
+    val_psnr: float = float("nan")
 
 
 @evented
@@ -40,9 +41,12 @@ class TrainingStatus(DockStatus):
         Epoch (1-based) with the highest validation SSIM so far.
     best_checkpoint : Path or None
         Where that epoch's weights are (``<run>/best.pt``).
+    input_val : (float, float) or None
+        Val SSIM and PSNR (dB) of the unrestored input: the plot's reference lines.
     """
 
     device: str = ""
     history: tuple[EpochRecord, ...] = field(default_factory=tuple)
     best_epoch: int | None = None
     best_checkpoint: Path | None = None
+    input_val: tuple[float, float] | None = None

@@ -17,7 +17,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QSizePolicy, QVBoxLayout
 
-from napari_temdeblur.core import Progress
+from napari_temdeblur.core import Progress, time_left
 from napari_temdeblur.core.models import BEST
 from napari_temdeblur.core.train import (
     HISTORY,
@@ -176,6 +176,7 @@ class TrainingWidget(Dock):
             self.fail(exc)
             return
         self.status.history, self.status.best_epoch, self.status.best_checkpoint = (), None, None
+        self.status.input_val = None
         self.status.device, self.status.message, self.result_label.value = "", note, ""
         self.epoch_bar.max, self.epoch_bar.value = cfg.epochs, 0
         self.batch_bar.value = 0
@@ -192,9 +193,12 @@ class TrainingWidget(Dock):
             self.status.device = event.device
             self.epoch_bar.max, self.epoch_bar.value = event.total, event.done
             self.batch_bar.max = event.steps_per_epoch
+            self.status.input_val = (event.input_val_ssim, event.input_val_psnr)
             if event.done and (self._run_folder / HISTORY).is_file():  # resumed: plot the earlier epochs too
                 rows = read_history(self._run_folder / HISTORY)
-                self.status.history = tuple(EpochRecord(r["epoch"], r["train_loss"], r["val_ssim"]) for r in rows)
+                self.status.history = tuple(
+                    EpochRecord(r["epoch"], r["train_loss"], r["val_ssim"], r["val_psnr"]) for r in rows
+                )
                 self.status.best_epoch = best_of(rows)[0]
             self.status.message = (
                 f"{event.parameters:,} parameters, {event.train_images} training images, {event.val_tiles} "
@@ -207,10 +211,12 @@ class TrainingWidget(Dock):
             self.epoch_bar.value = event.done
             self.status.best_epoch = event.best_epoch
             self.status.best_checkpoint = self._run_folder / BEST
-            self.status.history = (*self.status.history, EpochRecord(event.epoch, event.train_loss, event.val_ssim))
+            record = EpochRecord(event.epoch, event.train_loss, event.val_ssim, event.val_psnr)
+            self.status.history = (*self.status.history, record)
+            left = time_left(event.seconds_left)
             self.status.message = (
                 f"epoch {event.epoch}: loss {event.train_loss:.4f}, val SSIM {event.val_ssim:.4f}, "
-                f"PSNR {event.val_psnr:.2f} dB"
+                f"PSNR {event.val_psnr:.2f} dB ({event.seconds:.1f} s per epoch{', ' + left if left else ''})"
             )
         else:
             self.status.message = event.message or event.stage
@@ -225,6 +231,11 @@ class TrainingWidget(Dock):
             f"{result.stopped_reason} after {len(result.history)} epochs: best val SSIM {result.best_val_ssim:.4f} "
             f"at epoch {result.best_epoch} (unrestored input {result.input_val_ssim:.4f})"
         )
+        if result.psnr_below_input:
+            self.status.message += (
+                f"; but its val PSNR {result.best_val_psnr:.2f} dB is below the input's {result.input_val_psnr:.2f} "
+                "dB (intensities further off): train longer before using it"
+            )
         self.status.state = RunState.DONE
 
     def stopped_message(self) -> str:
@@ -250,7 +261,7 @@ class TrainingWidget(Dock):
         self.plot.set_theme(event.value)
 
     def _render_history(self) -> None:
-        self.plot.plot(self.status.history, self.status.best_epoch)
+        self.plot.plot(self.status.history, self.status.best_epoch, self.status.input_val)
 
     def _show_source(self) -> None:
         from_layers = self.source.value is DataSource.LAYERS
