@@ -1,16 +1,24 @@
-"""Per-model cost at the paper's settings: parameters, training step time, peak memory, inference time.
+"""Per-model cost: parameters, training step time and peak memory, inference time of a 1024 px burst,
+and every model's ratio to the default network (fast-burst), with the speed targets checked.
 
-Training: full widths, 128 x 128 crops, batch 8, 5 frames (3 for deblurgan), one step of the real
-trainer (:func:`napari_temdeblur.core.train.make_trainer`: forward, backward, Adam; for deblurgan
-also the discriminator update), mean over ``--steps`` after ``--warmup`` steps. Inference: one
-``--size`` x ``--size`` burst, batch 1, eval mode, no gradients.
+Training: 128 x 128 crops, batch 8, 5 frames (3 for deblurgan), steps of the real trainer
+(:func:`napari_temdeblur.core.train.make_trainer`: forward, backward, Adam; for deblurgan also the
+discriminator update), mean over ``--steps`` after ``--warmup`` steps; also one step of the CPU preset
+``quick`` (64 px crops), the longest a Stop waits in training. Inference: one ``--size`` x ``--size``
+burst through the real restoration path (:func:`napari_temdeblur.core.restore.restore_burst`, the model's
+own inference tile, so the paper's networks are tiled as a user's restore tiles them).
 
 Peak memory is ``torch.cuda.max_memory_allocated`` on a GPU, and on the CPU the rise of the process's
 peak resident set size (``ru_maxrss``) over its size once the model is built. Every measurement runs
-in its own child process so that one model's peak does not hide the next one's; an inference that
-the machine cannot hold (child killed or out of memory) is retried at half the size and marked.
+in its own child process, so that one model's peak does not hide the next one's. On a GPU the inference
+is also measured with bf16 and fp16 autocast, channels-last and ``torch.compile``, in bursts per second.
 
-    python benchmarks/bench_models.py [--device auto|cpu|cuda] [--models bu bdu-uc] [--json out.json]
+    python benchmarks/bench_models.py [--device auto|cpu|cuda] [--threads 2] [--models bu fast-burst]
+                                      [--widths tiny full] [--json out.json]
+
+Targets (issue "A fast default burst network", 2 CPU threads): fast-burst restores a 1024 x 1024 x 5
+burst in <= 0.5 s, >= 35x faster than tiny bdu-uc-ssim and >= 5x faster than tiny bu measured in the same
+run; its training step (batch 8 of 5 x 128 x 128) takes <= 0.5 s with a training peak <= 2 GB.
 """
 
 from __future__ import annotations
@@ -25,17 +33,21 @@ import time
 import psutil
 import torch
 
-from napari_temdeblur.core import describe_device, resolve_device
+from napari_temdeblur.core import describe_device, drain, resolve_device
 from napari_temdeblur.core.models import (
+    DEFAULT_MODEL,
     MODEL_NAMES,
     ModelConfig,
     build_model,
     count_parameters,
     frames_required,
 )
-from napari_temdeblur.core.train import TrainConfig, make_trainer
+from napari_temdeblur.core.restore import RestoreOptions, restore_burst
+from napari_temdeblur.core.train import PRESETS, TrainConfig, make_trainer
 
 MIB = 2**20
+#: Targets of the default network on 2 CPU threads: seconds, speed-ups, MiB.
+TARGETS = {"infer_s": 0.5, "vs_tiny_bdu-uc-ssim": 35.0, "vs_tiny_bu": 5.0, "train_step_s": 0.5, "train_peak_mib": 2048}
 
 
 def _sync(device: torch.device) -> None:
@@ -58,73 +70,105 @@ def _memory_peak_mib(device: torch.device, start: int) -> float:
     return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale - start) / MIB
 
 
-def measure_training(name: str, device: torch.device, args) -> dict:
-    """Mean seconds per training step and peak memory, at the paper's crop, batch and frames."""
-    cfg = ModelConfig.full(name)
-    frames = frames_required(cfg) or args.frames
-    trainer = make_trainer(TrainConfig(model=cfg, patch=args.crop, batch=args.batch, frames=frames), device)
-    trainer.train_mode(True)
+def _config(name: str, width: str) -> ModelConfig:
+    return ModelConfig.tiny(name) if width == "tiny" else ModelConfig.full(name)
+
+
+def _step_seconds(trainer, device, batch: int, frames: int, crop: int, warmup: int, steps: int) -> float:
     generator = torch.Generator().manual_seed(0)
-    inputs = torch.rand(args.batch, frames, args.crop, args.crop, generator=generator).to(device)
-    targets = torch.rand(args.batch, 1, args.crop, args.crop, generator=generator).to(device)
-    start = _memory_start(device)
-    for _ in range(args.warmup):
+    inputs = torch.rand(batch, frames, crop, crop, generator=generator).to(device)
+    targets = torch.rand(batch, 1, crop, crop, generator=generator).to(device)
+    for _ in range(warmup):
         trainer.step(inputs, targets)
     _sync(device)
-    times = []
-    for _ in range(args.steps):
-        tic = time.perf_counter()
+    tic = time.perf_counter()
+    for _ in range(steps):
         trainer.step(inputs, targets)
-        _sync(device)
-        times.append(time.perf_counter() - tic)
+    _sync(device)
+    return (time.perf_counter() - tic) / steps
+
+
+def measure_training(cfg: ModelConfig, device: torch.device, args) -> dict:
+    """Mean seconds per training step and peak memory; and one step of the CPU preset's crops."""
+    frames = frames_required(cfg) or args.frames
+    trainer = make_trainer(
+        TrainConfig(model=cfg, patch=args.crop, batch=args.batch, frames=frames, init="scratch"), device
+    )
+    trainer.train_mode(True)
+    start = _memory_start(device)
+    step = _step_seconds(trainer, device, args.batch, frames, args.crop, args.warmup, args.steps)
+    peak = _memory_peak_mib(device, start)
+    quick = PRESETS["quick"].config(model=cfg, init="scratch")
+    quick_step = _step_seconds(trainer, device, quick.batch, frames, quick.patch, 1, args.steps)
     return {
         "params": count_parameters(trainer.model),
-        "train_step_s": sum(times) / len(times),
-        "train_peak_mib": _memory_peak_mib(device, start),
+        "train_step_s": step,
+        "train_peak_mib": peak,
+        "quick_step_s": quick_step,
     }
 
 
-def measure_inference(name: str, device: torch.device, size: int, args) -> dict:
-    """Seconds and peak memory to restore one size x size burst (mean of two after a warm-up)."""
-    cfg = ModelConfig.full(name)
+def _time_inference(run, device: torch.device, repeats: int) -> float:
+    run()  # warm-up: kernel selection, compilation
+    _sync(device)
+    tic = time.perf_counter()
+    for _ in range(repeats):
+        run()
+    _sync(device)
+    return (time.perf_counter() - tic) / repeats
+
+
+def measure_inference(cfg: ModelConfig, device: torch.device, args) -> dict:
+    """Seconds and peak memory to restore one size x size burst as ``temdeblur restore`` does; on a GPU
+    also the network alone under autocast, channels-last and torch.compile, in bursts per second."""
     frames = frames_required(cfg) or args.frames
     model = build_model(cfg).to(device).eval()
-    burst = torch.rand(1, frames, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    burst = torch.rand(frames, args.size, args.size, generator=torch.Generator().manual_seed(0)).numpy()
+    options = RestoreOptions(device=str(device), batch=args.infer_batch)
     start = _memory_start(device)
-    with torch.no_grad():
-        model(burst[..., : size // 4, : size // 4])  # warm-up (kernel selection) at a small size
-        _sync(device)
-        if device.type == "cpu":
-            # Activations grow with the area: refuse what would not fit rather than swamp the machine.
-            needed = 16 * _memory_peak_mib(device, start) * MIB
-            if needed > 0.7 * psutil.virtual_memory().available:
-                raise MemoryError(
-                    f"about {needed / 2**30:.1f} GiB needed at {size} x {size}, "
-                    f"{psutil.virtual_memory().available / 2**30:.1f} GiB available"
-                )
-        times = []
-        for _ in range(2 if device.type == "cuda" else 1):
-            tic = time.perf_counter()
-            model(burst)
-            _sync(device)
-            times.append(time.perf_counter() - tic)
-    return {"infer_size": size, "infer_s": sum(times) / len(times), "infer_peak_mib": _memory_peak_mib(device, start)}
+    seconds = _time_inference(lambda: drain(restore_burst(model, burst, options)), device, args.repeats)
+    result = {
+        "infer_size": args.size,
+        "infer_s": seconds,
+        "infer_peak_mib": _memory_peak_mib(device, start),
+        "inference_tile": int(getattr(model, "inference_tile", 128)),
+    }
+    if device.type == "cuda":
+        x = torch.from_numpy(burst)[None].to(device)
+        variants = {}
+        for label, dtype in (("fp32", None), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
+            for layout in ("contiguous", "channels_last"):
+                net = model.to(memory_format=torch.channels_last) if layout == "channels_last" else model
+
+                def run(net=net, dtype=dtype):
+                    with torch.inference_mode(), torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
+                        net(x)
+
+                variants[f"{label} {layout}"] = 1.0 / _time_inference(run, device, 10)
+        if args.compile:
+            compiled = torch.compile(model)
+
+            def run_compiled():
+                with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+                    compiled(x)
+
+            variants["bf16 compiled"] = 1.0 / _time_inference(run_compiled, device, 10)
+        result["gpu_bursts_per_s"] = variants
+    return result
 
 
 def _child(args) -> int:
     device = resolve_device(args.device)
-    if args.task == "train":
-        result = measure_training(args.models[0], device, args)
-    else:
-        try:
-            result = measure_inference(args.models[0], device, args.size, args)
-        except (MemoryError, torch.OutOfMemoryError) as exc:
-            result = {"error": f"out of memory: {exc}"[:200]}
+    cfg = _config(args.models[0], args.widths[0])
+    try:
+        result = measure_training(cfg, device, args) if args.task == "train" else measure_inference(cfg, device, args)
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        result = {"error": f"out of memory: {exc}"[:200]}
     print(json.dumps(result))
     return 0
 
 
-def _run_child(args, name: str, task: str, size: int | None = None) -> dict:
+def _run_child(args, name: str, width: str, task: str) -> dict:
     command = [
         sys.executable,
         __file__,
@@ -134,6 +178,8 @@ def _run_child(args, name: str, task: str, size: int | None = None) -> dict:
         args.device,
         "--models",
         name,
+        "--widths",
+        width,
         "--batch",
         str(args.batch),
         "--crop",
@@ -146,86 +192,119 @@ def _run_child(args, name: str, task: str, size: int | None = None) -> dict:
         str(args.warmup),
         "--threads",
         str(args.threads),
+        "--size",
+        str(args.size),
+        "--repeats",
+        str(args.repeats),
+        "--infer-batch",
+        str(args.infer_batch),
     ]
-    if size is not None:
-        command += ["--size", str(size)]
+    command += ["--compile"] if args.compile else []
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         return {"error": f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _inference_with_fallback(args, name: str) -> dict:
-    size = args.size
-    while True:
-        result = _run_child(args, name, "infer", size)
-        if "error" not in result or size <= 256:
-            return result
-        print(f"  {name}: inference at {size} x {size} failed ({result['error']}); trying {size // 2}", flush=True)
-        size //= 2
+def _checks(rows: dict) -> dict:
+    """The targets of the default network against this run's measurements: value, target, met."""
+    fast = rows.get(f"{DEFAULT_MODEL} full", {})
+    checks = {}
+    for key in ("infer_s", "train_step_s", "train_peak_mib"):
+        if key in fast:
+            checks[key] = {"value": fast[key], "target": f"<= {TARGETS[key]}", "met": fast[key] <= TARGETS[key]}
+    for other in ("bdu-uc-ssim", "bu"):
+        row = rows.get(f"{other} tiny", {})
+        if "infer_s" in row and "infer_s" in fast:
+            speedup = row["infer_s"] / fast["infer_s"]
+            target = TARGETS[f"vs_tiny_{other}"]
+            checks[f"{DEFAULT_MODEL} vs tiny {other}"] = {
+                "value": speedup,
+                "target": f">= {target}x",
+                "met": speedup >= target,
+            }
+    return checks
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
+    parser.add_argument(
+        "--widths",
+        nargs="+",
+        default=["tiny", "full"],
+        choices=("tiny", "full"),
+        help="widths of the paper's networks (the default network is measured at its own)",
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--frames", type=int, default=5, help="burst models; deblurgan always takes 3")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps")
     parser.add_argument("--warmup", type=int, default=1, help="untimed training steps first")
     parser.add_argument("--size", type=int, default=1024, help="inference burst side, px")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed inferences (after one warm-up)")
+    parser.add_argument("--infer-batch", type=int, default=1, help="tiles per forward pass in inference")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2, as the targets)")
+    parser.add_argument("--compile", action="store_true", help="on a GPU, also time torch.compile")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--child", choices=("train", "infer"), dest="task", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     if args.task:
         return _child(args)
 
     device = resolve_device(args.device)
     print(
-        f"device: {describe_device(device)}; torch {torch.__version__}; crops {args.crop} x {args.crop}, "
-        f"batch {args.batch}, {args.frames} frames (deblurgan 3); {args.steps} timed steps after "
-        f"{args.warmup} warm-up",
+        f"device: {describe_device(device)}; torch {torch.__version__}; training crops {args.crop} x {args.crop}, "
+        f"batch {args.batch}, {args.frames} frames (deblurgan 3); inference {args.size} x {args.size}",
         flush=True,
     )
     rows = {}
     for name in args.models:
-        train, infer = _run_child(args, name, "train"), _inference_with_fallback(args, name)
-        errors = [
-            f"{part}: {result.pop('error')}"
-            for part, result in (("train", train), ("infer", infer))
-            if "error" in result
-        ]
-        rows[name] = {**train, **infer, **({"error": "; ".join(errors)} if errors else {})}
-        print(f"  {name}: {rows[name]}", flush=True)
+        for width in ["full"] if name == DEFAULT_MODEL else args.widths:
+            key = f"{name} {width}"
+            train, infer = _run_child(args, name, width, "train"), _run_child(args, name, width, "infer")
+            errors = [f"{part}: {r.pop('error')}" for part, r in (("train", train), ("infer", infer)) if "error" in r]
+            rows[key] = {**train, **infer, **({"error": "; ".join(errors)} if errors else {})}
+            print(f"  {key}: {rows[key]}", flush=True)
+    fast = rows.get(f"{DEFAULT_MODEL} full", {})
+    for row in rows.values():  # how many times slower than the default network
+        for key in ("infer_s", "train_step_s"):
+            if key in row and key in fast:
+                row[f"{key}_vs_default"] = row[key] / fast[key]
 
     header = (
-        f"{'model':<12} {'params':>11} {'train step s':>13} {'train peak MiB':>15} {'infer size':>11} "
-        f"{'infer s':>9} {'infer peak MiB':>15}"
+        f"{'model':<18} {'params':>11} {'train step s':>13} {'x default':>10} {'train peak MiB':>15} "
+        f"{'infer s':>9} {'x default':>10} {'infer peak MiB':>15}"
     )
     print(header)
     print("-" * len(header))
-    for name, row in rows.items():
+    for key, row in rows.items():
         cells = [
-            f"{row['params']:,}" if "params" in row else "-",
-            *(f"{row[key]:.3f}" if key in row else "-" for key in ("train_step_s",)),
-            f"{row['train_peak_mib']:.0f}" if "train_peak_mib" in row else "-",
-            str(row.get("infer_size", "-")),
-            f"{row['infer_s']:.3f}" if "infer_s" in row else "-",
-            f"{row['infer_peak_mib']:.0f}" if "infer_peak_mib" in row else "-",
+            (f"{row['params']:,}" if "params" in row else "-", 11),
+            (f"{row['train_step_s']:.3f}" if "train_step_s" in row else "-", 13),
+            (f"{row['train_step_s_vs_default']:.1f}" if "train_step_s_vs_default" in row else "-", 10),
+            (f"{row['train_peak_mib']:.0f}" if "train_peak_mib" in row else "-", 15),
+            (f"{row['infer_s']:.3f}" if "infer_s" in row else "-", 9),
+            (f"{row['infer_s_vs_default']:.1f}" if "infer_s_vs_default" in row else "-", 10),
+            (f"{row['infer_peak_mib']:.0f}" if "infer_peak_mib" in row else "-", 15),
         ]
-        widths = (11, 13, 15, 11, 9, 15)
         print(
-            f"{name:<12} "
-            + " ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths))
-            + (f"  ({row['error']})" if "error" in row else "")
+            f"{key:<18} " + " ".join(f"{c:>{w}}" for c, w in cells) + (f"  ({row['error']})" if "error" in row else "")
         )
+    checks = _checks(rows)
+    for name, check in checks.items():
+        print(f"{name}: {check['value']:.3f} (target {check['target']}): {'met' if check['met'] else 'MISSED'}")
+    if "quick_step_s" in fast:
+        print(f"Stop waits at most one step of the quick preset: {fast['quick_step_s']:.3f} s for {DEFAULT_MODEL}")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"device": describe_device(device), "settings": vars(args), "results": rows}, handle, indent=2)
+            json.dump(
+                {"device": describe_device(device), "settings": vars(args), "results": rows, "targets": checks},
+                handle,
+                indent=2,
+            )
     return 0
 
 

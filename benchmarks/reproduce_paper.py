@@ -27,7 +27,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 SAMPLES = ("Kidney", "CalibrationGrid")
-MODELS = ("bu", "bdu-t", "bdu-uc", "bdu-uc-ssim", "deblurgan")
+PAPER_MODELS = ("bu", "bdu-t", "bdu-uc", "bdu-uc-ssim", "deblurgan")
+# The plugin's default network beside the paper's, at its own width and from scratch (its pretrained
+# start was made from the same simulator), so that Tables 1 and 2 compare equal training budgets.
+DEFAULT_MODEL = "fast-burst"
+MODELS = (*PAPER_MODELS, DEFAULT_MODEL)
 BEST = "bdu-uc-ssim"
 
 
@@ -48,8 +52,6 @@ def training_jobs(out: Path, args: argparse.Namespace) -> list[tuple[Path, list[
     """(run folder, train arguments) of every run the tables need."""
     data = out / "data"
     common = [
-        "--width",
-        args.width,
         "--patch",
         "64",
         "--batch",
@@ -76,7 +78,14 @@ def training_jobs(out: Path, args: argparse.Namespace) -> list[tuple[Path, list[
                 [str(data / "Kidney"), "--model", BEST, "--hold-out", f"sess{k}"],
             )
         )
-    return [(run, ["train", *a, "--out", str(run), *common]) for run, a in jobs]
+    return [(run, ["train", *a, "--out", str(run), *common, *own_width(a, args.width)]) for run, a in jobs]
+
+
+def own_width(train_args: list[str], width: str) -> list[str]:
+    """Width options of a run: the paper's networks at ``--width``, the default network at its own."""
+    if DEFAULT_MODEL in train_args:
+        return ["--width", "full", "--init", "scratch"]
+    return ["--width", width]
 
 
 def train_all(out: Path, args: argparse.Namespace) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,28 @@ def test_reader_claims_only_its_layouts(tmp_path, simulated_dataset, simulated_s
     assert get_reader(str(simulated_sessions.folders["Kidney"][0])) is not None
 
 
+def test_napari_proposes_the_reader_for_folders_only_and_an_unreadable_folder_is_not_claimed(
+    tmp_path, simulated_dataset, monkeypatch
+):
+    from npe2 import PluginManager
+
+    from napari_temdeblur import _reader
+
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, np.ones((8, 8), np.uint16))
+    manager = PluginManager()  # as napari discovers the installed plugins
+    manager.discover()
+    # File > Open on a plain TIFF must not offer (and preselect) this plugin
+    assert "napari-temdeblur" not in {r.plugin_name for r in manager.iter_compatible_readers([str(plain)])}
+    assert "napari-temdeblur" in {r.plugin_name for r in manager.iter_compatible_readers([str(simulated_dataset.out)])}
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(_reader, "find_splits", refuse)
+    assert get_reader(str(tmp_path)) is None
+
+
 def test_dataset_opens_through_npe2(make_napari_viewer, simulated_dataset):
     viewer = make_napari_viewer()
     layers = viewer.open(str(simulated_dataset.out / "Kidney"), plugin="napari-temdeblur")
@@ -39,8 +62,16 @@ def test_dataset_opens_through_npe2(make_napari_viewer, simulated_dataset):
     meta = gt.metadata["temdeblur"]
     assert meta["split"] == "Test" and all(s == 3 for s in meta["sessions"])
     assert gt.contrast_limits == [meta["window"]["low"], meta["window"]["high"]]
+    # the splits follow one another on the image slider: each position shows one split's image
+    gts = [viewer.layers[f"Kidney {split} GT"] for split in ("Train", "Val", "Test")]
+    counts = [layer.data.shape[0] for layer in gts]
+    firsts = [layer.translate[0] for layer in gts]
+    assert firsts == [0, counts[0], counts[0] + counts[1]]
+    assert [viewer.layers[f"Kidney {s} Low"].translate[1] for s in ("Train", "Val", "Test")] == firsts
+    image_axis = viewer.dims.range[1]
+    assert (image_axis.start, image_axis.stop, image_axis.step) == (0, sum(counts) - 1, 1)
     # the image slider moves GT and burst together; the frame slider steps through the burst
-    viewer.dims.set_point(1, 1)
+    viewer.dims.set_point(1, firsts[2] + 1)
     viewer.dims.set_point(0, 3)
     np.testing.assert_array_equal(low._data_view, low.data[3, 1])
     np.testing.assert_array_equal(gt._data_view, gt.data[1])
@@ -148,3 +179,61 @@ def test_the_shipped_samples_are_found_in_a_checkout():
     # an editable install from this checkout: File > Open Sample reads sample_data/, simulating nothing
     assert SAMPLE_DATA_DIR == Path(__file__).resolve().parents[1] / "sample_data"
     assert (SAMPLE_DATA_DIR / "Kidney").is_dir() and (SAMPLE_DATA_DIR / "CalibrationGrid").is_dir()
+
+
+@pytest.mark.parametrize("dock", ["Register stream", "Train network", "Restore"])
+def test_the_window_fits_a_laptop_screen_with_any_dock_open(make_napari_viewer, simulated_dataset, dock):
+    """A 1366 x 768 screen holds the window with any one dock: long dock contents scroll instead of
+    forcing the window taller (the Train dock alone used to need ~954 px)."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(simulated_dataset.out / "Kidney" / "Test"), plugin="napari-temdeblur")
+    viewer.window.add_plugin_dock_widget("napari-temdeblur", dock)
+    window = viewer.window._qt_window
+    QApplication.processEvents()
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1366 and hint.height() <= 768, (hint.width(), hint.height())
+    window.resize(1366, 768)
+    QApplication.processEvents()
+    assert window.width() <= 1366 and window.height() <= 768, (window.width(), window.height())
+
+
+def test_a_restore_output_folder_opens_as_restored_layers_next_to_its_input(
+    make_napari_viewer, simulated_dataset, tmp_path, monkeypatch
+):
+    """The folder `temdeblur restore` writes (float and counts TIFFs + restore.json) opens as restored
+    layers in the run's GT window, after the dataset it was restored from, each restored image on the
+    image slider where its input is."""
+    from napari_temdeblur.cli import main
+    from napari_temdeblur.core.io import read_image
+    from napari_temdeblur.layers import LayerKind, kind_of
+    from napari_temdeblur.widgets.restore._job import burst_layer_names
+
+    out = tmp_path / "out"
+    monkeypatch.chdir(simulated_dataset.out)  # a relative input, as a user types it
+    assert main(["restore", "pretrained", "Kidney", str(out), "--device", "cpu"]) == 0
+    monkeypatch.chdir(tmp_path)  # opened from elsewhere: restore.json holds the input's absolute path
+    record = json.loads((out / "restore.json").read_text())
+    assert record["input"] == str(simulated_dataset.out / "Kidney")
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(out), plugin="napari-temdeblur")
+    splits = ("Train", "Val", "Test")
+    assert [layer.name for layer in layers] == [
+        *(f"Kidney {s} {kind}" for s in splits for kind in ("GT", "Low")),
+        *(f"out Kidney {s} restored" for s in splits),
+    ]
+    window = record["windows"]["gt"]
+    for split in splits:
+        gt, restored = viewer.layers[f"Kidney {split} GT"], viewer.layers[f"out Kidney {split} restored"]
+        assert kind_of(restored) is LayerKind.RESTORED
+        assert restored.translate[0] == gt.translate[0] and restored.data.shape == gt.data.shape
+        info = restored.metadata["temdeblur"]
+        assert info["names"] == gt.metadata["temdeblur"]["names"] and info["restore_record"] == record
+        for k, name in enumerate(info["names"]):
+            h, w = info["valid_shapes"][k]
+            counts = read_image(out / "Kidney" / split / f"{name}_counts.tif")
+            np.testing.assert_array_equal(restored.data[k, :h, :w], counts)
+        assert list(restored.contrast_limits) == [window["low"], window["high"]]
+        # the restore dock does not take its own kind of layer as a burst to restore
+        assert restored.name not in burst_layer_names(viewer.layers)

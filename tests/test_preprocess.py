@@ -9,6 +9,7 @@ from skimage.morphology import disk
 
 from napari_temdeblur.core.imaging import (
     evaluation_tiles,
+    largest_fitting_tile,
     random_crops,
     sample_mask,
     valid_crop_origins,
@@ -235,3 +236,17 @@ def test_evaluation_tiles_paper_layout():
 def test_evaluation_tiles_errors(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         evaluation_tiles(**kwargs)
+
+
+def test_largest_fitting_tile_is_the_largest_side_with_a_tile_on_the_sample():
+    # a 160 x 250 strip whose sample is rows 10-149 (bars above and below), as the demo's strips
+    mask = np.zeros((160, 250), bool)
+    mask[10:150] = True
+    # top half: tiles must start in rows < 80 and lie on rows 10-149; origins are multiples of the side
+    assert evaluation_tiles(mask, size=128, keep_rows_fraction=0.5).size == 0
+    best = largest_fitting_tile([np.zeros_like(mask), mask], below=128, keep_rows_fraction=0.5)
+    assert best == 64  # 112, 96, 80 have no aligned tile on rows 10-149; 64 has one at row 64
+    assert len(evaluation_tiles(mask, size=best, keep_rows_fraction=0.5)) > 0
+    assert all(len(evaluation_tiles(mask, size=s, keep_rows_fraction=0.5)) == 0 for s in range(best + 16, 128, 16))
+    assert largest_fitting_tile([mask], below=128, step=32) == 64
+    assert largest_fitting_tile([np.zeros((40, 40), bool)], below=128) is None

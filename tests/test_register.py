@@ -4,6 +4,7 @@ bad input, saving, burst extraction."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import cv2
@@ -388,3 +389,24 @@ def test_cli_registers_a_session_and_writes_a_dataset(kidney_session, tmp_path, 
     assert "no acquisition session here" in capsys.readouterr().err
     assert main(["register", str(tmp_path / "nowhere")]) == 2
     assert "nowhere: not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ({"frame_interval_ms": 15.0}, "session.json lacks exposure_ms: no streak model"),
+        ({"exposure_ms": 15.0}, "session.json lacks frame_interval_ms: no streak model"),
+        ({}, "session.json lacks exposure_ms and frame_interval_ms: no streak model"),
+        (
+            {"exposure_ms": 20.0, "frame_interval_ms": 15.0},
+            r"session.json's exposure_ms \(20.0\) must be a number > 0 and at most frame_interval_ms \(15.0\)",
+        ),
+    ],
+)
+def test_the_streak_note_names_what_session_json_lacks(meta, message):
+    from types import SimpleNamespace
+
+    from napari_temdeblur.core.register._matching import motion_streak
+
+    streak, note = motion_streak(SimpleNamespace(meta=meta), thumbnails=None, anchor=0)
+    assert streak is None and re.match(message, note)

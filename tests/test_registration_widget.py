@@ -149,7 +149,7 @@ def test_dock_opens_through_the_manifest_and_picks_the_session(dock):
     assert widget.hq_layer.value is hq and widget.stream_layer.value is stream
     assert list(widget.hq_image.choices) == ["sess1_im1", "sess1_im2"]
     assert hq.colormap.name == "green" and stream.colormap.name == "magenta"
-    assert stream.blending == "additive" and 0 < stream.opacity < 1
+    assert stream.blending == "additive" and stream.opacity == 1  # green + magenta = grey where they agree
     assert widget.registered.value == "none yet"
     assert widget.find_button.enabled and widget.run_button.enabled and widget.run_button.text == "Register"
 
@@ -178,13 +178,32 @@ def test_find_frames_moves_the_slider_to_the_best_frame(dock, qtbot, one_session
     widget.hq_image.value = "sess1_im2"
     assert widget.current_index() == 1
     widget.find_frames()
+    assert widget.progress.max == 0  # busy while matching ...
     wait_idle(qtbot, widget)
+    assert widget.progress.max == widget.progress.value == 1  # ... and full, not busy, once done
+    best = int(widget.status.message.split("best frame ")[1].split()[0])
+    assert widget.current_frame() == best  # the slider, the status and the registration agree
     truth = one_session[1]
     nearest = int(np.argmin([np.abs(truth_yx(truth, 1, t)).sum() for t in range(len(truth["frames"]))]))
     assert abs(widget.current_frame() - nearest) <= 1
     assert widget.current_index() == 1  # the HQ image stays on screen over its best frame
     proposed = np.array([widget.shift_y.value, widget.shift_x.value])
     np.testing.assert_allclose(proposed, truth_yx(truth, 1, widget.current_frame()), atol=4)
+
+
+def test_the_slider_lands_on_the_frame_and_image_shown(dock):
+    """Showing HQ image i over stream frame t (Find frames, choosing a registered image) must leave
+    the slider on frame t, also once the slider snaps to its own steps: with HQ images a non-whole
+    number of frames apart, a stack moved to start half a frame before the stream put every step
+    between two frames (the status said frame 59, the slider showed 60)."""
+    viewer, widget = dock
+    hq = widget.hq_layer.value
+    hq.scale = (5.5, *hq.scale[1:])  # most sessions: (frames - 1) / (HQ images - 1) is not whole
+    for index, frame in [(1, 5), (1, 6), (0, 2), (1, 12), (0, 0)]:
+        widget._show_frame(index, frame)
+        viewer.dims.set_current_step(0, viewer.dims.current_step[0])  # as the Qt slider snaps
+        assert (widget.current_frame(), widget.current_index()) == (frame, index)
+        assert viewer.dims.range[0].start == 0
 
 
 def test_register_from_a_drag_saves_shows_and_keeps_the_viewer_responsive(dock, qtbot, one_session, session_dir):
@@ -238,6 +257,15 @@ def test_register_from_a_drag_saves_shows_and_keeps_the_viewer_responsive(dock, 
     for f in pair["frames"]:
         assert f"frame {f['index']}: r = {f['correlation']:.3f}" in widget.result.value
     assert widget.registered.value == f"sess1_im1: {len(accepted)} frames"
+    # the viewer shows the refined alignment of the frame the user started from (the overlay turns
+    # grey), the fields say so, and the user's start stays listed in the result
+    assert widget.current_frame() == frame and widget.current_index() == 0
+    (refined,) = [(f["matrix"][1][2], f["matrix"][0][2]) for f in accepted if f["index"] == frame]
+    np.testing.assert_allclose(widget.translation_yx(), refined, atol=1e-3)
+    np.testing.assert_allclose((widget.shift_y.value, widget.shift_x.value), refined, atol=0.005)
+    np.testing.assert_allclose(refined, truth_yx(truth, 0, frame), atol=0.5)
+    assert np.abs(np.subtract(refined, hand)).max() > 2
+    assert widget.result.value.startswith(f"start: frame {frame} at y {hand[0]:.2f}, x {hand[1]:.2f} px (yours)")
 
 
 def test_reopening_restores_the_registrations(make_napari_viewer, qtbot, session_dir):
@@ -256,8 +284,11 @@ def test_reopening_restores_the_registrations(make_napari_viewer, qtbot, session
     assert widget.registered.value.startswith("sess1_im2: ")
     widget.hq_image.value = "sess1_im2"
     assert widget.current_frame() == 9 and widget.current_index() == 1
-    assert (widget.shift_y.value, widget.shift_x.value) == (0.5, -2.0)
-    assert widget.result.value.startswith("frame ")
+    # the registered alignment is shown; the start is listed first in the result
+    pair = load_registrations(session_dir)["sess1_im2"]
+    (refined,) = [f.translation_yx for f in pair.accepted if f.index == 9]
+    np.testing.assert_allclose((widget.shift_y.value, widget.shift_x.value), refined, atol=0.005)
+    assert widget.result.value.startswith("start: frame 9 at y 0.50, x -2.00 px (yours)\nframe ")
 
 
 def test_cancel_keeps_what_was_saved(dock, qtbot, session_dir):

@@ -247,8 +247,6 @@ def test_bad_run_folder_or_gt_gets_a_clear_message(viewer, tmp_path, qtbot):
     from napari_temdeblur.widgets._dock import RunState
 
     widget = _dock(viewer)
-    widget.start()  # no run chosen, no Train network dock
-    assert widget.status.state is RunState.FAILED and "choose a run folder" in widget.status_label.value
     widget.run.value = tmp_path
     widget.start()
     assert widget.wait(60) is RunState.FAILED
@@ -261,3 +259,76 @@ def test_bad_run_folder_or_gt_gets_a_clear_message(viewer, tmp_path, qtbot):
     assert widget.status.state is RunState.FAILED
     assert "'other' (4, 10, 10)" in widget.status_label.value and "do not form a burst" in widget.status_label.value
     assert "Kidney Test restored" not in viewer.layers
+    # no run chosen and no Train network dock: the pretrained network shipped with the plugin restores
+    widget.run.value, widget.gt.value = None, "Kidney Test GT"
+    widget.start()
+    assert "with the pretrained fast-burst (no run chosen)" in widget.status.message
+    assert widget.wait(60) is RunState.DONE, widget.status.message
+    assert "Kidney Test restored" in viewer.layers
+
+
+def test_the_test_split_is_chosen_when_a_whole_dataset_opens_and_a_users_pick_stays(
+    make_napari_viewer, simulated_dataset
+):
+    """A dataset's splits arrive one layer after another (Train first): the dock must end on the Test
+    split, which no network trained on, not on the first burst it saw; a burst the user picks stays."""
+    viewer = make_napari_viewer()
+    widget = _dock(viewer)
+    viewer.open(str(simulated_dataset.out / "Kidney"), plugin="napari-temdeblur")
+    assert [n for n in widget.burst.choices if n.startswith("Kidney")][0] == "Kidney Train Low"
+    assert (widget.burst.value, widget.gt.value) == ("Kidney Test Low", "Kidney Test GT")
+    widget.burst.value = "Kidney Train Low"
+    viewer.open(str(simulated_dataset.out / "CalibrationGrid"), plugin="napari-temdeblur")
+    assert (widget.burst.value, widget.gt.value) == ("Kidney Train Low", "Kidney Train GT")
+    for layer in [layer for layer in viewer.layers if "Test" in layer.name]:
+        viewer.layers.remove(layer)
+    assert widget.burst.value == "Kidney Train Low"
+    # without a Test split, Val; a dock opened after the layers chooses the same way
+    second = make_napari_viewer()
+    second.open(str(simulated_dataset.out / "Kidney" / "Train"), plugin="napari-temdeblur")
+    second.open(str(simulated_dataset.out / "Kidney" / "Val"), plugin="napari-temdeblur")
+    late = _dock(second)
+    assert late.burst.value == "Kidney Val Low"
+    # the user's own pick stays, even when it is the value the dock had chosen before
+    late.burst.value = "Kidney Train Low"
+    late.burst.value = "Kidney Val Low"
+    second.open(str(simulated_dataset.out / "Kidney" / "Test"), plugin="napari-temdeblur")
+    assert late.burst.value == "Kidney Val Low"
+
+
+def test_no_tile_of_the_size_asked_for_falls_back_to_the_largest_that_fits(viewer, run, test_split):
+    """Strips too small for the score tile asked for (the demo's hold no 128 px tile of pure sample in
+    their top half; these test strips, about 157 x 250 px, no 256 px one): the dock scores them on the
+    largest tile that fits and says so, instead of a table of blanks."""
+    from napari_temdeblur.core.evaluate import prepare, sample_windows
+    from napari_temdeblur.core.imaging import TOP_HALF_ROWS, largest_fitting_tile
+    from napari_temdeblur.widgets._dock import RunState
+
+    windows = sample_windows(test_split.pairs)
+    masks = [prepare("Kidney", p, windows, score_tile=256, keep_rows_fraction=TOP_HALF_ROWS) for p in test_split.pairs]
+    assert not any(len(m.origins) for m in masks), "the check needs strips without a 256 px tile"
+    fits = largest_fitting_tile([m.mask for m in masks], below=256, keep_rows_fraction=TOP_HALF_ROWS)
+    assert fits is not None and fits < 256
+    widget = _dock(viewer, run)
+    widget.score_tile.value = 256
+    widget.start()
+    assert widget.wait(60) is RunState.DONE, widget.status.message
+    assert f"on {fits} px tiles: no 256 px tile lies wholly on the sample in the top half" in widget.status.message
+    assert widget.result.scored and widget.result.score_tile == fits and widget.result.requested_tile == 256
+    assert f"{fits} px tile(s)" in viewer.canvas.overlays.text.text and "no 256 px tile fits" in widget.overlay()
+    pooled = widget.table.rows()[-1]  # all tiles of all images
+    assert widget.copy_button.enabled and pooled[0] == "all" and pooled[1] > 0 and np.isfinite(pooled[2:]).all()
+
+
+def test_the_checkpoint_of_the_run_can_be_chosen(viewer, run):
+    from napari_temdeblur.widgets._dock import RunState
+    from napari_temdeblur.widgets.restore._widget import NO_GT
+
+    widget = _dock(viewer, run)
+    widget.gt.value = NO_GT
+    assert widget.checkpoint.value == "best.pt"
+    widget.checkpoint.value = "last.pt"
+    widget.start()
+    assert widget.wait(60) is RunState.DONE, widget.status.message
+    (restored,) = viewer.layers["Kidney Test restored"].metadata["temdeblur"]["restore"][:1]
+    assert restored["run"] == str(run / "last.pt")

@@ -123,6 +123,7 @@ def test_dock_trains_while_the_viewer_stays_responsive(kidney_viewer, tmp_path, 
     assert (widget.train_layers.value, widget.val_layers.value) == ("Kidney Train", "Kidney Val")
     assert widget.status.state is RunState.IDLE and widget.run_button.text == "Train"
     _quick(widget, tmp_path / "run", epochs=3)
+    assert widget.plot.isHidden()  # no empty axes before the first epoch
     stamps = []
     timer = QTimer()
     timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
@@ -142,7 +143,7 @@ def test_dock_trains_while_the_viewer_stays_responsive(kidney_viewer, tmp_path, 
     gaps = np.diff([started, *stamps, time.perf_counter()])
     assert len(stamps) >= 20 and gaps.max() < elapsed / 4, (elapsed, len(stamps), gaps.max())
     history = widget.status.history
-    assert [r.epoch for r in history] == [1, 2, 3]
+    assert [r.epoch for r in history] == [1, 2, 3] and not widget.plot.isHidden()
     assert (widget.epoch_bar.value, widget.epoch_bar.max, widget.batch_bar.value, widget.batch_bar.max) == (3, 3, 2, 2)
     loss_line, ssim_line = widget.plot.loss_axes.lines[0], widget.plot.ssim_axes.lines[0]
     np.testing.assert_allclose(loss_line.get_ydata(), [r.train_loss for r in history])
@@ -171,6 +172,7 @@ def test_stop_keeps_the_checkpoints(kidney_viewer, tmp_path, qtbot, one_torch_th
     _press(widget)  # the same button, now reading Stop
     qtbot.waitUntil(lambda: widget.status.state is not RunState.RUNNING, timeout=30_000)
     assert widget.status.state is RunState.STOPPED, widget.status.message
+    assert not widget._stopping_timer.isActive()
     assert widget.run_button.text == "Train"
     finished = len(widget.status.history)
     assert 2 <= finished < 1000
@@ -286,3 +288,27 @@ def test_settings_form_builds_the_train_config(qtbot, tmp_path):
     form.out.value = None
     with pytest.raises(ValueError, match="choose an output folder"):
         form.output_folder()
+
+
+def test_a_stop_says_how_far_into_the_batch_it_is_and_how_long_is_left():
+    """With heavy settings a batch can take minutes: while a Stop waits for it, the dock says so."""
+    from napari_temdeblur.widgets.train._batch_clock import BatchClock
+
+    clock = BatchClock()
+    now = clock.started + 7.2
+    assert clock.stopping_message(now) == (
+        "stopping after this batch: 7 s into the first batch (its length is not known yet)"
+    )
+    clock.durations = [30.0, 20.0, 21.0]
+    assert clock.stopping_message(now) == (
+        "stopping after this batch: 7 s into it, about 14 s left (a batch takes about 21.0 s)"
+    )
+    assert "about 0 s left" in clock.stopping_message(clock.started + 40)
+    clock.event(batch_done=True)
+    assert len(clock.durations) == 4 and clock.stopping_message(clock.started + 1).startswith(
+        "stopping after this batch: 1 s into it"
+    )
+    clock.event(batch_done=True, epoch_end=True)  # the epoch's last batch: validation comes next
+    assert clock.stopping_message(clock.started + 3) == (
+        "stopping after this epoch's validation and checkpoints: 3 s into them"
+    )

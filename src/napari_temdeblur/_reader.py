@@ -1,7 +1,9 @@
-"""npe2 reader: the published dataset layout and acquisition session folders.
+"""npe2 reader: the published dataset layout, acquisition session folders and the folders that
+``temdeblur restore`` writes.
 
-Only folders in those layouts are claimed; anything else (a plain .tif, an unrelated folder) gets
-None so napari's other readers can take it.
+Only folders in those layouts are claimed: the manifest offers this reader for folders only (no file
+pattern, so napari never proposes it for a plain TIFF), and an unrelated or unreadable folder gets
+None, without raising, so napari's other readers can take it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from napari_temdeblur.core import DataError
 from napari_temdeblur.core.io import (
     find_sessions,
     find_splits,
+    is_restored_folder,
     open_session,
     read_dataset,
+    read_restored_folder,
 )
 from napari_temdeblur.core.register import load_registrations
-from napari_temdeblur.layers import dataset_layers, session_layers
+from napari_temdeblur.layers import LayerKind, dataset_layers, restored_layers, session_layers
 
 
 def get_reader(path):
@@ -27,11 +31,43 @@ def get_reader(path):
             return None
         path = path[0]
     path = Path(path)
-    if not path.is_dir():
-        return None
-    if not find_splits(path) and not find_sessions(path):
+    try:
+        if not path.is_dir():
+            return None
+        if is_restored_folder(path):
+            return read_restored
+        if not find_splits(path) and not find_sessions(path):
+            return None
+    except OSError:  # a folder that cannot be listed is not one we can claim
         return None
     return read_folder
+
+
+def read_restored(path) -> list[tuple]:
+    """Open a ``temdeblur restore`` output folder as restored layers (the run's GT window, restore.json
+    in the metadata), after the dataset they were restored from when it is still where restore.json
+    says, so restored and input images can be compared at once."""
+    path = Path(path[0] if isinstance(path, list) else path)
+    folder = read_restored_folder(path)
+    layers, problems = [], list(folder.skipped)
+    source = Path(str(folder.record.get("input", "")))
+    try:
+        if source.is_absolute() and source.is_dir() and find_splits(source):
+            splits = read_dataset(source)
+            problems += [msg for s in splits for msg in s.skipped]
+            layers += dataset_layers(splits)
+    except (DataError, OSError) as exc:
+        problems.append(f"the restored images' input {source} could not be opened: {exc}")
+    # where each split of the input lies on the image slider, so restored images sit beside theirs
+    placed = {}
+    for _, kwargs, _ in layers:
+        info = kwargs["metadata"]["temdeblur"]
+        if info["kind"] == LayerKind.GT.value:
+            placed[f"{info['sample']}/{info['split']}"] = (kwargs["translate"][0], info["names"])
+    layers += restored_layers(folder, placed)
+    if problems:
+        warnings.warn("napari-temdeblur skipped: " + "; ".join(problems), stacklevel=2)
+    return layers
 
 
 def read_folder(path) -> list[tuple]:

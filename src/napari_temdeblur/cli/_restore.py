@@ -23,6 +23,8 @@ import tifffile
 
 from napari_temdeblur.core import DataError, atomic_write, write_json
 from napari_temdeblur.core.io import (
+    RESTORE_FORMAT,
+    RESTORE_RECORD,
     is_session_folder,
     open_session,
     read_inputs,
@@ -31,8 +33,6 @@ from napari_temdeblur.core.io import (
 from napari_temdeblur.core.restore import RestoreOptions
 
 from ._options import add_options, options_from
-
-RESTORE_FORMAT = "temdeblur-restore/1"
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -124,18 +124,19 @@ def cmd_restore(args: argparse.Namespace) -> int:
             result, folder = event.result, folders[event.index]
             for message in result.messages:
                 print(f"  note: {message}")
-            meta = {**result.metadata, "name": result.name, "input": str(args.input)}
+            # the input as an absolute path: the folder is opened again from anywhere (napari OUT)
+            meta = {**result.metadata, "name": result.name, "input": str(source)}
             # not with_suffix: a name like "burst.v2" would lose its ".v2"
             _write_float(out / folder / f"{result.name}.tif", result.image, meta)
             write_image(out / folder / f"{result.name}_counts.tif", result.counts, metadata=meta)
             per_image = ("frames", "input_frames", "position", "origin_yx", "registration")
-            images[str(folder / result.name)] = {
+            images[(folder / result.name).as_posix()] = {
                 **{k: meta[k] for k in per_image if k in meta},
                 "messages": result.messages,
             }
             common = {k: v for k, v in result.metadata.items() if k not in per_image}
             write_json(
-                out / "restore.json", {"format": RESTORE_FORMAT, **common, "input": str(args.input), "images": images}
+                out / RESTORE_RECORD, {"format": RESTORE_FORMAT, **common, "input": str(source), "images": images}
             )
         elif isinstance(event, InputSkipped):
             print(f"  skipped: {event.message}", flush=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_temdeblur.core.imaging import IntensityWindow, suggest_window
-from napari_temdeblur.core.io import DatasetSplit, Session
+from napari_temdeblur.core.io import DatasetSplit, RestoredFolder, Session
 
 from ._kinds import LayerKind, tag
 
@@ -23,7 +23,9 @@ def _contrast(window: IntensityWindow) -> list[float]:
     return [float(window.low), float(window.high)]
 
 
-def split_layers(split: DatasetSplit, gt_window: IntensityWindow, low_window: IntensityWindow) -> list[tuple]:
+def split_layers(
+    split: DatasetSplit, gt_window: IntensityWindow, low_window: IntensityWindow, first: int = 0
+) -> list[tuple]:
     """Layer data for one dataset split.
 
     Parameters
@@ -32,6 +34,8 @@ def split_layers(split: DatasetSplit, gt_window: IntensityWindow, low_window: In
         With at least one pair; all pairs have the same number of frames.
     gt_window, low_window : IntensityWindow
         Contrast windows (the dataset's, so every split of a sample looks the same).
+    first : int
+        Position of the split's first image on the viewer's image slider (the layers' translate).
 
     Returns
     -------
@@ -60,12 +64,14 @@ def split_layers(split: DatasetSplit, gt_window: IntensityWindow, low_window: In
     title = f"{split.sample} {split.split}"
     gt_kwargs = {
         "name": f"{title} GT",
+        "translate": (first, 0, 0),
         "contrast_limits": _contrast(gt_window),
         "axis_labels": ("image", "y", "x"),
         "metadata": tag(LayerKind.GT, **info, window=gt_window.to_dict(), axes="NYX"),
     }
     low_kwargs = {
         "name": f"{title} Low",
+        "translate": (0, first, 0, 0),
         "contrast_limits": _contrast(low_window),
         "axis_labels": ("frame", "image", "y", "x"),
         "metadata": tag(LayerKind.LOW, **info, window=low_window.to_dict(), axes="FNYX"),
@@ -74,8 +80,13 @@ def split_layers(split: DatasetSplit, gt_window: IntensityWindow, low_window: In
 
 
 def dataset_layers(splits: list[DatasetSplit]) -> list[tuple]:
-    """Layer data for every split, with one GT and one Low window per sample (the paper's per-dataset window)."""
-    layers = []
+    """Layer data for every split, with one GT and one Low window per sample (the paper's per-dataset window).
+
+    The splits follow one another on the image slider (Train 0-12, Val 13-14, Test 15-20, then the next
+    sample's), so every slider position shows the images of exactly one split: browsing one never
+    shows another's images or an empty slot.
+    """
+    layers, first = [], 0
     for sample in dict.fromkeys(s.sample for s in splits):
         mine = [s for s in splits if s.sample == sample and s.pairs]
         if not mine:
@@ -83,7 +94,8 @@ def dataset_layers(splits: list[DatasetSplit]) -> list[tuple]:
         gt_window = suggest_window([p.gt for s in mine for p in s.pairs])
         low_window = suggest_window([p.low for s in mine for p in s.pairs])
         for split in mine:
-            layers += split_layers(split, gt_window, low_window)
+            layers += split_layers(split, gt_window, low_window, first)
+            first += len(split.pairs)
     return layers
 
 
@@ -123,3 +135,64 @@ def session_layers(session: Session) -> list[tuple]:
         "metadata": tag(LayerKind.STREAM, **info, window=stream_window.to_dict()),
     }
     return [(session.hq, hq_kwargs, "image"), (session.stream, stream_kwargs, "image")]
+
+
+def restored_layers(folder: RestoredFolder, splits: dict[str, tuple[float, list[str]]] | None = None) -> list[tuple]:
+    """Layer data for a ``temdeblur restore`` output folder: one layer of restored images per sub-folder.
+
+    Parameters
+    ----------
+    folder : RestoredFolder
+    splits : dict, optional
+        ``"<Sample>/<Split>"`` -> (position of the split's first image on the image slider, its image
+        names), of the dataset layers opened with it (:func:`dataset_layers`): a sub-folder of that
+        name (or the only one, for a restored single split) is laid out like the split, each image in
+        its slot, so restored and input images share the slider.
+
+    Returns
+    -------
+    list of (data, kwargs, "image")
+        uint16 (N, H, W) counts (zero-padded to the largest image; ``valid_shapes`` in the metadata), or
+        (H, W) for a single image, shown through the run's GT window; the metadata holds the image
+        names and restore.json (run, model, windows, tiling, per-image frames).
+    """
+    window = IntensityWindow.from_dict(folder.record["windows"]["gt"])
+    splits = splits or {}
+    layers = []
+    for group, images in folder.groups.items():
+        names = [name for name, _ in images]
+        split = splits.get(group) or (next(iter(splits.values())) if not group and len(splits) == 1 else None)
+        if split is not None and set(names) <= set(split[1]):
+            first, order = split
+        else:
+            first, order = 0.0, names
+        shapes = {name: image.shape for name, image in images}
+        rows, cols = max(s[0] for s in shapes.values()), max(s[1] for s in shapes.values())
+        data = np.zeros((len(order), rows, cols), np.uint16)
+        for name, image in images:
+            data[order.index(name), : image.shape[0], : image.shape[1]] = image
+        title = " ".join([folder.path.name, *group.split("/")]) if group else folder.path.name
+        info = {
+            "title": title,
+            "path": str(folder.path),
+            "names": list(order),
+            "valid_shapes": [list(shapes.get(name, (0, 0))) for name in order],
+            "window": window.to_dict(),
+            "restore_record": folder.record,
+            "skipped": list(folder.skipped),
+        }
+        single = len(order) == 1
+        layers.append(
+            (
+                data[0] if single else data,
+                {
+                    "name": f"{title} restored",
+                    "contrast_limits": _contrast(window),
+                    "axis_labels": ("y", "x") if single else ("image", "y", "x"),
+                    **({} if single else {"translate": (first, 0, 0)}),
+                    "metadata": tag(LayerKind.RESTORED, **info),
+                },
+                "image",
+            )
+        )
+    return layers

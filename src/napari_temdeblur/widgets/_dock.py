@@ -10,6 +10,7 @@ run; a worker left behind reports to no one.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from enum import Enum
@@ -19,8 +20,8 @@ from magicgui.widgets import Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from psygnal import evented
-from qtpy.QtCore import QEvent
-from qtpy.QtWidgets import QApplication, QSizePolicy, QWidget
+from qtpy.QtCore import QEvent, Qt
+from qtpy.QtWidgets import QApplication, QFrame, QLayout, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from napari_temdeblur.core import DataError, Progress, first_line, out_of_memory
 
@@ -80,15 +81,36 @@ def describe_error(exc: BaseException, *, data_hint: str = "", memory_hint: str 
     return f"{message} ({other_hint})" if other_hint else message
 
 
+#: The value each ComboBox was last given automatically (not by the user), so that a choice made for
+#: the user follows layers as they arrive (a dataset's splits open one after the other) while a choice
+#: the user made stays.
+_AUTOMATIC: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def keep_choice(combo, preferred: Callable[[], Any] | None = None) -> None:
     """Refresh a ComboBox's choices, keeping the user's choice while it is still offered; otherwise
-    choose `preferred()` when that is offered."""
+    (nothing chosen yet, the choice gone, or a choice made automatically before) choose `preferred()`
+    when that is offered."""
+    if combo not in _AUTOMATIC:  # the value a combo starts with is the first of its choices, not a pick
+        _AUTOMATIC[combo] = combo.value
+
+        def picked(value) -> None:  # any other value than the automatic one is the user's pick
+            if _AUTOMATIC.get(combo) != value:
+                _AUTOMATIC[combo] = None
+
+        combo.changed.connect(picked)
     previous = combo.value
+    automatic = _AUTOMATIC.get(combo)
     combo.reset_choices()
-    if previous is not None and previous in combo.choices:
+    if previous is not None and previous in combo.choices and previous != automatic:
         combo.value = previous
-    elif preferred is not None and (choice := preferred()) in combo.choices:
+        return
+    choice = preferred() if preferred is not None else None
+    if choice in combo.choices:
         combo.value = choice
+    elif previous in combo.choices:
+        combo.value = previous
+    _AUTOMATIC[combo] = combo.value
 
 
 def follow_choice(combo, partner: Callable[[], Any], none: Any, keep: bool = False) -> None:
@@ -143,6 +165,30 @@ class Dock(QWidget):
         self.status.events.message.connect(lambda text: setattr(self.status_label, "value", text))
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self._layers_changed)
+
+    def lay_out(self, *parts, stretch: object | None = None) -> None:
+        """Stack `parts` (Qt widgets, magicgui widgets or Qt layouts) top to bottom in a scroll area, so
+        a dock never forces the window taller than a laptop screen: what does not fit scrolls. The
+        part `stretch` takes the spare height."""
+        body = QWidget()
+        column = QVBoxLayout(body)
+        for part in parts:
+            if isinstance(part, QLayout):
+                column.addLayout(part)
+            else:
+                column.addWidget(getattr(part, "native", part), stretch=int(part is stretch))
+        # spare height below the controls (with a stretch part, only while that part is hidden)
+        column.addStretch(int(stretch is None))
+        scroll = QScrollArea()
+        scroll.setWidget(body)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # wrap, never widen
+        # never narrower than the controls (they would be cut off on the right with no scroll bar)
+        scroll.setMinimumWidth(body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
 
     # --- what a dock implements --------------------------------------------------------------------
 

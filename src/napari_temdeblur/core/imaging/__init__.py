@@ -10,6 +10,13 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_bursts": ["centred_frames", "window_pair"],
         "_intensity": ["IntensityWindow", "apply_window", "suggest_window"],
         "_metrics": ["WINDOW", "psnr", "ssim", "ssim_map", "ssim_torch", "tile_scores"],
-        "_preprocess": ["TOP_HALF_ROWS", "evaluation_tiles", "random_crops", "sample_mask", "valid_crop_origins"],
+        "_preprocess": [
+            "TOP_HALF_ROWS",
+            "evaluation_tiles",
+            "largest_fitting_tile",
+            "random_crops",
+            "sample_mask",
+            "valid_crop_origins",
+        ],
     },
 )

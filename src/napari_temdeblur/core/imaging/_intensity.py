@@ -251,8 +251,11 @@ def apply_window(image: np.ndarray, window: IntensityWindow, *, quantize_8bit: b
         raise ValueError(f"image must be real-valued, got dtype {image.dtype}")
     if image.dtype.kind == "f" and np.isnan(image).any():
         raise ValueError("image contains NaN; apply_window cannot map it to an intensity")
-    # float32 holds every uint16 count exactly and halves the memory of a float64 stream.
-    out = (image.astype(np.float32) - np.float32(window.low)) / np.float32(window.high - window.low)
+    # float32 holds every uint16 count exactly and halves the memory of a float64 stream; in place, so a
+    # large burst needs one float copy, not three at once (the same float32 operations, the same values).
+    out = image.astype(np.float32)
+    out -= np.float32(window.low)
+    out /= np.float32(window.high - window.low)
     np.clip(out, 0.0, 1.0, out=out)
     if quantize_8bit:
         out = np.round(out * np.float32(255)) / np.float32(255)

@@ -276,3 +276,27 @@ def evaluation_tiles(mask: np.ndarray, *, size: int = 128, keep_rows_fraction: f
         row_limit = math.ceil(round(height * keep_rows_fraction, 9))
         origins = origins[origins[:, 0] < row_limit]
     return origins
+
+
+def largest_fitting_tile(
+    masks: list[np.ndarray], *, below: int, step: int = 16, keep_rows_fraction: float | None = None
+) -> int | None:
+    """The largest evaluation tile side under `below` (a multiple of `step`) for which at least one of
+    `masks` has a tile wholly on the sample (:func:`evaluation_tiles`), or None when not even `step`
+    fits. For images too small or too barred for the tile asked for.
+
+    Parameters
+    ----------
+    masks : list of ndarray
+        bool (H, W) sample masks, one per image.
+    below : int
+        Tile side that found no tile, px; only smaller sides are tried.
+    step : int
+        Sides tried: the multiples of `step` below `below`, largest first.
+    keep_rows_fraction : float or None
+        As :func:`evaluation_tiles`.
+    """
+    for size in range((below - 1) // step * step, step - 1, -step):
+        if any(len(evaluation_tiles(m, size=size, keep_rows_fraction=keep_rows_fraction)) for m in masks):
+            return size
+    return None

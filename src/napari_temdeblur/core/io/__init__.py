@@ -18,6 +18,13 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "write_pair",
         ],
         "_inputs": ["BurstInputs", "read_inputs"],
+        "_restored": [
+            "RESTORE_FORMAT",
+            "RESTORE_RECORD",
+            "RestoredFolder",
+            "is_restored_folder",
+            "read_restored_folder",
+        ],
         "_files": ["read_json", "tiff_files"],
         "_session": ["Session", "find_sessions", "is_session_folder", "open_session", "write_session"],
         "_tiff": ["read_image", "tiff_info", "write_image"],

@@ -322,10 +322,14 @@ def motion_streak(session, thumbnails: StreamThumbnails, anchor: int) -> tuple[t
     """The motion during one exposure, (dy, dx) stream px: the frame-to-frame step at `anchor` times
     exposure_ms / frame_interval_ms from session.json; (None, why) when it cannot be known."""
     exposure, interval = session.meta.get("exposure_ms"), session.meta.get("frame_interval_ms")
+    consequence = "no streak model, so frames may sit up to about a pixel from the streak centre along the scan"
+    missing = [k for k, v in (("exposure_ms", exposure), ("frame_interval_ms", interval)) if v is None]
+    if missing:
+        return None, f"session.json lacks {' and '.join(missing)}: {consequence}"
     if not (isinstance(exposure, (int, float)) and isinstance(interval, (int, float)) and 0 < exposure <= interval):
         return None, (
-            "session.json lacks exposure_ms / frame_interval_ms: no streak model, so frames may sit up to "
-            "about a pixel from the streak centre along the scan"
+            f"session.json's exposure_ms ({exposure!r}) must be a number > 0 and at most frame_interval_ms "
+            f"({interval!r}): {consequence}"
         )
     frames = thumbnails.smooth
     usable = [t for t in (anchor + 1, anchor - 1) if 0 <= t < len(frames) and frames[t] is not None]

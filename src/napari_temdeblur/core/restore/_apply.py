@@ -25,6 +25,8 @@ from ._tiling import check_tiling, restore_burst, tile_layout, with_tile
 _SATURATION_WARNING = 0.05
 # ... or when the input's brightest sample (99th percentile) stays below this part of the window.
 _DIM_WARNING = 0.25
+#: Pixels converted to counts at a time (8 MB of float64).
+_COUNTS_BLOCK = 1 << 20
 
 
 @dataclass
@@ -73,9 +75,17 @@ class InputSkipped(Progress):
 
 
 def to_counts(image: np.ndarray, window: IntensityWindow) -> np.ndarray:
-    """Undo an intensity window: [0, 1] -> uint16 counts (rounded, clipped to the uint16 range)."""
-    counts = np.asarray(image, dtype=np.float64) * (window.high - window.low) + window.low
-    return np.clip(np.rint(counts), 0, np.iinfo(np.uint16).max).astype(np.uint16)
+    """Undo an intensity window: [0, 1] -> uint16 counts (rounded, clipped to the uint16 range).
+
+    Computed in float64 a block at a time, so that a large image needs no float64 copies of itself
+    (a 4096 x 4096 image would need three of 134 MB at once)."""
+    image = np.asarray(image)
+    flat, counts = image.reshape(-1), np.empty(image.shape, np.uint16)
+    out = counts.reshape(-1)
+    for start in range(0, flat.size, _COUNTS_BLOCK):
+        values = flat[start : start + _COUNTS_BLOCK].astype(np.float64) * (window.high - window.low) + window.low
+        out[start : start + _COUNTS_BLOCK] = np.clip(np.rint(values), 0, np.iinfo(np.uint16).max)
+    return counts
 
 
 def _check_input(index: int, item: BurstPair | np.ndarray) -> tuple[str, np.ndarray]:
@@ -140,8 +150,9 @@ def _select_frames(name: str, available: int, trained: int, required: int | None
 
 
 class _Prepared:
-    """The inputs as the network sees them, read lazily: ``[k]`` -> (name, counts, frames used, windowed
-    (N, H, W) float32, notes), or None with the reason in `skipped[k]` when reading raises DataError."""
+    """The inputs as the network sees them, read lazily: ``[k]`` -> (name, counts, frames used, the
+    counts of those frames (N, H, W), notes), or None with the reason in `skipped[k]` when reading
+    raises DataError. The frames stay counts: restoration windows them tile by tile."""
 
     def __init__(self, inputs: Sequence, checkpoint):
         self.inputs, self.checkpoint = inputs, checkpoint
@@ -159,7 +170,7 @@ class _Prepared:
         trained, required = self.checkpoint.frames[1], frames_required(self.checkpoint.model)
         sel, notes = _select_frames(name, len(low), trained, required)
         # adjacent frames: a slice is a view, not a copy of the burst
-        return name, low, sel, apply_window(low[sel[0] : sel[-1] + 1], self.checkpoint.low_window), notes
+        return name, low, sel, low[sel[0] : sel[-1] + 1], notes
 
 
 class _Windowed(Sequence):
@@ -173,7 +184,7 @@ class _Windowed(Sequence):
 
     def __getitem__(self, k: int):
         item = self.prepared[k]
-        return None if item is None else item[3]
+        return None if item is None else apply_window(item[3], self.prepared.checkpoint.low_window)
 
 
 def restore(
@@ -257,7 +268,8 @@ def restore_with(
                 f"{name}: {height} x {width} px is smaller than one {tile} px tile: restored in one "
                 f"pass, mirror-padded to {layout[0][0]} x {layout[1][0]} px"
             )
-        image = yield from restore_burst(model, frames, options, stage=f"restore {name}")
+        window = checkpoint.low_window
+        image = yield from restore_burst(model, frames, options, stage=f"restore {name}", window=window)
         metadata = {
             "run": str(checkpoint.path),
             "model": cfg.to_dict(),
@@ -274,7 +286,7 @@ def restore_with(
             image,
             to_counts(image, checkpoint.gt_window),
             [int(i) for i in sel],
-            frames[len(sel) // 2],
+            apply_window(frames[len(sel) // 2], window),
             metadata,
             messages,
         )

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from napari_temdeblur.core import Progress
+from napari_temdeblur.core.imaging import IntensityWindow, apply_window
 
 from ._options import RestoreOptions
 
@@ -106,7 +107,12 @@ def check_tiling(model: nn.Module, options: RestoreOptions) -> int:
 
 
 def restore_burst(
-    model: nn.Module, burst: np.ndarray, options: RestoreOptions | None = None, *, stage: str = "restore"
+    model: nn.Module,
+    burst: np.ndarray,
+    options: RestoreOptions | None = None,
+    *,
+    stage: str = "restore",
+    window: IntensityWindow | None = None,
 ) -> Generator[TileProgress, None, np.ndarray]:
     """Restore one registered burst with `model`, tile by tile, as a generator of :class:`TileProgress`
     (``drain(restore_burst(...))`` returns the image).
@@ -128,12 +134,18 @@ def restore_burst(
         (B, N, h, w) -> (B, 1, h, w) network; its class attribute ``size_multiple`` (default 1) is the
         stride h and w must be multiples of.
     burst : ndarray
-        (N, H, W) frames in [0, 1], the centre frame at ``N // 2``; any real dtype (cast per tile).
+        (N, H, W) frames in [0, 1], the centre frame at ``N // 2``; any real dtype (cast per tile). With
+        `window`, detector counts instead.
     options : RestoreOptions, optional
         ``inference_tile`` (a multiple of the network's ``size_multiple``), ``overlap``
         (``0 <= overlap <= inference_tile // 2``) and ``batch`` (tiles per forward pass) are used.
     stage : str
         Stage of the progress events (e.g. ``"restore sess2_im5"``).
+    window : IntensityWindow, optional
+        Map each tile of counts to [0, 1] through this window as it is cut
+        (:func:`~napari_temdeblur.core.imaging.apply_window`, the same values as windowing the whole
+        burst first), so that a large burst is never held as floats: a 4096 x 4096 x 5 burst of uint16
+        counts would need another 335 MB.
 
     Yields
     ------
@@ -167,6 +179,8 @@ def restore_burst(
     for start in range(0, len(tiles), batch):
         chunk = tiles[start : start + batch]
         inputs = np.stack([burst[:, rows[y : y + tile_y, None], cols[None, x : x + tile_x]] for y, x in chunk])
+        if window is not None:
+            inputs = apply_window(inputs, window)
         with torch.inference_mode():  # not held across the yield: the consumer may run torch code meanwhile
             pred = model(torch.from_numpy(inputs.astype(np.float32, copy=False)).to(device))[:, 0].float().cpu().numpy()
         for (y, x), tile_out in zip(chunk, pred):

@@ -89,5 +89,11 @@ def show_hq_at_frame(hq: Image, index: int, frame_position: float) -> None:
     each really was taken, so the shown HQ image follows the stream frames near that place.
     """
     translate = np.array(hq.translate, float)
-    translate[0] += frame_position - frame_world(hq, index)
+    exact = translate[0] + frame_position - frame_world(hq, index)
+    # napari's slider steps from the lowest start of all layers: a stack starting half a frame before
+    # the stream would put every slider position between two stream frames (frame 59 shown as 60).
+    # A whole-frame offset keeps the steps on the stream's frames, and image `index` still covers
+    # `frame_position` as long as it moves by less than half its pitch.
+    whole = float(np.round(exact))
+    translate[0] = whole if abs(whole - exact) < abs(hq.scale[0]) / 2 else exact
     hq.translate = translate

@@ -58,9 +58,22 @@ def init_frame(pair: PairRegistration) -> int:
     return pair.frames[len(pair.frames) // 2].index
 
 
+def refined_translation_yx(pair: PairRegistration) -> tuple[float, float]:
+    """(ty, tx), stream px: where registration placed the HQ origin in the frame its start refers to
+    (:func:`init_frame`), so the viewer shows the refined alignment; the start when that frame was left
+    out. Only the translation: the overlay moves the stream layer, it does not rotate it."""
+    start = init_frame(pair) if pair.init_frame is not None or pair.frames else None
+    frame = next((f for f in pair.accepted if f.index == start), None)
+    return frame.translation_yx if frame is not None else tuple(pair.init_translation_yx)
+
+
 def describe_pair(pair: PairRegistration) -> str:
-    """One line per frame: its correlation, the method when not ECC, and why it was left out."""
-    lines = []
+    """The start (frame, translation, who gave it), then one line per frame: its correlation, the
+    method when not ECC, and why it was left out."""
+    ty, tx = pair.init_translation_yx
+    who = "yours" if pair.init_source == "user" else "the matcher's"
+    frame = init_frame(pair) if pair.init_frame is not None or pair.frames else "?"
+    lines = [f"start: frame {frame} at y {ty:.2f}, x {tx:.2f} px ({who})"]
     for frame in pair.frames:
         line = f"frame {frame.index}: r = {frame.correlation:.3f}"
         if frame.method != "ecc":

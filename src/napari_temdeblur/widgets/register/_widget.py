@@ -9,12 +9,13 @@ the HQ image (magenta over green: grey where they agree) or by typing the transl
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QHBoxLayout, QVBoxLayout
+from qtpy.QtWidgets import QHBoxLayout
 
 from napari_temdeblur.core import DataError, Progress
 from napari_temdeblur.core.io import Session, open_session
@@ -33,14 +34,15 @@ from napari_temdeblur.widgets._dock import Dock, RunState, keep_choice, show_pro
 from . import _alignment as align
 from ._bursts import follow_hq_stack, show_bursts
 from ._export import ExportBox
-from ._run import describe_pair, init_frame, register_and_extract
+from ._run import describe_pair, init_frame, refined_translation_yx, register_and_extract
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Image
 
-#: Colours that add up to grey where the stream frame and the HQ image agree.
-HQ_COLORMAP, STREAM_COLORMAP, STREAM_OPACITY = "green", "magenta", 0.7
+#: Colours that add up to grey where the stream frame and the HQ image agree (both at full strength:
+#: a translucent stream would leave the agreement green).
+HQ_COLORMAP, STREAM_COLORMAP, STREAM_OPACITY = "green", "magenta", 1.0
 
 
 class RegistrationWidget(Dock):
@@ -96,12 +98,7 @@ class RegistrationWidget(Dock):
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button.native)
         buttons.addWidget(self.register_all_button.native)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.form.native)
-        layout.addLayout(buttons)
-        layout.addWidget(self.status_label.native)
-        layout.addWidget(self.outcome.native)
-        layout.addWidget(self.exporter.native)
+        self.lay_out(self.form, buttons, self.status_label, self.outcome, self.exporter)
 
         self.hq_layer.changed.connect(self._pick_session)
         self.stream_layer.changed.connect(self._pick_session)
@@ -246,10 +243,12 @@ class RegistrationWidget(Dock):
         self._restore(name)
 
     def _restore(self, name: str) -> None:
-        """Apply what is known about HQ image `name`: its saved alignment, result and split."""
+        """Apply what is known about HQ image `name`: its refined alignment once registered (the start
+        stays listed in the result), its result and split."""
         pair = self._registered.get(name)
-        if pair is not None:
-            align.set_translation_yx(*self._layers, self._session.binning, pair.init_translation_yx)
+        shown = refined_translation_yx(pair) if pair is not None else None
+        if shown is not None and all(math.isfinite(v) for v in shown):  # a file without a start leaves the layer be
+            align.set_translation_yx(*self._layers, self._session.binning, shown)
         self.result.value = describe_pair(pair) if pair is not None else "not registered yet"
         self.exporter.show_split(name)
 
@@ -302,8 +301,9 @@ class RegistrationWidget(Dock):
             button.enabled = ready
         self.run_button.enabled = self._session is not None
         self.frames.enabled = self.motion.enabled = not self.status.running
-        if not self.status.running and self.progress.max == 0:  # no longer busy
+        if not self.status.running and self.progress.max == 0:  # no longer busy: full when done
             self.progress.max = 1
+            self.progress.value = int(self.status.state is RunState.DONE)
 
     def _start(self, work, *args, on_result) -> None:
         self.progress.value, self.progress.max = 0, 0  # busy until the first progress event
@@ -360,9 +360,8 @@ class RegistrationWidget(Dock):
                 self.viewer.layers.selection.active = self.stream_layer.value
         self._show_registered()
         current = self.hq_image.value
-        self.result.value = (
-            describe_pair(self._registered[current]) if current in self._registered else self.result.value
-        )
+        if current in self._registered:  # show where registration put it: the overlay turns grey
+            self._go_to_hq(current)
         if pairs:
             self.status.message = f"registered and saved {len(pairs)} HQ image(s)"
             self.status.state = RunState.DONE

@@ -11,6 +11,7 @@ half of each image as the paper did (``prepare``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from napari_temdeblur.core.imaging import (
     WINDOW,
     IntensityWindow,
     apply_window,
+    evaluation_tiles,
+    largest_fitting_tile,
     ssim_map,
     suggest_window,
 )
@@ -44,6 +47,8 @@ from napari_temdeblur.core.restore import (
 )
 from napari_temdeblur.layers import BurstLayers, LayerKind, find_bursts, kind_of, layer_info
 
+#: Score tiles tried, largest first, when none of the size asked for fits: multiples of this, px.
+SCORE_TILE_STEP = 16
 #: Header of the score table's CSV (means over each image's tiles; PSNR in dB).
 CSV_COLUMNS = ("image", "tiles", "input_ssim", "restored_ssim", "input_psnr", "restored_psnr")
 
@@ -114,12 +119,17 @@ class Selection:
         Index of each pair along the layers' image axis (0 when not stacked).
     shape : tuple of int
         (N, H, W) of the stacked layers, or (H, W) for a single image.
+    placement : (tuple of float, tuple of float)
+        (scale, translate) of the burst layer without its frame axis, one value per axis of `shape`, so
+        that the result layers show image i where the burst shows it (a dataset's splits sit one after
+        another on the image slider; registered bursts sit beside their session).
     """
 
     title: str
     pairs: list[BurstPair]
     slots: list[int]
     shape: tuple[int, ...]
+    placement: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def stacked(self) -> bool:
@@ -160,7 +170,8 @@ def select(low: Any, gt: Any | None, layers: Sequence[Any]) -> Selection:
         slots = list(range(len(pairs)))
     if not pairs:
         raise ValueError(f"layer '{low.name}' holds no registered burst (all images are empty)")
-    return Selection(title, pairs, slots, shape)
+    placement = (tuple(map(float, low.scale[1:])), tuple(map(float, low.translate[1:])))
+    return Selection(title, pairs, slots, shape, placement)
 
 
 #: Plugin layers that are never bursts to restore / GT images: session layers and the dock's own results.
@@ -210,6 +221,10 @@ class RestoreResult:
         Side of the score tiles, px.
     top_half : bool
         Whether only tiles in the top half of each image were scored.
+    requested_tile : int or None
+        The score tile asked for when no tile of it lay on the sample of any image, so that the images
+        were scored on `score_tile`, the largest that fits (or not at all, `score_tile` 0); None when
+        the tile asked for was used.
     """
 
     selection: Selection
@@ -222,6 +237,12 @@ class RestoreResult:
     ssim_maps: list[np.ndarray] | None = None
     score_tile: int = 128
     top_half: bool = True
+    requested_tile: int | None = None
+
+    @property
+    def scored(self) -> bool:
+        """Whether any image has scores (a GT and at least one tile on its sample)."""
+        return bool(self.scores) and any(s.tiles for s in self.scores)
 
 
 def restore_job(
@@ -241,16 +262,28 @@ def restore_job(
         inputs = [apply_window(p.low[len(p.low) // 2], low_window) for p in pairs]
         return RestoreResult(selection, restored, [r.image for r in restored], inputs, low_window)
     windows = sample_windows(pairs)
-    result = RestoreResult(selection, restored, [], [], windows["low"], windows["gt"], [], [], score_tile, top_half)
+    keep_rows = TOP_HALF_ROWS if top_half else None
+    # Which tiles lie on each image's sample, before scoring any: one image's windowed pair at a time.
+    masks = []
+    for k, pair in enumerate(pairs):
+        yield Progress("finding the sample", k, len(pairs), pair.name)
+        masks.append(prepare(selection.title, pair, windows, score_tile=score_tile, keep_rows_fraction=keep_rows).mask)
+    requested = None
+    if not any(len(evaluation_tiles(m, size=score_tile, keep_rows_fraction=keep_rows)) for m in masks):
+        # Small or barred images (the demo's strips) hold no tile of the size asked for: score them on
+        # the largest that fits, and say so, rather than show a table of blanks.
+        requested = score_tile
+        score_tile = largest_fitting_tile(masks, below=score_tile, step=SCORE_TILE_STEP, keep_rows_fraction=keep_rows)
+    result = RestoreResult(
+        selection, restored, [], [], windows["low"], windows["gt"], [], [], score_tile or 0, top_half, requested
+    )
     for k, (pair, out) in enumerate(zip(pairs, restored)):
         yield Progress("scoring", k, len(pairs), pair.name)
         image = prepare(
-            selection.title,
-            pair,
-            windows,
-            score_tile=score_tile,
-            keep_rows_fraction=TOP_HALF_ROWS if top_half else None,
+            selection.title, pair, windows, score_tile=score_tile or requested, keep_rows_fraction=keep_rows
         )
+        if not score_tile:  # not even the smallest tile fits: no tiles, so no scores
+            image = dataclasses.replace(image, origins=image.origins[:0])
         output = apply_window(out.counts, windows["gt"])
         scores, smap = score_image(image, output)
         result.images.append(output)

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QApplication,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
 )
@@ -45,8 +47,17 @@ def _put(viewer: napari.Viewer, name: str, data: np.ndarray, **kwargs):
     if name in viewer.layers:
         layer = viewer.layers[name]
         layer.data, layer.metadata = data, kwargs["metadata"]
+        layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
         return layer
     return viewer.add_image(data, name=name, **kwargs)
+
+
+def _placement(selection, margin: float = 0.0) -> dict:
+    """scale and translate of a result layer: image i where the burst shows it, `margin` px in."""
+    ndim = len(selection.shape)
+    scale, translate = selection.placement or ((1.0,) * ndim, (0.0,) * ndim)
+    inset = (0.0,) * (ndim - 2) + (margin * scale[-2], margin * scale[-1])
+    return {"scale": scale, "translate": tuple(t + d for t, d in zip(translate, inset))}
 
 
 def show_result(viewer: napari.Viewer, result: RestoreResult) -> dict[str, object]:
@@ -73,6 +84,7 @@ def show_result(viewer: napari.Viewer, result: RestoreResult) -> dict[str, objec
             _stack(selection, result.inputs, selection.shape),
             visible=False,
             **grey,
+            **_placement(selection),
             metadata=tag(LayerKind.INPUT, **info, window=result.low_window.to_dict()),
         ),
     }
@@ -83,20 +95,20 @@ def show_result(viewer: napari.Viewer, result: RestoreResult) -> dict[str, objec
         selection.title + RESTORED,
         _stack(selection, result.images, selection.shape),
         **grey,
+        **_placement(selection),
         metadata=tag(LayerKind.RESTORED, **info, restore=[r.metadata for r in result.restored], window=window),
     )
     if result.ssim_maps is None and selection.title + SSIM_MAP in viewer.layers:
         viewer.layers.remove(selection.title + SSIM_MAP)  # an earlier restore's, scored against a GT
     if result.ssim_maps is not None:
         shape = (*selection.shape[:-2], *(max(s - 2 * SSIM_MARGIN, 0) for s in selection.shape[-2:]))
-        translate = (0,) * (len(shape) - 2) + (SSIM_MARGIN, SSIM_MARGIN)
         layer = _put(
             viewer,
             selection.title + SSIM_MAP,
             _stack(selection, result.ssim_maps, shape, np.nan),
             contrast_limits=(0.0, 1.0),
             colormap="viridis",
-            translate=translate,
+            **_placement(selection, SSIM_MARGIN),
             visible=False,
             metadata=tag(LayerKind.SSIM_MAP, **info),
         )
@@ -117,12 +129,16 @@ def overlay_text(result: RestoreResult, slot: int) -> str:
     if result.scores is None:
         return f"{name}: restored (no GT, no scores)"
     scores = result.scores[k]
-    where = f"{result.score_tile} px tile(s) on the sample" + (" in the top half" if result.top_half else "")
+    half = " in the top half" if result.top_half else ""
+    if not result.score_tile:
+        return f"{name}: no scores: no tile lies wholly on the sample{half} of these images"
+    where = f"{result.score_tile} px tile(s) on the sample{half}"
     if scores.tiles == 0:
         return f"{name}: no {where}, so no scores"
+    smaller = f" (no {result.requested_tile} px tile fits these images)" if result.requested_tile else ""
     in_ssim, out_ssim, in_psnr, out_psnr = scores.means()
     return (
-        f"{name}: {scores.tiles} {where}\n"
+        f"{name}: {scores.tiles} {where}{smaller}\n"
         f"input     SSIM {in_ssim:.4f}   PSNR {in_psnr:.2f} dB\n"
         f"restored  SSIM {out_ssim:.4f}   PSNR {out_psnr:.2f} dB"
     )
@@ -224,6 +240,11 @@ class ScoresTable(QTableWidget):
         self.setHorizontalHeaderLabels(self.HEADERS)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.verticalHeader().setVisible(False)
+        # the table takes the dock's width and scrolls inside it, rather than widening the dock and
+        # squeezing the canvas
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setMinimumHeight(120)
         self._rows: list[ImageScores] = []
 
     def show_scores(self, scores: list[ImageScores] | None) -> None:

@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, ProgressBar, PushButton, SpinBox
 from napari.utils.notifications import show_info, show_warning
-from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QVBoxLayout
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout
 
 from napari_temdeblur.core import Progress, available_devices
 from napari_temdeblur.core.evaluate import EvaluateOptions
-from napari_temdeblur.core.models import DEFAULT_MODEL, PRETRAINED, has_pretrained
+from napari_temdeblur.core.models import BEST, DEFAULT_MODEL, LAST, PRETRAINED, has_pretrained
 from napari_temdeblur.core.restore import RestoreOptions
 from napari_temdeblur.layers import find_bursts
 from napari_temdeblur.widgets._dock import Dock, RunState, follow_choice, keep_choice, show_progress
 
-from ._job import RestoreResult, burst_layer_names, gt_layer_names, restore_job, select
+from ._job import SCORE_TILE_STEP, RestoreResult, burst_layer_names, gt_layer_names, restore_job, select
 from ._view import Comparison, ScoresTable, current_slot, overlay_text, show_result
 
 if TYPE_CHECKING:
@@ -66,6 +66,12 @@ class RestoreWidget(Dock):
             nullable=True,
             tooltip="a training run (best.pt); empty: the Train network dock's run, else the pretrained network",
         )
+        self.checkpoint = ComboBox(
+            label="checkpoint",
+            choices=[("best.pt: the epoch with the best val SSIM", BEST), ("last.pt: the latest epoch", LAST)],
+            value=BEST,
+            tooltip="which weights of the run folder restore",
+        )
         self.burst = ComboBox(label="burst layer", choices=self._burst_choices)
         self.gt = ComboBox(label="GT layer", choices=self._gt_choices)
         self.device = ComboBox(label="device", choices=available_devices(), value=restoring.device)
@@ -95,6 +101,7 @@ class RestoreWidget(Dock):
         self.form = Container(
             widgets=[
                 self.run,
+                self.checkpoint,
                 self.burst,
                 self.gt,
                 self.device,
@@ -114,12 +121,7 @@ class RestoreWidget(Dock):
         buttons = QHBoxLayout()
         for button in (self.copy_button, self.save_button, self.compare_button):
             buttons.addWidget(button.native)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.form.native)
-        layout.addWidget(self.controls.native)
-        layout.addWidget(self.status_label.native)
-        layout.addWidget(self.table, stretch=1)
-        layout.addLayout(buttons)
+        self.lay_out(self.form, self.controls, self.status_label, self.table, buttons, stretch=self.table)
 
         self.copy_button.changed.connect(self.table.copy)
         self.save_button.changed.connect(self._ask_csv)
@@ -143,15 +145,16 @@ class RestoreWidget(Dock):
         return None
 
     def run_folder(self) -> Path | str:
-        """The chosen run folder; else the Train network dock's run; else ``"pretrained"`` (the default
-        model's shipped weights, so a user can restore before any training)."""
+        """The checkpoint to restore with: the chosen one (best.pt or last.pt) of the chosen run folder,
+        else of the Train network dock's run; else ``"pretrained"`` (the default model's shipped
+        weights, so a user can restore before any training)."""
         chosen = self.run.value
         if chosen is not None and str(chosen).strip() not in ("", "."):
-            return Path(chosen)
+            return Path(chosen) / self.checkpoint.value if Path(chosen).is_dir() else Path(chosen)
         trained = self.trained_run()
         if trained is not None:
             self.run.value = trained
-            return trained
+            return trained / self.checkpoint.value
         if not has_pretrained(DEFAULT_MODEL):
             raise ValueError(f"choose a run folder ({RUN_HINT})")
         return PRETRAINED
@@ -184,7 +187,7 @@ class RestoreWidget(Dock):
             return
         self.end_compare()
         self.progress.value = 0
-        name = f"the pretrained {DEFAULT_MODEL} (no run chosen)" if run == PRETRAINED else Path(run).name
+        name = f"the pretrained {DEFAULT_MODEL} (no run chosen)" if run == PRETRAINED else _checkpoint_name(Path(run))
         self.status.message = f"restoring {len(selection.pairs)} image(s) of {selection.title} with {name}"
         self._requested_gt = gt
         self.run_work(
@@ -209,8 +212,17 @@ class RestoreWidget(Dock):
         for note in notes:
             show_warning(f"napari-temdeblur restore: {note}")
         done = f"restored {len(result.restored)} image(s) into '{self._layers['restored'].name}'"
-        if result.scores:
+        if result.scored:
             done += "; scores on the sample in the overlay and the table"
+            if result.requested_tile:
+                done += (
+                    f" on {result.score_tile} px tiles: no {result.requested_tile} px tile lies wholly on the "
+                    f"sample{' in the top half' if result.top_half else ''} of these images"
+                )
+        elif result.scores is not None:
+            done += f"; no scores: not even a {SCORE_TILE_STEP} px tile lies wholly on the sample" + (
+                " in the top half of these images (untick 'score the top half only')" if result.top_half else ""
+            )
         self.status.message = "; ".join([done, *notes])
         self.status.state = RunState.DONE
         self._update_overlay()
@@ -276,7 +288,7 @@ class RestoreWidget(Dock):
         self.form.enabled = not running
         has_result = self.result is not None
         self.compare_button.enabled = has_result and not running
-        self.copy_button.enabled = self.save_button.enabled = bool(has_result and self.result.scores)
+        self.copy_button.enabled = self.save_button.enabled = has_result and self.result.scored
 
     def _burst_choices(self, _widget=None) -> list[str]:
         return burst_layer_names(self.viewer.layers)
@@ -286,10 +298,17 @@ class RestoreWidget(Dock):
 
     def refresh_layers(self) -> None:
         """New or removed layers: keep the user's choices where they still exist."""
-        keep_choice(
-            self.burst, lambda: next((b.low.name for b in find_bursts(self.viewer.layers) if b.split == "Test"), None)
-        )
+        keep_choice(self.burst, self._preferred_burst)
         self._choose_gt(keep=True)
+
+    def _preferred_burst(self) -> str | None:
+        """The burst to score unless the user picks another: a Test split (data no network trained
+        on), else Val, else the first burst open."""
+        bursts = find_bursts(self.viewer.layers)
+        for split in ("Test", "Val"):
+            if name := next((b.low.name for b in bursts if b.split == split), None):
+                return name
+        return next(iter(self._burst_choices()), None)
 
     def _choose_gt(self, _value=None, keep: bool = False) -> None:
         """The GT partner of the chosen burst when open, else none; `keep` a user's pick."""
@@ -297,3 +316,8 @@ class RestoreWidget(Dock):
 
     def _partner(self) -> str | None:
         return next((b.gt.name for b in find_bursts(self.viewer.layers) if b.low.name == self.burst.value), None)
+
+
+def _checkpoint_name(path: Path) -> str:
+    """``run/best.pt`` -> ``"run (best.pt)"``, for the status line."""
+    return f"{path.parent.name} ({path.name})" if path.suffix == ".pt" else path.name

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar
 from napari.utils.notifications import show_info
-from qtpy.QtWidgets import QSizePolicy, QVBoxLayout
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QSizePolicy
 
 from napari_temdeblur.core import Progress, time_left
 from napari_temdeblur.core.models import BEST
@@ -35,6 +36,7 @@ from napari_temdeblur.core.train import (
 from napari_temdeblur.layers import find_bursts, hold_out, validation_for
 from napari_temdeblur.widgets._dock import Dock, RunState, follow_choice, keep_choice
 
+from ._batch_clock import BatchClock
 from ._form import SettingsForm
 from ._plot import HistoryPlot
 from ._status import EpochRecord, TrainingStatus
@@ -79,13 +81,16 @@ class TrainingWidget(Dock):
     """
 
     run_text, stop_text = "Train", "Stop"
-    stopping_message = "stopping after this batch ..."
     memory_hint = "try a smaller batch or patch, fewer frames, or width tiny"
     other_hint = "the best weights so far stay in the output folder's best.pt"
 
     def __init__(self, napari_viewer: napari.Viewer):
         super().__init__(napari_viewer, TrainingStatus())
         self._run_folder: Path | None = None
+        self._clock = BatchClock()
+        self._stopping_timer = QTimer(self)  # while a Stop waits: how far into the batch, every second
+        self._stopping_timer.setInterval(1000)
+        self._stopping_timer.timeout.connect(self._show_stopping)
 
         self.source = ComboBox(
             label="training data", choices=[(s.value, s) for s in DataSource], value=DataSource.LAYERS
@@ -104,10 +109,7 @@ class TrainingWidget(Dock):
         self.result_label.native.setWordWrap(True)  # long messages wrap, never widen the dock
         self.result_label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.plot = HistoryPlot(napari_viewer.theme)
-        layout = QVBoxLayout(self)
-        for container in (self.data, self.settings.container, self.progress, self.outcome):
-            layout.addWidget(container.native)
-        layout.addWidget(self.plot)
+        self.lay_out(self.data, self.settings.container, self.progress, self.outcome, self.plot, stretch=self.plot)
 
         self.source.changed.connect(self._show_source)
         self.train_layers.changed.connect(self._choose_validation)
@@ -118,6 +120,7 @@ class TrainingWidget(Dock):
         self.refresh_layers()
         self._show_source()
         self._render_state()
+        self._render_history()
 
     # --- training data ---------------------------------------------------------------------------
 
@@ -182,13 +185,26 @@ class TrainingWidget(Dock):
         self.batch_bar.value = 0
         self._run_folder = out
         show_info(f"napari-temdeblur: {note}")
+        self._clock.restart()
         self.run_work(run_training, cfg, load, out, self.settings.resume.value, on_result=self._on_returned)
 
     def request_stop(self, worker) -> None:
-        """Stop after the current batch (the trainer returns its result); best.pt keeps the best epoch."""
+        """Stop after the current batch (the trainer returns its result); best.pt keeps the best epoch.
+        Until then the status says how far into the batch it is and about how long is left."""
         worker.send(STOP)
+        self._stopping_timer.start()
+
+    def _show_stopping(self) -> None:
+        if self.status.running:
+            self.status.message = self._clock.stopping_message()
+
+    @property
+    def stopping_message(self) -> str:
+        return self._clock.stopping_message()
 
     def on_event(self, event: Progress) -> None:
+        batch = isinstance(event, BatchDone)
+        self._clock.event(batch_done=batch, epoch_end=batch and event.done == event.total)
         if isinstance(event, TrainStarted):
             self.status.device = event.device
             self.epoch_bar.max, self.epoch_bar.value = event.total, event.done
@@ -252,6 +268,8 @@ class TrainingWidget(Dock):
 
     def render_state(self) -> None:
         running = self.status.running
+        if not running:
+            self._stopping_timer.stop()
         self.data.enabled = self.settings.container.enabled = not running
         best = self.status.best_checkpoint
         if not running and best is not None and best.is_file():
@@ -261,6 +279,8 @@ class TrainingWidget(Dock):
         self.plot.set_theme(event.value)
 
     def _render_history(self) -> None:
+        # no empty axes before the first epoch: the plot appears with something to show
+        self.plot.setVisible(bool(self.status.history))
         self.plot.plot(self.status.history, self.status.best_epoch, self.status.input_val)
 
     def _show_source(self) -> None:
