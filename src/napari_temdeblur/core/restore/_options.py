@@ -18,8 +18,9 @@ class RestoreOptions:
         "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
     inference_tile : int or None
         Side of the tiles the network sees, px; a multiple of the network's size multiple. None: the
-        model's own (``ModelSpec.inference_tile``: 128 keeps the paper's published widths under 2 GB on a
-        CPU; fast-burst takes 1088, a 1024 px frame with its overlap in one pass). Larger tiles are
+        network's own (its class attribute ``inference_tile``, else 128, which keeps the paper's
+        published widths under 2 GB on a CPU; fast-burst takes 1088, a 1024 px frame with its overlap
+        in one pass). Larger tiles are
         faster where memory allows.
     overlap : int
         Overlap between neighbouring tiles, px, ``0 <= overlap <= inference_tile // 2``.

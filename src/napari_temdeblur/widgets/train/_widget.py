@@ -196,7 +196,7 @@ class TrainingWidget(Dock):
 
     def _show_stopping(self) -> None:
         if self.status.running:
-            self.status.message = self._clock.stopping_message()
+            self.status.message = self.stopping_message
 
     @property
     def stopping_message(self) -> str:
