@@ -144,3 +144,34 @@ def test_hidden_files_are_not_images(dataset):
     (dataset / "Kidney/Train/GT/._sess1_im1.tif").write_bytes(b"\x00\x05\x16\x07 resource fork")
     (split,) = read_dataset(dataset / "Kidney" / "Train")
     assert [p.name for p in split.pairs] == ["sess1_im1", "sess1_im2"] and split.skipped == []
+
+
+def test_pixel_size_of_a_sample_from_its_sample_json(dataset):
+    """The published dataset has no pixel size (layers in pixels); ours records it per sample folder,
+    and a bad record is named while the images still open, in pixels."""
+    import json
+
+    from napari_temdeblur.core.io import read_pixel_size, write_pixel_size
+
+    assert {s.pixel_size_nm for s in read_dataset(dataset)} == {None}
+    assert dataset_layers(read_dataset(dataset))[0][1]["scale"] == (1.0, 1.0, 1.0)
+    write_pixel_size(dataset / "Kidney", 31.25)
+    kidney = read_dataset(dataset / "Kidney")
+    assert [s.pixel_size_nm for s in kidney] == [31.25, 31.25]
+    gt_kwargs, low_kwargs = (kwargs for _, kwargs, _ in dataset_layers(kidney)[:2])
+    assert gt_kwargs["scale"] == (1.0, 31.25, 31.25) and gt_kwargs["units"] == ("pixel", "nm", "nm")
+    assert low_kwargs["scale"] == (1.0, 1.0, 31.25, 31.25)
+    with pytest.raises(ValueError, match="records 31.25 nm pixels, not 15.0 nm"):
+        write_pixel_size(dataset / "Kidney", 15.0)
+    for bad in (0, -2, "31", None, True):
+        (dataset / "Kidney" / "sample.json").write_text(
+            json.dumps({"format": "temdeblur-sample/1", "pixel_size_nm": bad})
+        )
+        with pytest.raises(DataError, match="pixel_size_nm must be a finite positive number"):
+            read_pixel_size(dataset / "Kidney")
+        (split,) = read_dataset(dataset / "Kidney" / "Train")
+        assert split.pixel_size_nm is None and len(split.pairs) == 2
+        assert "sample.json" in split.skipped[0] and "shown in pixels" in split.skipped[0]
+    (dataset / "Kidney" / "sample.json").write_text('{"format": "temdeblur-sample/1", "pixel_size_nm": Infinity}')
+    with pytest.raises(DataError, match="finite positive"):
+        read_pixel_size(dataset / "Kidney")

@@ -200,3 +200,20 @@ def test_apply_window_8bit_levels():
 def test_apply_window_rejects_nan():
     with pytest.raises(ValueError, match="NaN"):
         apply_window(np.array([1.0, np.nan]), IntensityWindow(0, 1))
+
+
+def test_matching_window_recovers_gain_and_offset_through_noise():
+    """A stream frame is the HQ field times a gain plus an offset, plus shot noise: the window that
+    shows it like the HQ image is the HQ window through the same gain and offset."""
+    from scipy import ndimage
+
+    from napari_temdeblur.core.imaging import matching_window
+
+    rng = np.random.default_rng(3)
+    field = ndimage.gaussian_filter(rng.uniform(0, 1, (256, 256)), 4)
+    reference = 1000 + 8000 * (field - field.min()) / np.ptp(field)
+    image = 0.3 * reference + 250 + rng.normal(0, 150, reference.shape)
+    window = matching_window(image, reference, IntensityWindow(2000.0, 8000.0))
+    np.testing.assert_allclose((window.low, window.high), (0.3 * 2000 + 250, 0.3 * 8000 + 250), rtol=0.03)
+    with pytest.raises(ValueError, match="no common contrast"):
+        matching_window(np.full((64, 64), 7.0), reference[:64, :64], window)

@@ -68,6 +68,11 @@ def test_dataset_opens_through_npe2(make_napari_viewer, simulated_dataset):
     firsts = [layer.translate[0] for layer in gts]
     assert firsts == [0, counts[0], counts[0] + counts[1]]
     assert [viewer.layers[f"Kidney {s} Low"].translate[1] for s in ("Train", "Val", "Test")] == firsts
+    # the simulator records the stream pixel size in Kidney/sample.json: y and x in nm, as the scale bar
+    pixel = json.loads((simulated_dataset.out / "Kidney" / "sample.json").read_text())["pixel_size_nm"]
+    for layer in viewer.layers:
+        np.testing.assert_allclose(layer.scale[-2:], (pixel, pixel))
+    assert [str(u) for u in viewer.layers.units] == ["pixel", "pixel", "nanometer", "nanometer"]
     image_axis = viewer.dims.range[1]
     assert (image_axis.start, image_axis.stop, image_axis.step) == (0, sum(counts) - 1, 1)
     # the image slider moves GT and burst together; the frame slider steps through the burst
@@ -84,10 +89,17 @@ def test_session_opens_through_npe2(make_napari_viewer, simulated_sessions):
     hq, stream = layers
     assert (hq.name, stream.name) == ("CalibrationGrid sess1 HQ", "CalibrationGrid sess1 stream")
     assert hq.data.shape[1:] == (512, 512) and stream.data.shape[1:] == (256, 256)
-    np.testing.assert_allclose(hq.scale[1:], [0.5, 0.5])
+    # y and x in nm, so napari's scale bar reads nm: each layer scaled by its pixel size (session.json)
+    meta = json.loads((folder / "session.json").read_text())
+    np.testing.assert_allclose(hq.scale[1:], [meta["hq_pixel_size_nm"]] * 2)
+    np.testing.assert_allclose(stream.scale[1:], [meta["stream_pixel_size_nm"]] * 2)
+    assert [str(u) for u in (*hq.units[1:], *stream.units[1:])] == ["nanometer"] * 4
+    assert str(viewer.layers.units[-1]) == "nanometer"  # the units every layer agrees on: the scale bar's
     assert hq.metadata["temdeblur"]["names"][0] == "sess1_im1"
     # both cover the same field of view in world coordinates
-    np.testing.assert_allclose(np.array(hq.extent.world)[:, 1:], np.array(stream.extent.world)[:, 1:], atol=1)
+    np.testing.assert_allclose(
+        np.array(hq.extent.world)[:, 1:], np.array(stream.extent.world)[:, 1:], atol=meta["stream_pixel_size_nm"]
+    )
 
 
 def test_broken_pair_opens_the_rest_and_warns(make_napari_viewer, simulated_dataset, tmp_path):
@@ -228,6 +240,7 @@ def test_a_restore_output_folder_opens_as_restored_layers_next_to_its_input(
         gt, restored = viewer.layers[f"Kidney {split} GT"], viewer.layers[f"out Kidney {split} restored"]
         assert kind_of(restored) is LayerKind.RESTORED
         assert restored.translate[0] == gt.translate[0] and restored.data.shape == gt.data.shape
+        assert tuple(restored.scale) == tuple(gt.scale) and restored.units == gt.units  # in nm like their input
         info = restored.metadata["temdeblur"]
         assert info["names"] == gt.metadata["temdeblur"]["names"] and info["restore_record"] == record
         for k, name in enumerate(info["names"]):

@@ -87,7 +87,7 @@ def test_cli_simulate_both_layouts(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "wrote dataset layout" in out and "Test 3" in out
-    assert sorted(p.name for p in (tmp_path / "d/Spots").iterdir()) == ["Test", "Train", "Val"]
+    assert sorted(p.name for p in (tmp_path / "d/Spots").iterdir()) == ["Test", "Train", "Val", "sample.json"]
 
 
 def test_cli_refuses_to_mix_two_simulations(tmp_path, capsys):

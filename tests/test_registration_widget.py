@@ -20,7 +20,7 @@ from napari_temdeblur.core.register import (
     load_registrations,
 )
 from napari_temdeblur.core.simulate import SimulationConfig, simulate
-from napari_temdeblur.layers import find_bursts
+from napari_temdeblur.layers import find_bursts, frame_index
 from napari_temdeblur.widgets._dock import RunState
 from napari_temdeblur.widgets.register import _alignment as align
 
@@ -54,12 +54,15 @@ def open_layers(viewer, folder):
 def test_translation_read_back_follows_the_layer_transforms(make_napari_viewer, session_dir):
     viewer = make_napari_viewer()
     hq, stream = open_layers(viewer, session_dir)
-    # the reader lays HQ pixels 2q, 2q+1 over stream pixel q, so hq_down pixel q is shown at world q;
-    # stream pixel p at p + d: the stream pixel over hq_down pixel q is q - d, so (ty, tx) = -d
-    stream.translate = (0, 3.0, -5.5)
+    # the reader lays HQ pixels 2q, 2q+1 over stream pixel q, so hq_down pixel q is shown at world
+    # q * px (nm); stream pixel p at (p + d) * px: the stream pixel over hq_down pixel q is q - d, so
+    # (ty, tx) = -d
+    px = stream.scale[-1]
+    assert px == open_session(session_dir).meta["stream_pixel_size_nm"] and str(stream.units[-1]) == "nanometer"
+    stream.translate = (0, 3.0 * px, -5.5 * px)
     np.testing.assert_allclose(align.translation_yx(hq, stream, 2), (-3.0, 5.5))
     # napari's transform mode edits the affine: its translation counts too
-    stream.affine = Affine(translate=(0, 1.0, 2.0))
+    stream.affine = Affine(translate=(0, 1.0 * px, 2.0 * px))
     np.testing.assert_allclose(align.translation_yx(hq, stream, 2), (-4.0, 3.5))
     # setting the numbers moves the layer so the read-back returns them, also under a rotation
     stream.affine = Affine(rotate=3.0, ndim=3)
@@ -107,16 +110,17 @@ def test_drag_moves_the_stream_by_the_mouse_displacement(make_napari_viewer, ses
     viewer = make_napari_viewer()
     hq, stream = open_layers(viewer, session_dir)
     before = np.array(align.translation_yx(hq, stream, 2))
-    event = SimpleNamespace(type="mouse_press", position=(4.0, 100.0, 50.0))
+    px = stream.scale[-1]  # world units are nm
+    event = SimpleNamespace(type="mouse_press", position=(4.0, 100.0 * px, 50.0 * px))
     drag = align.drag_stream(stream, event)
     next(drag)
     for y, x in ((102.0, 49.0), (106.5, 47.0)):
-        event.type, event.position = "mouse_move", (4.0, y, x)
+        event.type, event.position = "mouse_move", (4.0, y * px, x * px)
         next(drag)
     event.type = "mouse_release"
     with pytest.raises(StopIteration):
         next(drag)
-    np.testing.assert_allclose(stream.translate[1:], (6.5, -3.0))
+    np.testing.assert_allclose(stream.translate[1:], (6.5 * px, -3.0 * px))
     # moving the stream down moves the HQ origin up in the frame
     np.testing.assert_allclose(align.translation_yx(hq, stream, 2), before - (6.5, -3.0))
 
@@ -167,10 +171,11 @@ def test_drag_toggle_attaches_the_drag_and_stops_panning(dock):
 def test_numbers_follow_the_layer_and_move_it(dock):
     viewer, widget = dock
     stream = widget.stream_layer.value
-    stream.translate = (0, -4.0, 9.0)  # as a drag leaves it
+    px = stream.scale[-1]  # world units are nm; the numbers are stream pixels
+    stream.translate = (0, -4.0 * px, 9.0 * px)  # as a drag leaves it
     assert (widget.shift_y.value, widget.shift_x.value) == (4.0, -9.0)
     widget.shift_x.value = 2.5
-    np.testing.assert_allclose(stream.translate[1:], (-4.0, -2.5))
+    np.testing.assert_allclose(stream.translate[1:], (-4.0 * px, -2.5 * px))
 
 
 def test_find_frames_moves_the_slider_to_the_best_frame(dock, qtbot, one_session):
@@ -206,6 +211,67 @@ def test_the_slider_lands_on_the_frame_and_image_shown(dock):
         assert viewer.dims.range[0].start == 0
 
 
+def test_the_frame_slider_keeps_the_stream_length(dock, qtbot):
+    """Moving the HQ stack so image i shows over frame t must not stretch the frame slider beyond the
+    stream (a walk-through saw its maximum jump 119 -> 238 -> 180): the stack keeps inside the
+    stream's frames, also with the registered layers added."""
+    viewer, widget = dock
+    last = widget.stream_layer.value.data.shape[0] - 1
+
+    def frame_range():
+        r = viewer.dims.range[widget._frame_axis()]
+        return (r.start, r.stop, r.step)
+
+    assert frame_range() == (0, last, 1)
+    for index, frame in [(1, 5), (0, 8), (1, 12), (0, 0), (1, 1), (0, 11)]:
+        widget._show_frame(index, frame)
+        assert (widget.current_frame(), widget.current_index()) == (frame, index)
+        assert frame_range() == (0, last, 1)
+    viewer.dims.set_point(0, 3)
+    widget.run_button.clicked()
+    wait_idle(qtbot, widget)
+    assert len(viewer.layers) == 4  # the registered GT and Low came in beside the session
+    assert str(viewer.layers.units[-1]) == "nanometer"  # in nm like the session (napari drops units that differ)
+    for index, frame in [(1, 4), (0, 9)]:
+        widget._show_frame(index, frame)
+        assert (widget.current_frame(), widget.current_index()) == (frame, index)
+        assert frame_range() == (0, last, 1)
+        registered = viewer.layers[-2]  # the registered GT: its slot of image `index` follows the HQ image
+        assert frame_index(registered, viewer.dims.point) == index
+
+
+def _shown(layer, image: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] as the layer's colormap receives them (its contrast limits)."""
+    low, high = layer.contrast_limits
+    return np.clip((image - low) / (high - low), 0, 1)
+
+
+def test_where_hq_and_stream_agree_the_overlay_is_grey(dock, qtbot, one_session, session_dir):
+    """Green HQ + magenta stream add up to grey only where both reach the colormaps at the same level:
+    at the true alignment the stream frame must look as bright, with as much contrast, as the HQ image
+    (a walk-through saw green everywhere: the stream's own window made it darker, so a few px offset
+    was hard to judge)."""
+    viewer, widget = dock
+    hq, stream = widget._layers
+    session = open_session(session_dir)
+    for index, name in enumerate(session.hq_names):
+        widget.hq_image.value = name
+        widget.find_button.clicked()  # shows the best frame under the HQ image at the proposed alignment
+        wait_idle(qtbot, widget)
+        frame = widget.current_frame()
+        ty, tx = np.round(truth_yx(one_session[1], index, frame)).astype(int)
+        hq_down = hq_at_stream_pixels(session, index)
+        frame_img = np.asarray(session.stream[frame], float)
+        h, w = frame_img.shape
+        rows, cols = slice(max(ty, 0) + 8, min(h, ty + h) - 8), slice(max(tx, 0) + 8, min(w, tx + w) - 8)
+        green = ndimage.gaussian_filter(
+            _shown(hq, hq_down[rows.start - ty : rows.stop - ty, cols.start - tx : cols.stop - tx]), 2
+        )
+        magenta = ndimage.gaussian_filter(_shown(stream, frame_img[rows, cols]), 2)
+        assert abs(green.mean() - magenta.mean()) < 0.03, (green.mean(), magenta.mean())
+        assert 0.8 < magenta.std() / green.std() < 1.25, (green.std(), magenta.std())
+
+
 def test_register_from_a_drag_saves_shows_and_keeps_the_viewer_responsive(dock, qtbot, one_session, session_dir):
     from qtpy.QtCore import QTimer
 
@@ -217,7 +283,7 @@ def test_register_from_a_drag_saves_shows_and_keeps_the_viewer_responsive(dock, 
     # a hand drag lands a few pixels off the truth
     hand = truth_yx(truth, 0, frame) + (2.5, -3.0)
     stream = widget.stream_layer.value
-    stream.translate = (0, *(-hand))
+    stream.translate = (0, *(-hand * stream.scale[-1]))  # world units are nm
     np.testing.assert_allclose((widget.shift_y.value, widget.shift_x.value), hand, atol=0.005)  # shown to 0.01 px
 
     ticks = []
@@ -311,11 +377,12 @@ def test_a_drag_is_kept_for_register_all_and_the_export_follows_the_splits(dock,
     widget.drag.value = True
     stream = widget.stream_layer.value
     before = np.array(widget.translation_yx())
-    event = SimpleNamespace(type="mouse_press", position=(3.0, 50.0, 50.0))
+    px = stream.scale[-1]  # world units are nm
+    event = SimpleNamespace(type="mouse_press", position=(3.0, 50.0 * px, 50.0 * px))
     for callback in stream.mouse_drag_callbacks:  # as napari runs them for a drag on the active layer
         drag = callback(stream, event)
         next(drag)
-        event.type, event.position = "mouse_move", (3.0, 52.0, 47.0)
+        event.type, event.position = "mouse_move", (3.0, 52.0 * px, 47.0 * px)
         next(drag)
         event.type = "mouse_release"
         with pytest.raises(StopIteration):

@@ -63,7 +63,7 @@ def read_restored(path) -> list[tuple]:
     for _, kwargs, _ in layers:
         info = kwargs["metadata"]["temdeblur"]
         if info["kind"] == LayerKind.GT.value:
-            placed[f"{info['sample']}/{info['split']}"] = (kwargs["translate"][0], info["names"])
+            placed[f"{info['sample']}/{info['split']}"] = (kwargs["translate"][0], info["names"], info["pixel_size_nm"])
     layers += restored_layers(folder, placed)
     if problems:
         warnings.warn("napari-temdeblur skipped: " + "; ".join(problems), stacklevel=2)

@@ -4,6 +4,10 @@ Dataset splits open as two layers that browse together: GT ``(image, y, x)`` and
 ``(frame, image, y, x)``. napari aligns trailing axes, so the image slider moves GT and burst
 together while the frame slider steps through the burst. Images of different sizes are padded with
 zeros at the bottom and right; each image's valid (rows, cols) is kept in the layer metadata.
+
+y and x are in nm where the pixel size is known (session.json; a dataset sample's sample.json), so
+napari's scale bar reads nm; else in pixels. Every layer of one view must agree (napari ignores units
+that differ between layers), so the layers made from one another copy their scale and units.
 """
 
 from __future__ import annotations
@@ -21,6 +25,20 @@ WINDOW_SAMPLE_FRAMES = 5
 
 def _contrast(window: IntensityWindow) -> list[float]:
     return [float(window.low), float(window.high)]
+
+
+def physical(pixel_size_nm: float | None, leading: tuple[float, ...] = ()) -> dict:
+    """``scale`` and ``units`` keyword arguments of a layer whose last two axes are y and x.
+
+    Parameters
+    ----------
+    pixel_size_nm : float or None
+        Size of one pixel in nm; None when unknown (y and x stay in pixels).
+    leading : tuple of float
+        Scales of the axes before y and x (frame, image: no physical unit).
+    """
+    size, unit = (float(pixel_size_nm), "nm") if pixel_size_nm else (1.0, "pixel")
+    return {"scale": (*leading, size, size), "units": (*("pixel",) * len(leading), unit, unit)}
 
 
 def split_layers(
@@ -60,10 +78,12 @@ def split_layers(
         "sessions": [p.session for p in pairs],
         "valid_shapes": [list(p.gt.shape) for p in pairs],
         "skipped": list(split.skipped),
+        "pixel_size_nm": split.pixel_size_nm,
     }
     title = f"{split.sample} {split.split}"
     gt_kwargs = {
         "name": f"{title} GT",
+        **physical(split.pixel_size_nm, (1.0,)),
         "translate": (first, 0, 0),
         "contrast_limits": _contrast(gt_window),
         "axis_labels": ("image", "y", "x"),
@@ -71,6 +91,7 @@ def split_layers(
     }
     low_kwargs = {
         "name": f"{title} Low",
+        **physical(split.pixel_size_nm, (1.0, 1.0)),
         "translate": (0, first, 0, 0),
         "contrast_limits": _contrast(low_window),
         "axis_labels": ("frame", "image", "y", "x"),
@@ -102,13 +123,13 @@ def dataset_layers(splits: list[DatasetSplit]) -> list[tuple]:
 def session_layers(session: Session) -> list[tuple]:
     """Layer data for an acquisition session: HQ stack and stream, both lazy.
 
-    The stream is in stream pixels. HQ images get scale 1/binning in y and x so both show the same
-    field of view at the same size, and a scale along the first axis that spreads the N HQ images over
+    y and x are in nm (each layer scaled by its pixel size), so both show the same field of view at
+    the same size; the HQ layer has a scale along the first axis that spreads the N HQ images over
     the T frames: scrolling the stream shows the HQ image taken at about the same place (nominal,
     until registration says better). The HQ layer is also offset so that pixel *areas* coincide: the
     `binning` x `binning` HQ pixels averaged into one stream pixel cover exactly that stream pixel (napari
-    puts pixel centres at integer world coordinates, so without the offset the HQ image would sit 1/4
-    stream pixel down-right of the stream for binning 2).
+    puts pixel centres at the scaled integer coordinates, so without the offset the HQ image would sit
+    1/4 stream pixel down-right of the stream for binning 2).
     """
     n_hq, n_frames = session.hq.shape[0], session.stream.shape[0]
     pitch = (n_frames - 1) / (n_hq - 1) if n_hq > 1 else 1.0
@@ -120,16 +141,19 @@ def session_layers(session: Session) -> list[tuple]:
         "path": str(session.path),
         "session_meta": session.meta,
     }
+    stream_nm, hq_nm = session.meta["stream_pixel_size_nm"], session.meta["hq_pixel_size_nm"]
+    corner = (hq_nm - stream_nm) / 2  # nm: HQ pixel (0, 0)'s centre from the stream pixel (0, 0)'s
     hq_kwargs = {
         "name": f"{session.name} HQ",
-        "scale": (pitch, 1 / session.binning, 1 / session.binning),
-        "translate": (0, (1 / session.binning - 1) / 2, (1 / session.binning - 1) / 2),
+        **physical(hq_nm, (pitch,)),
+        "translate": (0, corner, corner),
         "contrast_limits": _contrast(hq_window),
         "axis_labels": ("frame", "y", "x"),
         "metadata": tag(LayerKind.HQ, **info, names=session.hq_names, window=hq_window.to_dict()),
     }
     stream_kwargs = {
         "name": f"{session.name} stream",
+        **physical(stream_nm, (1.0,)),
         "contrast_limits": _contrast(stream_window),
         "axis_labels": ("frame", "y", "x"),
         "metadata": tag(LayerKind.STREAM, **info, window=stream_window.to_dict()),
@@ -137,7 +161,9 @@ def session_layers(session: Session) -> list[tuple]:
     return [(session.hq, hq_kwargs, "image"), (session.stream, stream_kwargs, "image")]
 
 
-def restored_layers(folder: RestoredFolder, splits: dict[str, tuple[float, list[str]]] | None = None) -> list[tuple]:
+def restored_layers(
+    folder: RestoredFolder, splits: dict[str, tuple[float, list[str], float | None]] | None = None
+) -> list[tuple]:
     """Layer data for a ``temdeblur restore`` output folder: one layer of restored images per sub-folder.
 
     Parameters
@@ -145,9 +171,10 @@ def restored_layers(folder: RestoredFolder, splits: dict[str, tuple[float, list[
     folder : RestoredFolder
     splits : dict, optional
         ``"<Sample>/<Split>"`` -> (position of the split's first image on the image slider, its image
-        names), of the dataset layers opened with it (:func:`dataset_layers`): a sub-folder of that
-        name (or the only one, for a restored single split) is laid out like the split, each image in
-        its slot, so restored and input images share the slider.
+        names, its pixel size in nm or None), of the dataset layers opened with it
+        (:func:`dataset_layers`): a sub-folder of that name (or the only one, for a restored single
+        split) is laid out and scaled like the split, each image in its slot, so restored and input
+        images share the slider.
 
     Returns
     -------
@@ -163,9 +190,9 @@ def restored_layers(folder: RestoredFolder, splits: dict[str, tuple[float, list[
         names = [name for name, _ in images]
         split = splits.get(group) or (next(iter(splits.values())) if not group and len(splits) == 1 else None)
         if split is not None and set(names) <= set(split[1]):
-            first, order = split
+            first, order, pixel_size_nm = split
         else:
-            first, order = 0.0, names
+            first, order, pixel_size_nm = 0.0, names, None
         shapes = {name: image.shape for name, image in images}
         rows, cols = max(s[0] for s in shapes.values()), max(s[1] for s in shapes.values())
         data = np.zeros((len(order), rows, cols), np.uint16)
@@ -189,6 +216,7 @@ def restored_layers(folder: RestoredFolder, splits: dict[str, tuple[float, list[
                     "name": f"{title} restored",
                     "contrast_limits": _contrast(window),
                     "axis_labels": ("y", "x") if single else ("image", "y", "x"),
+                    **physical(pixel_size_nm, () if single else (1.0,)),
                     **({} if single else {"translate": (first, 0, 0)}),
                     "metadata": tag(LayerKind.RESTORED, **info),
                 },

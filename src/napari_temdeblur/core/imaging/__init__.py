@@ -8,7 +8,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submod_attrs={
         "_bursts": ["centred_frames", "window_pair"],
-        "_intensity": ["IntensityWindow", "apply_window", "suggest_window"],
+        "_intensity": ["IntensityWindow", "apply_window", "matching_window", "suggest_window"],
         "_metrics": ["WINDOW", "psnr", "ssim", "ssim_map", "ssim_torch", "tile_scores"],
         "_preprocess": [
             "TOP_HALF_ROWS",

@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 from skimage.filters import threshold_otsu
 
-__all__ = ["IntensityWindow", "suggest_window", "apply_window"]
+__all__ = ["IntensityWindow", "suggest_window", "apply_window", "matching_window"]
 
 # Grid-bar detection. The bars are metal, so they read the detector offset plus read noise: a narrow
 # population far below all sample intensities. A dark class of an Otsu split counts as bars only if
@@ -221,6 +222,54 @@ def suggest_window(
         # Percentiles collapse when most pixels share one value; fall back to the full data range.
         top = float(values.max())
     return IntensityWindow(low=low, high=top + headroom * (top - low))
+
+
+#: Deciles (10th .. 90th percentile) compared by :func:`matching_window`: the tails hold noise and
+#: hot pixels, the deciles the specimen.
+_MATCH_QUANTILES = np.linspace(0.1, 0.9, 9)
+
+
+def matching_window(
+    image: np.ndarray, reference: np.ndarray, reference_window: IntensityWindow, *, smooth_px: float = 1.5
+) -> IntensityWindow:
+    """The window under which `image` looks like `reference` under `reference_window`.
+
+    For an overlay of two acquisitions of one field (a noisy stream frame over an HQ image): where
+    they show the same specimen, both should reach their colormaps at the same level, so matching
+    structure looks neutral (green + magenta = grey). Detector counts of the two differ by a gain and
+    an offset (dose, exposure); these are fitted by least squares between the deciles of the two
+    images, both smoothed alike first so that the stream's shot noise does not widen its deciles.
+
+    Parameters
+    ----------
+    image, reference : numpy.ndarray
+        (H, W) each, counts, the same field of view on the same pixel grid (a shift of a few pixels
+        changes the deciles little).
+    reference_window : IntensityWindow
+        How `reference` is shown.
+    smooth_px : float
+        Gaussian sigma applied to both, pixels.
+
+    Returns
+    -------
+    IntensityWindow
+        ``gain * reference_window + offset``.
+
+    Raises
+    ------
+    ValueError
+        When the images are not 2-D or hold no contrast to match (e.g. blank).
+    """
+    image, reference = (np.asarray(a, np.float32) for a in (image, reference))
+    if image.ndim != 2 or reference.ndim != 2:
+        raise ValueError(f"matching_window needs two (H, W) images, got {image.shape} and {reference.shape}")
+    levels = [np.quantile(ndimage.gaussian_filter(a, smooth_px), _MATCH_QUANTILES) for a in (image, reference)]
+    if min(np.ptp(levels[0]), np.ptp(levels[1])) <= 0:
+        raise ValueError("the images hold no common contrast to match their intensities on")
+    gain, offset = np.polyfit(levels[1], levels[0], 1)
+    if not (math.isfinite(gain) and gain > 0):
+        raise ValueError("the images hold no common contrast to match their intensities on")
+    return IntensityWindow(gain * reference_window.low + offset, gain * reference_window.high + offset)
 
 
 def apply_window(image: np.ndarray, window: IntensityWindow, *, quantize_8bit: bool = False) -> np.ndarray:

@@ -14,8 +14,10 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "frame_files",
             "read_dataset",
             "read_pair",
+            "read_pixel_size",
             "session_of",
             "write_pair",
+            "write_pixel_size",
         ],
         "_inputs": ["BurstInputs", "read_inputs"],
         "_restored": [

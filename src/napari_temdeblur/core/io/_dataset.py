@@ -5,6 +5,8 @@
     <root>/<Sample>/<Split>/GT/<name>.tif               uint16 (H, W) sharp image at stream pixels
     <root>/<Sample>/<Split>/Low/<name>/<name>_<k>.tif   uint16 (H, W) registered stream frames, k = 0..F-1
     <root>/<Sample>/<Split>/GT_hr/...                   optional full-resolution ground truth (not read)
+    <root>/<Sample>/sample.json                         optional, ours: {"format": "temdeblur-sample/1",
+                                                        "pixel_size_nm": <stream pixel>}
 
 Reading accepts the root, a sample folder or a split folder. A broken pair never stops the rest of a
 dataset from opening: it is skipped and reported in :attr:`DatasetSplit.skipped`.
@@ -12,6 +14,7 @@ dataset from opening: it is skipped and reported in :attr:`DatasetSplit.skipped`
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Collection
@@ -20,12 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_temdeblur.core import DataError
+from napari_temdeblur.core import DataError, write_json
 
-from ._files import find_folders, tiff_files
+from ._files import find_folders, read_json, tiff_files
 from ._tiff import read_image, write_image
 
 SPLITS = ("Train", "Val", "Test")
+#: The optional record of a sample folder (the published dataset has none) and its format.
+SAMPLE_RECORD, SAMPLE_FORMAT = "sample.json", "temdeblur-sample/1"
 _SESSION = re.compile(r"sess(?:ion)?[_-]?(\d+)", re.IGNORECASE)
 
 
@@ -62,6 +67,8 @@ class DatasetSplit:
     path: Path
     pairs: list[BurstPair] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: Size of one pixel (the stream's) in nm, from the sample folder's sample.json; None when unknown.
+    pixel_size_nm: float | None = None
 
 
 def session_of(name: str) -> int | None:
@@ -143,6 +150,45 @@ def read_pair(gt_path: str | Path) -> BurstPair:
     return BurstPair(name=name, gt=gt, low=np.stack(frames))
 
 
+def read_pixel_size(sample_dir: str | Path) -> float | None:
+    """The pixel size (nm) a sample folder's ``sample.json`` gives, or None when it has none.
+
+    Raises
+    ------
+    DataError
+        When sample.json is unreadable, of another format, or its pixel size is not a finite
+        positive number.
+    """
+    path = Path(sample_dir) / SAMPLE_RECORD
+    if not path.is_file():
+        return None
+    record = read_json(path)
+    if record.get("format") != SAMPLE_FORMAT:
+        raise DataError(path, f"format is {record.get('format')!r}, expected {SAMPLE_FORMAT!r}")
+    size = record.get("pixel_size_nm")
+    if isinstance(size, bool) or not isinstance(size, (int, float)) or not (math.isfinite(size) and size > 0):
+        raise DataError(path, f"pixel_size_nm must be a finite positive number of nanometres, found {size!r}")
+    return float(size)
+
+
+def write_pixel_size(sample_dir: str | Path, pixel_size_nm: float) -> Path:
+    """Record the stream pixel size (nm) of the images of a sample folder in its ``sample.json``.
+
+    Raises
+    ------
+    ValueError
+        When the folder already records another pixel size: its images would be shown at two scales.
+    """
+    known = read_pixel_size(sample_dir)
+    if known is not None and not math.isclose(known, pixel_size_nm, rel_tol=1e-6):
+        raise ValueError(
+            f"{Path(sample_dir) / SAMPLE_RECORD} records {known} nm pixels, not {pixel_size_nm} nm: "
+            "write images of another pixel size to another sample folder"
+        )
+    record = {"format": SAMPLE_FORMAT, "pixel_size_nm": float(pixel_size_nm)}
+    return write_json(Path(sample_dir) / SAMPLE_RECORD, record)
+
+
 def read_split(split_dir: str | Path, sample: str | None = None, split: str | None = None) -> DatasetSplit:
     """Read every pair of one split folder; broken pairs are skipped and listed, not fatal.
 
@@ -151,6 +197,10 @@ def read_split(split_dir: str | Path, sample: str | None = None, split: str | No
     """
     split_dir = Path(split_dir)
     result = DatasetSplit(sample or split_dir.parent.name, split or split_dir.name, split_dir)
+    try:
+        result.pixel_size_nm = read_pixel_size(split_dir.parent)
+    except DataError as exc:  # the images are still good: they open in pixels
+        result.skipped.append(f"{exc}; the images are shown in pixels")
     for gt_path in tiff_files(split_dir / "GT"):
         try:
             result.pairs.append(read_pair(gt_path))

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from napari_temdeblur.core.io import BurstPair, session_of, write_pair
+from napari_temdeblur.core.io import BurstPair, session_of, write_pair, write_pixel_size
 
 from ._file import PairRegistration
 from ._matching import hq_at_stream_pixels, stream_frame
@@ -171,5 +171,9 @@ def export_dataset(
             if split not in ("Train", "Val", "Test"):
                 raise ValueError(f"split of {pair.hq} must be Train, Val or Test, got {split!r}")
             burst = extract_burst(session, pair, pair_name(session, pair.hq))
-            written += write_pair(out / sample_name(session) / split, burst)
+            sample_dir = out / sample_name(session)
+            record = write_pixel_size(sample_dir, session.meta["stream_pixel_size_nm"])  # the viewer's scale bar
+            if record not in written:
+                written.append(record)
+            written += write_pair(sample_dir / split, burst)
     return written

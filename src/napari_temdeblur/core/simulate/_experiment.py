@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_temdeblur.core import Progress
-from napari_temdeblur.core.io import BurstPair, write_pair, write_session
+from napari_temdeblur.core.io import BurstPair, write_pair, write_pixel_size, write_session
 
 from ._acquisition import (
     AcquiredSession,
@@ -293,6 +293,7 @@ def simulate(
 
 def _write_dataset(out: Path, cfg, sample: str, acquired: list, splits: dict, result: SimulationResult):
     counts: dict[str, int] = {}
+    write_pixel_size(out / sample, cfg.stream_pixel_size_nm)
     for session, acq, record, rng in acquired:
         record["pairs"] = []
         for i in range(len(acq.hq)):

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_temdeblur.core import DataError
+from napari_temdeblur.core.imaging import IntensityWindow, matching_window
+from napari_temdeblur.core.register import hq_at_stream_pixels
 from napari_temdeblur.layers import frame_world
 
 if TYPE_CHECKING:
@@ -82,18 +85,56 @@ def drag_stream(layer: Image, event):
         yield
 
 
-def show_hq_at_frame(hq: Image, index: int, frame_position: float) -> None:
-    """Shift the HQ stack along axis 0 so image `index` is the one shown at world `frame_position`.
+def show_hq_at_frame(hq: Image, stream: Image, index: int, frame: int) -> None:
+    """Place the HQ stack along axis 0 so that image `index` is the one shown over stream frame `frame`.
 
     The reader spreads the HQ images evenly over the stream (a nominal guess); matching says where
-    each really was taken, so the shown HQ image follows the stream frames near that place.
+    each really was taken, so the shown HQ image follows the stream frames near that place. Image
+    `index` goes exactly onto the frame; the others keep their pitch where they can, closer together
+    where the stack would otherwise reach past the stream's first or last frame: napari's frame slider
+    spans every layer, so a stack sticking out would stretch it beyond the stream (and a stack
+    starting between two frames would put every slider step between two frames).
     """
-    translate = np.array(hq.translate, float)
-    exact = translate[0] + frame_position - frame_world(hq, index)
-    # napari's slider steps from the lowest start of all layers: a stack starting half a frame before
-    # the stream would put every slider position between two stream frames (frame 59 shown as 60).
-    # A whole-frame offset keeps the steps on the stream's frames, and image `index` still covers
-    # `frame_position` as long as it moves by less than half its pitch.
-    whole = float(np.round(exact))
-    translate[0] = whole if abs(whole - exact) < abs(hq.scale[0]) / 2 else exact
-    hq.translate = translate
+    first, last = (frame_world(stream, t) for t in (0, stream.data.shape[0] - 1))
+    position = frame_world(stream, frame)
+    after = hq.data.shape[0] - 1 - index  # images after `index`, each at least a frame apart
+    pitch = float(hq.scale[0])
+    if index:
+        pitch = min(pitch, (position - first) / index)
+    if after:
+        pitch = min(pitch, (last - position) / after)
+    # a pitch under one frame would make the slider step in fractions of a frame; then the stack
+    # sticks out by whole frames instead (more HQ images than frames on one side: rare)
+    pitch = max(pitch, 1.0)
+    scale, translate = np.array(hq.scale, float), np.array(hq.translate, float)
+    scale[0], translate[0] = pitch, position - index * pitch
+    hq.scale, hq.translate = scale, translate
+
+
+#: Below this overlap (stream px, in y or x) the whole images are compared instead.
+MIN_OVERLAP_PX = 32
+
+
+def match_stream_contrast(hq: Image, stream: Image, session, index: int, frame: int) -> None:
+    """Set the stream layer's contrast limits so frame `frame` looks as bright as HQ image `index`.
+
+    Green and magenta add up to grey only where both layers reach their colormaps at the same level;
+    with each layer's own window the noisy stream looked darker and the whole overlay green. The
+    match uses the part of the two images that overlaps at the alignment shown.
+    """
+    try:
+        reference = hq_at_stream_pixels(session, index)
+    except DataError:  # a blank or saturated HQ image has nothing to match; registration says so
+        return
+    image = np.asarray(session.stream[frame], np.float32)
+    ty, tx = (int(np.round(v)) for v in translation_yx(hq, stream, session.binning))
+    rows = slice(max(ty, 0), min(image.shape[0], ty + reference.shape[0]))
+    cols = slice(max(tx, 0), min(image.shape[1], tx + reference.shape[1]))
+    if rows.stop - rows.start >= MIN_OVERLAP_PX and cols.stop - cols.start >= MIN_OVERLAP_PX:
+        image = image[rows, cols]
+        reference = reference[rows.start - ty : rows.stop - ty, cols.start - tx : cols.stop - tx]
+    try:
+        window = matching_window(image, reference, IntensityWindow(*hq.contrast_limits))
+    except ValueError:  # no contrast in common (a blank frame): keep the stream's own window
+        return
+    stream.contrast_limits = (window.low, window.high)

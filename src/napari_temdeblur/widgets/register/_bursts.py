@@ -4,7 +4,7 @@ The bursts are stacked like a dataset split (``napari_temdeblur.layers.split_lay
 Low (F, N, H, W)), one slot per HQ image of the session (zeros where an image is not registered, and
 for frames a burst lacks: ``metadata["temdeblur"]["frame_counts"]`` gives each slot's real frames),
 and placed along the frame axis like the HQ layer, so scrolling the stream shows the burst of the HQ
-image on screen. In y and x they sit beside the session's field of view.
+image on screen. In y and x they sit beside the session's field of view, in nm like the session.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def burst_layers(
     frame_axis : (scale, translate)
         The HQ layer's axis-0 scale and translate: slot i is shown where HQ image i is.
     field_width : float
-        Width of the session's field of view in world units (stream px); the bursts go right of it.
+        Width of the session's field of view in world units (nm); the bursts go right of it.
 
     Returns
     -------
@@ -65,14 +65,15 @@ def burst_layers(
     """
     frames = max(len(b.low) for b in bursts.values())
     pairs = [_padded(name, bursts.get(name), frames) for name in session.hq_names]
-    split = DatasetSplit(sample_name(session), "registered", session.path, pairs)
+    pixel_nm = session.meta["stream_pixel_size_nm"]
+    split = DatasetSplit(sample_name(session), "registered", session.path, pairs, pixel_size_nm=pixel_nm)
     windows = (IntensityWindow.from_dict(hq_meta["window"]), IntensityWindow.from_dict(stream_meta["window"]))
     (gt, gt_kwargs, _), (low, low_kwargs, _) = split_layers(split, *windows)
     scale, translate = frame_axis
-    offset = field_width + GAP_PX
+    offset = field_width + GAP_PX * pixel_nm
     for kwargs, prefix, kind in ((gt_kwargs, (), KINDS[0]), (low_kwargs, (1.0,), KINDS[1])):
         kwargs["name"] = layer_name(session, kind)
-        kwargs["scale"] = (*prefix, scale, 1.0, 1.0)
+        kwargs["scale"] = (*prefix, scale, pixel_nm, pixel_nm)
         kwargs["translate"] = (*(0.0,) * len(prefix), translate, 0.0, offset)
         info = kwargs["metadata"][METADATA_KEY]
         info["registered"] = sorted(bursts)
@@ -98,6 +99,6 @@ def follow_hq_stack(viewer, session: Session, hq) -> None:
     for kind in KINDS:
         if layer_name(session, kind) in viewer.layers:
             layer = viewer.layers[layer_name(session, kind)]
-            translate = list(layer.translate)
-            translate[-3] = hq.translate[0]
-            layer.translate = translate
+            scale, translate = list(layer.scale), list(layer.translate)
+            scale[-3], translate[-3] = hq.scale[0], hq.translate[0]
+            layer.scale, layer.translate = scale, translate

@@ -215,9 +215,8 @@ class RegistrationWidget(Dock):
     def _show_frame(self, index: int, frame: int) -> None:
         """Show stream frame `frame` with HQ image `index` over it."""
         hq, stream = self._layers
-        position = frame_world(stream, frame)
-        align.show_hq_at_frame(hq, index, position)
-        self.viewer.dims.set_point(self._frame_axis(), position)
+        align.show_hq_at_frame(hq, stream, index, frame)
+        self.viewer.dims.set_point(self._frame_axis(), frame_world(stream, frame))
         follow_hq_stack(self.viewer, self._session, hq)
 
     def _follow_dims(self, _event=None) -> None:
@@ -251,6 +250,11 @@ class RegistrationWidget(Dock):
             align.set_translation_yx(*self._layers, self._session.binning, shown)
         self.result.value = describe_pair(pair) if pair is not None else "not registered yet"
         self.exporter.show_split(name)
+        self._match_contrast()
+
+    def _match_contrast(self) -> None:
+        """Show the stream frame on screen as bright as the HQ image over it (agreement looks grey)."""
+        align.match_stream_contrast(*self._layers, self._session, self.current_index(), self.current_frame())
 
     def _layer_moved(self, _event=None) -> None:
         """The stream layer moved (drag, transform mode, typed numbers): show the new numbers."""
@@ -318,6 +322,7 @@ class RegistrationWidget(Dock):
         index = self._session.hq_names.index(match.hq)
         self._show_frame(index, match.best_frame)
         align.set_translation_yx(*self._layers, self._session.binning, match.translation_yx)
+        self._match_contrast()
         self.status.message = f"{match.hq}: best frame {match.best_frame} (score {match.score:.3f})"
         self.status.state = RunState.DONE
 

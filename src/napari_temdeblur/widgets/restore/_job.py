@@ -119,17 +119,18 @@ class Selection:
         Index of each pair along the layers' image axis (0 when not stacked).
     shape : tuple of int
         (N, H, W) of the stacked layers, or (H, W) for a single image.
-    placement : (tuple of float, tuple of float)
-        (scale, translate) of the burst layer without its frame axis, one value per axis of `shape`, so
-        that the result layers show image i where the burst shows it (a dataset's splits sit one after
-        another on the image slider; registered bursts sit beside their session).
+    placement : (tuple of float, tuple of float, tuple of str)
+        (scale, translate, units) of the burst layer without its frame axis, one value per axis of
+        `shape`, so that the result layers show image i where the burst shows it (a dataset's splits
+        sit one after another on the image slider; registered bursts sit beside their session), in
+        the same units (napari ignores units that differ between layers).
     """
 
     title: str
     pairs: list[BurstPair]
     slots: list[int]
     shape: tuple[int, ...]
-    placement: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    placement: tuple[tuple[float, ...], tuple[float, ...], tuple[str, ...]] | None = None
 
     @property
     def stacked(self) -> bool:
@@ -170,7 +171,11 @@ def select(low: Any, gt: Any | None, layers: Sequence[Any]) -> Selection:
         slots = list(range(len(pairs)))
     if not pairs:
         raise ValueError(f"layer '{low.name}' holds no registered burst (all images are empty)")
-    placement = (tuple(map(float, low.scale[1:])), tuple(map(float, low.translate[1:])))
+    placement = (
+        tuple(map(float, low.scale[1:])),
+        tuple(map(float, low.translate[1:])),
+        tuple(str(u) for u in low.units[1:]),
+    )
     return Selection(title, pairs, slots, shape, placement)
 
 

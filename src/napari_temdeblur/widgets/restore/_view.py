@@ -47,17 +47,17 @@ def _put(viewer: napari.Viewer, name: str, data: np.ndarray, **kwargs):
     if name in viewer.layers:
         layer = viewer.layers[name]
         layer.data, layer.metadata = data, kwargs["metadata"]
-        layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
+        layer.scale, layer.translate, layer.units = kwargs["scale"], kwargs["translate"], kwargs["units"]
         return layer
     return viewer.add_image(data, name=name, **kwargs)
 
 
 def _placement(selection, margin: float = 0.0) -> dict:
-    """scale and translate of a result layer: image i where the burst shows it, `margin` px in."""
+    """scale, translate and units of a result layer: image i where the burst shows it, `margin` px in."""
     ndim = len(selection.shape)
-    scale, translate = selection.placement or ((1.0,) * ndim, (0.0,) * ndim)
+    scale, translate, units = selection.placement or ((1.0,) * ndim, (0.0,) * ndim, ("pixel",) * ndim)
     inset = (0.0,) * (ndim - 2) + (margin * scale[-2], margin * scale[-1])
-    return {"scale": scale, "translate": tuple(t + d for t, d in zip(translate, inset))}
+    return {"scale": scale, "translate": tuple(t + d for t, d in zip(translate, inset)), "units": units}
 
 
 def show_result(viewer: napari.Viewer, result: RestoreResult) -> dict[str, object]:
