@@ -34,6 +34,7 @@ ALLOWED = {
         "core.train",
         "core.restore",
     },
+    "core.share": {"core", "core.imaging", "core.models"},
     "layers": {"core", "core.io", "core.imaging"},
     "cli": {
         "core",
@@ -45,6 +46,7 @@ ALLOWED = {
         "core.train",
         "core.restore",
         "core.evaluate",
+        "core.share",
     },
     "widgets": {
         "core",

@@ -1,0 +1,9 @@
+"""Sharing trained networks with other tools: ONNX export (the optional ``export`` extra:
+``pip install "napari-temdeblur[export]"``; docs/sharing.md)."""
+
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submod_attrs={"_onnx": ["ONNX_METADATA_KEY", "OnnxExport", "export_onnx", "onnx_metadata"]},
+)

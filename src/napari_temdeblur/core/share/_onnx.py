@@ -1,0 +1,198 @@
+"""A trained run as an ONNX model: dynamic height and width, checked against torch after export.
+
+The ONNX model maps a windowed burst to the restored image, both float32 in [0, 1]:
+
+``burst``     (1, F, H, W): F registered frames (the run's frame count), each windowed with the
+              run's Low window, centre frame at F // 2
+``restored``  (1, 1, H, W): the restored image in the run's GT window
+
+H and W must be multiples of the network's size multiple (its downsampling steps); the exporter
+records it, with the windows and the model, as JSON under the ``temdeblur`` key of the model's
+metadata, so a reader knows how to window, pad and un-window without this package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_temdeblur import __version__
+from napari_temdeblur.core import DataError, atomic_write, first_line
+
+#: Metadata key of the ONNX model holding the run's JSON description.
+ONNX_METADATA_KEY = "temdeblur"
+#: Format of that description.
+ONNX_FORMAT = "temdeblur-onnx/1"
+#: ONNX opset: supported by onnxruntime >= 1.16 and every current runtime.
+OPSET = 18
+#: Largest height and width (px) the exported graph accepts.
+MAX_SIZE_PX = 16384
+#: Agreement required between onnxruntime and torch on the check input ([0, 1] scale).
+TOLERANCE = 1e-4
+_NEEDED = ("onnx", "onnxruntime", "onnxscript")
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """What :func:`export_onnx` wrote and checked.
+
+    Attributes
+    ----------
+    path : Path
+        The ``.onnx`` file.
+    max_abs_difference : float
+        Largest |onnxruntime - torch| over the check input, [0, 1] scale.
+    metadata : dict
+        The JSON stored under ``ONNX_METADATA_KEY``.
+    """
+
+    path: Path
+    max_abs_difference: float
+    metadata: dict
+
+
+def _require_extra() -> None:
+    for name in _NEEDED:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise DataError(
+                None,
+                f"ONNX export needs {name}, which is not installed: install the export extra "
+                '(pip install "napari-temdeblur[export]")',
+            ) from None
+
+
+def onnx_metadata(path: str | Path) -> dict:
+    """The run description an exported model carries (see the module docstring).
+
+    Raises
+    ------
+    DataError
+        Not an ONNX file, or one without our description.
+    """
+    _require_extra()
+    import onnx
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, OSError or ValueError for foreign files
+        raise DataError(path, f"not a readable ONNX model: {first_line(exc)}") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    if ONNX_METADATA_KEY not in props:
+        raise DataError(path, "an ONNX model without napari-temdeblur's description (not exported by us)")
+    return json.loads(props[ONNX_METADATA_KEY])
+
+
+def export_onnx(run: str | Path, out: str | Path, *, check_size: int = 64, seed: int = 0) -> OnnxExport:
+    """Export a trained run to ONNX and check onnxruntime against torch.
+
+    Parameters
+    ----------
+    run : str or Path
+        A run folder (its ``best.pt``), a checkpoint file, or ``"pretrained"``.
+    out : str or Path
+        The ``.onnx`` file to write (replaced atomically, only once the check passed).
+    check_size : int
+        Height and width (px, rounded up to the size multiple) of the random check burst; a second
+        check uses a larger, non-square size so the dynamic axes are exercised.
+    seed : int
+        Seed of the check bursts.
+
+    Returns
+    -------
+    OnnxExport
+
+    Raises
+    ------
+    DataError
+        The export extra is missing, or the run cannot be read.
+    ValueError
+        The network could not be exported, or onnxruntime disagrees with torch by more than
+        ``TOLERANCE``; nothing is written then.
+    """
+    _require_extra()
+    import onnx
+    import onnxruntime
+    import torch
+
+    from napari_temdeblur.core.models import frames_required, load_model, size_multiple
+
+    model, checkpoint = load_model(run, "cpu")
+    cfg = checkpoint.model
+    frames = frames_required(cfg) or checkpoint.frames[1]
+    multiple = size_multiple(cfg)
+    side = -(-check_size // multiple) * multiple
+    rng = np.random.default_rng(seed)
+    checks = [
+        rng.random((1, frames, side, side), np.float32),
+        rng.random((1, frames, side + multiple, 2 * side), np.float32),
+    ]
+    # height and width as whole multiples, so the network's own padding branch is never traced
+    rows = torch.export.Dim("rows", min=1, max=MAX_SIZE_PX // multiple)
+    cols = torch.export.Dim("cols", min=1, max=MAX_SIZE_PX // multiple)
+    shapes = ({2: multiple * rows, 3: multiple * cols},)
+    metadata = {
+        "format": ONNX_FORMAT,
+        "model": cfg.to_dict(),
+        "frames": frames,
+        "size_multiple": multiple,
+        "windows": {"gt": checkpoint.gt_window.to_dict(), "low": checkpoint.low_window.to_dict()},
+        "epoch": checkpoint.epoch,
+        "val_ssim": checkpoint.val_ssim,
+        "exported_by": f"napari-temdeblur {__version__}",
+        "input": "burst (1, F, H, W) float32 [0, 1], frames windowed with windows.low",
+        "output": "restored (1, 1, H, W) float32 [0, 1] in windows.gt",
+    }
+    out = Path(out)
+
+    def write(tmp: Path) -> float:
+        # the exporter logs a warning per torchvision operator it cannot register (nothing we use)
+        # and raises torch.export's own deprecations: neither is the user's to act on
+        onnx_log = logging.getLogger("torch.onnx")
+        level = onnx_log.level
+        onnx_log.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                program = torch.onnx.export(
+                    model,
+                    (torch.from_numpy(checks[0]),),
+                    dynamo=True,
+                    dynamic_shapes=shapes,
+                    input_names=["burst"],
+                    output_names=["restored"],
+                    opset_version=OPSET,
+                    verbose=False,
+                )
+        except Exception as exc:  # torch.export names the operation it could not trace
+            raise ValueError(f"{cfg.name} could not be exported to ONNX: {first_line(exc)}") from None
+        finally:
+            onnx_log.setLevel(level)
+        proto = program.model_proto
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = ONNX_METADATA_KEY, json.dumps(metadata)
+        onnx.save(proto, str(tmp))
+        session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        worst = 0.0
+        for burst in checks:
+            with torch.no_grad():
+                expected = model(torch.from_numpy(burst)).numpy()
+            got = session.run(None, {"burst": burst})[0]
+            worst = max(worst, float(np.abs(got - expected).max()))
+        if not worst <= TOLERANCE:
+            raise ValueError(
+                f"the ONNX model of {cfg.name} differs from torch by {worst:.2e} (> {TOLERANCE}): not written"
+            )
+        return worst
+
+    result = {}
+    atomic_write(out, lambda tmp: result.setdefault("worst", write(tmp)))
+    return OnnxExport(out, result["worst"], metadata)
