@@ -46,7 +46,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "session folder: then stream positions are restored, each from the frames around it "
         "registered on the fly to it.",
     )
-    p.add_argument("run", metavar="RUN", help="run folder (its best.pt) or checkpoint file")
+    p.add_argument(
+        "run",
+        metavar="RUN",
+        help="run folder (its best.pt), checkpoint file, a model written by temdeblur export (.onnx) or pretrained",
+    )
     p.add_argument("input", metavar="INPUT", help="dataset folder, burst folder, burst TIFF or session folder")
     p.add_argument("out", metavar="OUT", help="output folder")
     # --tile: the flag's name before inference and score tiles were told apart

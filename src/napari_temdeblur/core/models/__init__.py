@@ -26,6 +26,13 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "resolve_run",
         ],
         "_mobilenet": ["MobileNetV2Features"],
+        "_onnx_network": [
+            "ONNX_FORMAT",
+            "ONNX_METADATA_KEY",
+            "OnnxNetwork",
+            "load_onnx",
+            "read_onnx_description",
+        ],
         "_registry": [
             "DEFAULT_MODEL",
             "MODELS",

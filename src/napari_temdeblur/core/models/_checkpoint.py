@@ -29,6 +29,7 @@ from napari_temdeblur import __version__
 from napari_temdeblur.core import DataError, atomic_write, first_line
 from napari_temdeblur.core.imaging import IntensityWindow
 
+from ._onnx_network import ONNX_SUFFIX, load_onnx
 from ._pretrained import resolve_run
 from ._registry import MODEL_NAMES, ModelConfig, build_model
 
@@ -163,8 +164,9 @@ def load_model(run_or_path: str | Path, device: str | torch.device = "cpu") -> t
     Parameters
     ----------
     run_or_path : str or Path
-        A run folder (its ``best.pt`` is used), a ``.pt`` file, or ``"pretrained"`` (the default
-        model's shipped weights, :func:`pretrained_checkpoint`).
+        A run folder (its ``best.pt`` is used), a ``.pt`` file, a model exported to ``.onnx``
+        (:func:`load_onnx`), or ``"pretrained"`` (the default model's shipped weights,
+        :func:`pretrained_checkpoint`).
     device : str or torch.device
 
     Returns
@@ -176,10 +178,33 @@ def load_model(run_or_path: str | Path, device: str | torch.device = "cpu") -> t
     DataError
         No checkpoint there, an unreadable one, or weights that do not fit the recorded model.
     """
-    checkpoint = load_checkpoint(checkpoint_path(run_or_path))
+    path = checkpoint_path(run_or_path)
+    if path.suffix.lower() == ONNX_SUFFIX:  # computed by onnxruntime, on the CPU
+        network, description = load_onnx(path)
+        return network, _exported_checkpoint(path, description)
+    checkpoint = load_checkpoint(path)
     model = build_model(checkpoint.model, pretrained=False)  # the weights come from the checkpoint
     load_weights(model, checkpoint)
     return model.to(device).eval(), checkpoint
+
+
+def _exported_checkpoint(path: Path, description: dict) -> Checkpoint:
+    """What restoration needs of a checkpoint, from an exported model's description (no weights)."""
+    try:
+        frames = int(description["frames"])
+        return Checkpoint(
+            path=path,
+            model=ModelConfig.from_dict(description["model"]),
+            state_dict={},
+            epoch=int(description["epoch"]),
+            gt_window=IntensityWindow.from_dict(description["windows"]["gt"]),
+            low_window=IntensityWindow.from_dict(description["windows"]["low"]),
+            frames=(frames, frames),
+            val_ssim=description.get("val_ssim"),
+            versions={"exported_by": str(description.get("exported_by"))},
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(path, f"incomplete napari-temdeblur description: {type(exc).__name__}: {exc}") from None
 
 
 def checkpoint_path(run_or_path: str | Path) -> Path:

@@ -79,8 +79,9 @@ def _profile(tile: int, overlap: int, before: bool, after: bool) -> np.ndarray:
 
 
 def model_device(model: nn.Module) -> torch.device:
-    """The device holding the model's parameters."""
-    return next(iter(model.parameters())).device
+    """The device holding the model's parameters (the CPU for an exported model, which has none)."""
+    parameter = next(iter(model.parameters()), None)
+    return torch.device("cpu") if parameter is None else parameter.device
 
 
 #: The inference tile of a network that names none (``inference_tile`` class attribute).

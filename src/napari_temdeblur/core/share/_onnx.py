@@ -2,9 +2,9 @@
 
 The ONNX model maps a windowed burst to the restored image, both float32 in [0, 1]:
 
-``burst``     (1, F, H, W): F registered frames (the run's frame count), each windowed with the
+``burst``     (B, F, H, W): B bursts of F registered frames (the run's frame count), each windowed with the
               run's Low window, centre frame at F // 2
-``restored``  (1, 1, H, W): the restored image in the run's GT window
+``restored``  (B, 1, H, W): the restored images in the run's GT window
 
 H and W must be multiples of the network's size multiple (its downsampling steps); the exporter
 records it, with the windows and the model, as JSON under the ``temdeblur`` key of the model's
@@ -25,14 +25,10 @@ import numpy as np
 from napari_temdeblur import __version__
 from napari_temdeblur.core import DataError, atomic_write, first_line
 
-#: Metadata key of the ONNX model holding the run's JSON description.
-ONNX_METADATA_KEY = "temdeblur"
-#: Format of that description.
-ONNX_FORMAT = "temdeblur-onnx/1"
 #: ONNX opset: supported by onnxruntime >= 1.16 and every current runtime.
 OPSET = 18
-#: Largest height and width (px) the exported graph accepts.
-MAX_SIZE_PX = 16384
+#: Largest height and width (px) and batch of bursts the exported graph accepts.
+MAX_SIZE_PX, MAX_BATCH = 16384, 1024
 #: Agreement required between onnxruntime and torch on the check input ([0, 1] scale).
 TOLERANCE = 1e-4
 _NEEDED = ("onnx", "onnxruntime", "onnxscript")
@@ -77,18 +73,9 @@ def onnx_metadata(path: str | Path) -> dict:
     DataError
         Not an ONNX file, or one without our description.
     """
-    _require_extra()
-    import onnx
+    from napari_temdeblur.core.models import read_onnx_description
 
-    path = Path(path)
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError, OSError or ValueError for foreign files
-        raise DataError(path, f"not a readable ONNX model: {first_line(exc)}") from None
-    props = {p.key: p.value for p in model.metadata_props}
-    if ONNX_METADATA_KEY not in props:
-        raise DataError(path, "an ONNX model without napari-temdeblur's description (not exported by us)")
-    return json.loads(props[ONNX_METADATA_KEY])
+    return read_onnx_description(path)
 
 
 def export_onnx(run: str | Path, out: str | Path, *, check_size: int = 64, seed: int = 0) -> OnnxExport:
@@ -123,7 +110,7 @@ def export_onnx(run: str | Path, out: str | Path, *, check_size: int = 64, seed:
     import onnxruntime
     import torch
 
-    from napari_temdeblur.core.models import frames_required, load_model, size_multiple
+    from napari_temdeblur.core.models import ONNX_FORMAT, ONNX_METADATA_KEY, frames_required, load_model, size_multiple
 
     model, checkpoint = load_model(run, "cpu")
     cfg = checkpoint.model
@@ -131,14 +118,16 @@ def export_onnx(run: str | Path, out: str | Path, *, check_size: int = 64, seed:
     multiple = size_multiple(cfg)
     side = -(-check_size // multiple) * multiple
     rng = np.random.default_rng(seed)
+    # traced with 2 bursts: torch.export would fix a batch of 1 (a size it specialises on)
     checks = [
-        rng.random((1, frames, side, side), np.float32),
+        rng.random((2, frames, side, side), np.float32),
         rng.random((1, frames, side + multiple, 2 * side), np.float32),
     ]
     # height and width as whole multiples, so the network's own padding branch is never traced
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     rows = torch.export.Dim("rows", min=1, max=MAX_SIZE_PX // multiple)
     cols = torch.export.Dim("cols", min=1, max=MAX_SIZE_PX // multiple)
-    shapes = ({2: multiple * rows, 3: multiple * cols},)
+    shapes = ({0: batch, 2: multiple * rows, 3: multiple * cols},)
     metadata = {
         "format": ONNX_FORMAT,
         "model": cfg.to_dict(),
@@ -147,9 +136,10 @@ def export_onnx(run: str | Path, out: str | Path, *, check_size: int = 64, seed:
         "windows": {"gt": checkpoint.gt_window.to_dict(), "low": checkpoint.low_window.to_dict()},
         "epoch": checkpoint.epoch,
         "val_ssim": checkpoint.val_ssim,
+        "inference_tile": getattr(model, "inference_tile", None),
         "exported_by": f"napari-temdeblur {__version__}",
-        "input": "burst (1, F, H, W) float32 [0, 1], frames windowed with windows.low",
-        "output": "restored (1, 1, H, W) float32 [0, 1] in windows.gt",
+        "input": "burst (B, F, H, W) float32 [0, 1], frames windowed with windows.low",
+        "output": "restored (B, 1, H, W) float32 [0, 1] in windows.gt",
     }
     out = Path(out)
 

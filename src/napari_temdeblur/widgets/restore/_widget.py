@@ -64,7 +64,8 @@ class RestoreWidget(Dock):
             label="run folder",
             mode="d",
             nullable=True,
-            tooltip="a training run (best.pt); empty: the Train network dock's run, else the pretrained network",
+            tooltip="a training run (best.pt), or the path of a model written by temdeblur export (.onnx); "
+            "empty: the Train network dock's run, else the pretrained network",
         )
         self.checkpoint = ComboBox(
             label="checkpoint",
