@@ -365,3 +365,28 @@ def test_closing_the_dock_mid_run_cancels_it(dock, qtbot, session_dir):
     assert sorted(load_registrations(session_dir)) == ["sess1_im1"]
     assert [layer.name for layer in viewer.layers] == ["Kidney sess1 HQ", "Kidney sess1 stream"]
     assert widget.status.state is RunState.STOPPED
+
+
+def test_export_never_replaces_a_file_it_did_not_write_and_says_so(make_napari_viewer, tmp_path, session_dir):
+    """Issue 16, item 1: the dock tells the user in its status instead of overwriting."""
+    from napari_temdeblur.core.register import RegistrationSettings, register_session
+
+    drain(register_session(open_session(session_dir), RegistrationSettings(), names=["sess1_im2"]))
+    viewer = make_napari_viewer()
+    open_layers(viewer, session_dir)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-temdeblur", "Register stream")
+    foreign = tmp_path / "published" / "Kidney" / "Train" / "GT" / "sess1_im2.tif"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_bytes(b"the published ground truth")
+    widget.exporter.out.value = tmp_path / "published"
+    widget.exporter.export_button.clicked()
+    assert widget.status.state is RunState.FAILED
+    assert "Kidney/Train/GT/sess1_im2.tif" in widget.status.message and "not written" in widget.status.message
+    assert foreign.read_bytes() == b"the published ground truth"
+    assert not (tmp_path / "published" / "Kidney" / "Train" / "Low").exists()
+    # into a folder of its own, again and again
+    widget.exporter.out.value = tmp_path / "mine"
+    for _ in range(2):
+        widget.exporter.export_button.clicked()
+        assert widget.status.state is RunState.DONE, widget.status.message
+    assert (tmp_path / "mine" / "Kidney" / "Train" / "GT" / "sess1_im2.tif").is_file()
