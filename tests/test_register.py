@@ -385,6 +385,7 @@ def test_cli_registers_a_session_and_writes_a_dataset(kidney_session, tmp_path, 
     assert load_registrations(session)[name].init_source == "user"
     splits = {(s.sample, s.split): len(s.pairs) for s in read_dataset(tmp_path / "ds")}
     assert splits == {("Kidney", "Val"): 2, ("Kidney", "Train"): 1}  # image 3 overlaps Val: left out
+    assert f"left out of the dataset: {session.hq_names[2]}: it overlaps the Val images" in out  # and says so
     # the stream pixel size goes with the images, so the exported dataset opens in nm
     assert {s.pixel_size_nm for s in read_dataset(tmp_path / "ds")} == {session.meta["stream_pixel_size_nm"]}
     assert main(["register", str(tmp_path / "ds")]) == 2

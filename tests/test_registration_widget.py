@@ -408,6 +408,14 @@ def test_a_drag_is_kept_for_register_all_and_the_export_follows_the_splits(dock,
     assert widget.status.state is RunState.DONE
     splits = {s.split: [p.name for p in s.pairs] for s in read_dataset(tmp_path / "data")}
     assert splits == {"Train": ["sess1_im1"], "Val": ["sess1_im2"]}
+    # an image whose frames were all flagged is left out, and the dock says which and why
+    pair = widget._registered["sess1_im2"]
+    flagged = tuple(dataclasses.replace(f, flag="correlation 0.20 < 0.50") for f in pair.frames)
+    widget._registered["sess1_im2"] = dataclasses.replace(pair, frames=flagged)
+    box.export_button.clicked()
+    assert widget.status.state is RunState.DONE
+    assert "sess1_im2 left out: no accepted frame" in widget.status.message
+    assert "correlation 0.20 < 0.50" in widget.status.message
 
 
 def test_removing_the_layers_during_a_run_leaves_the_dock_idle(dock, qtbot):
@@ -432,3 +440,28 @@ def test_closing_the_dock_mid_run_cancels_it(dock, qtbot, session_dir):
     assert sorted(load_registrations(session_dir)) == ["sess1_im1"]
     assert [layer.name for layer in viewer.layers] == ["Kidney sess1 HQ", "Kidney sess1 stream"]
     assert widget.status.state is RunState.STOPPED
+
+
+def test_export_never_replaces_a_file_it_did_not_write_and_says_so(make_napari_viewer, tmp_path, session_dir):
+    """Issue 16, item 1: the dock tells the user in its status instead of overwriting."""
+    from napari_temdeblur.core.register import RegistrationSettings, register_session
+
+    drain(register_session(open_session(session_dir), RegistrationSettings(), names=["sess1_im2"]))
+    viewer = make_napari_viewer()
+    open_layers(viewer, session_dir)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-temdeblur", "Register stream")
+    foreign = tmp_path / "published" / "Kidney" / "Train" / "GT" / "sess1_im2.tif"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_bytes(b"the published ground truth")
+    widget.exporter.out.value = tmp_path / "published"
+    widget.exporter.export_button.clicked()
+    assert widget.status.state is RunState.FAILED
+    assert "Kidney/Train/GT/sess1_im2.tif" in widget.status.message and "not written" in widget.status.message
+    assert foreign.read_bytes() == b"the published ground truth"
+    assert not (tmp_path / "published" / "Kidney" / "Train" / "Low").exists()
+    # into a folder of its own, again and again
+    widget.exporter.out.value = tmp_path / "mine"
+    for _ in range(2):
+        widget.exporter.export_button.clicked()
+        assert widget.status.state is RunState.DONE, widget.status.message
+    assert (tmp_path / "mine" / "Kidney" / "Train" / "GT" / "sess1_im2.tif").is_file()

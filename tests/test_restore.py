@@ -473,7 +473,8 @@ def test_cli_reads_a_dataset_pair_by_pair_and_skips_a_broken_pair(tiny_run, kidn
     inputs = _inputs.read_inputs(split)
     assert inputs.names == names and not reads  # listed without reading pixels
     out = tmp_path / "out"
-    assert cli.main(["restore", str(tiny_run), str(split), str(out), "--device", "cpu", "--tile", "64"]) == 0
+    # exit status 1: an input was skipped, the others restored (issue 16, item 7)
+    assert cli.main(["restore", str(tiny_run), str(split), str(out), "--device", "cpu", "--tile", "64"]) == 1
     printed = capsys.readouterr().out
     assert f"skipped: {split / 'Low' / names[0]}" in printed and "does not match GT" in printed
     assert sorted(json.loads((out / "restore.json").read_text())["images"]) == names[1:]

@@ -312,3 +312,40 @@ def test_a_stop_says_how_far_into_the_batch_it_is_and_how_long_is_left():
     assert clock.stopping_message(clock.started + 3) == (
         "stopping after this epoch's validation and checkpoints: 3 s into them"
     )
+
+
+def test_a_run_folder_in_use_by_another_process_is_named_in_the_status(kidney_viewer, tmp_path, qtbot):
+    """Issue 16, item 2: the dock trains only in a folder no other process writes in."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import napari_temdeblur
+    from napari_temdeblur.widgets._dock import RunState
+
+    hold = (
+        "import sys\nfrom napari_temdeblur.core.io import folder_lock\n"
+        "with folder_lock(sys.argv[1], 'training'):\n    print('locked', flush=True)\n    sys.stdin.readline()\n"
+    )
+    source = str(Path(napari_temdeblur.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(tmp_path / "run")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        _, widget = kidney_viewer.window.add_plugin_dock_widget("napari-temdeblur", "Train network")
+        _quick(widget, tmp_path / "run", epochs=1)
+        _press(widget)
+        qtbot.waitUntil(lambda: widget.status.state is not RunState.RUNNING, timeout=60_000)
+        assert widget.status.state is RunState.FAILED
+        assert f"in use by process {holder.pid}" in widget.status_label.value
+        assert "tick resume" not in widget.status_label.value  # the hint for a finished run is not this one's
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []

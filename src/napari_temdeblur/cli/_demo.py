@@ -16,6 +16,7 @@ import shlex
 from pathlib import Path
 
 from napari_temdeblur.core import atomic_write, drain
+from napari_temdeblur.core.io import check_overwrite
 from napari_temdeblur.core.models import DEFAULT_MODEL
 from napari_temdeblur.core.simulate import SimulationConfig, simulate
 
@@ -32,6 +33,7 @@ CLEAR_MARGIN = 0.05
 EVAL_TILE = 64
 #: What each demo run writes, replaced by the next demo run into the same folder.
 RUN_FILES = ("best.pt", "last.pt", "config.json", "history.csv")
+REPORT_TITLE = "# napari-temdeblur demo report"
 
 
 def _run(argv: list[str]) -> int:
@@ -86,7 +88,7 @@ def write_report(out: Path, commands: list[str], verdict_lines: list[str], table
     """report.md: what ran, the table of ``temdeblur evaluate``, the verdict and the figure."""
     text = "\n".join(
         [
-            "# napari-temdeblur demo report",
+            REPORT_TITLE,
             "",
             "Simulated kidney-like and calibration-grid acquisitions, registered, a network trained on the "
             "kidney sample and scored on its Test session (a session the network never saw).",
@@ -112,8 +114,16 @@ def write_report(out: Path, commands: list[str], verdict_lines: list[str], table
     return atomic_write(out / "report.md", lambda tmp: tmp.write_text(text))
 
 
+def _own_report(path: Path) -> bool:
+    try:
+        return path.read_text().startswith(REPORT_TITLE)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    check_overwrite(out, [out / "report.md"], _own_report)  # a report.md of someone else's is kept
     sessions, dataset, run = out / "sessions", out / "dataset", out / "runs" / MODEL
     print(f"napari-temdeblur demo in {out}: simulate -> register -> train -> evaluate -> report")
     simulate_line = (

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from napari_temdeblur.core import DataError
+from napari_temdeblur.core.io import OverwriteRefused
 
 from . import _evaluate, _export, _register, _restore, _simulate, _train
 from ._output import torch_failure
@@ -34,12 +35,16 @@ def run(argv: list[str] | None = None, commands: Sequence[ModuleType] = COMMANDS
     Returns
     -------
     int
-        The exit status: 0 done, 1 the command's own failure (e.g. an image not registered), 2 bad
-        input or a device failure, 130 interrupted.
+        The exit status: 0 done, 1 the command's own failure (an image not registered, an input not
+        restored), 2 bad input or a device failure, 130 interrupted.
     """
     args = build_parser(commands).parse_args(argv)
     try:
         return args.func(args)
+    except OverwriteRefused as exc:
+        hint = ", or give --overwrite to replace them" if hasattr(args, "overwrite") else ""
+        print(f"temdeblur: error: {exc}{hint}", file=sys.stderr)
+        return 2
     except (DataError, ValueError, OSError) as exc:
         print(f"temdeblur: error: {exc}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from napari_temdeblur.core.evaluate import EvaluateOptions
+from napari_temdeblur.core.io import check_overwrite
 from napari_temdeblur.core.restore import RestoreOptions
 
 from ._options import add_options, options_from
@@ -40,6 +41,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
         metavar="PNG",
         help="write the paper's Fig 8: each run on the three synthetic test images (adapted BN)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing files that evaluate did not write (its own earlier outputs are replaced anyway)",
+    )
     p.set_defaults(func=cmd_evaluate, memory_flags=("--inference-tile", "--batch"))
     return p
 
@@ -47,15 +53,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from napari_temdeblur.core import atomic_write, drain, write_json
     from napari_temdeblur.core.evaluate import (
+        TABLES_MARK,
         comparison_figure,
         evaluate,
         format_table,
         markdown_table,
         synthetic_figure,
+        written_by_evaluate,
     )
 
     if args.synthetic_figure and not args.model:
         raise ValueError("--synthetic-figure draws the runs' outputs: give them with --model RUN")
+    outputs = [Path(p) for p in (args.json, args.markdown, args.figure, args.synthetic_figure) if p]
+    check_overwrite(None, outputs, written_by_evaluate, overwrite=args.overwrite)  # before the long scoring
     restoring = options_from(RestoreOptions, args)
     options = options_from(EvaluateOptions, args, keep_examples=1 if args.figure else 0, restore=restoring)
     # the per-tile events of restoration would flood a log: only each stage's end is printed for them
@@ -70,7 +80,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(f"scores: {write_json(args.json, evaluation.to_json(), allow_nan=False)}")
     if args.markdown:
-        text = markdown_table(evaluation) + "\n"
+        text = f"{TABLES_MARK}\n{markdown_table(evaluation)}\n"
         print(f"tables: {atomic_write(args.markdown, lambda tmp: tmp.write_text(text))}")
     if args.figure:
         print(f"figure: {comparison_figure(evaluation.examples[0], Path(args.figure))}")

@@ -4,7 +4,8 @@ Each HQ image starts from the frame matcher's proposal, or from the hand alignme
 ``registration.json`` (the dock's); ``--init FILE`` gives hand-picked
 starts ``{"<hq name>": {"frame": t, "translation_yx": [dy, dx]}}`` (what the widget records from drags).
 Each session's ``registration.json`` is written after every image; ``--out`` also writes the registered
-bursts in the published dataset layout.
+bursts in the published dataset layout, replacing only files an earlier export wrote there (listed in
+its ``export.json``) unless ``--overwrite`` is given.
 
 Splits (``--split auto``, the simulator's convention, per sample): the last session is Test; in the
 first session the first ``--val-images`` HQ images are Val and the next one, which overlaps them, is
@@ -24,6 +25,7 @@ from napari_temdeblur.core.register import (
     PairFailed,
     PairRegistration,
     RegistrationSettings,
+    check_export,
     export_dataset,
     load_registrations,
     read_init_file,
@@ -95,6 +97,8 @@ def cmd_register(args: argparse.Namespace) -> int:
     unknown = sorted(set(inits) - {n for s in sessions for n in s.hq_names})
     if unknown:
         raise ValueError(f"{args.init}: no HQ image named {', '.join(unknown)} in the sessions found")
+    if args.out:  # names and files checked now rather than after a long registration
+        check_export(sessions, args.out, _split_for(args, sessions), overwrite=args.overwrite)
     for session in sessions:
         print(f"{session.name} ({session.path}): {len(session.hq_names)} HQ images, {session.stream.shape[0]} frames")
 
@@ -118,9 +122,12 @@ def cmd_register(args: argparse.Namespace) -> int:
         f"{frames - accepted} flagged; {len(failed)} images failed; {len(unopened)} sessions unreadable"
     )
     if args.out:
-        usable = [(s, [p for p in ps if p.accepted]) for s, ps in results]
-        written = export_dataset(usable, args.out, _split_for(args, sessions))
-        print(f"wrote {len(written)} files in the dataset layout to {args.out}")
+        export = export_dataset(results, args.out, _split_for(args, sessions), overwrite=args.overwrite)
+        print(f"wrote {len(export.written)} files in the dataset layout to {args.out}")
+        for name, reason in export.dropped.items():
+            if args.split == "auto" and reason.startswith("no split"):
+                reason = "it overlaps the Val images (--split auto leaves it out so no field of view is in two splits)"
+            print(f"  left out of the dataset: {name}: {reason}")
     return 0 if pairs and not failed and not unopened else 1
 
 
@@ -144,5 +151,10 @@ def add_parser(sub) -> None:
     )
     reg.add_argument(
         "--val-images", type=int, default=2, help="with --split auto: Val images of the first session (default 2)"
+    )
+    reg.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --out: replace files no earlier export wrote there (its export.json lists what it wrote)",
     )
     reg.set_defaults(func=cmd_register)

@@ -9,13 +9,18 @@ Output, per restored image ``<name>`` (a burst's name, or ``frame_0123`` for str
     OUT/restore.json        run, model, windows, tiling and per-image frames (also in each TIFF's description)
 
 A dataset with more than one split writes into ``OUT/<Sample>/<Split>/`` so that names cannot collide.
-Bursts are read one at a time and each result is written as soon as it is made (restore.json too),
+Bursts are read one at a time and each result is written as soon as it is made (restore.json first),
 so memory stays at about one image and an interrupted run keeps what it wrote.
+
+OUT may hold earlier restorations: restore.json keeps every run's images, and a file is replaced only
+when restore.json lists it (restored there before) or with ``--overwrite``; the input is never
+replaced. OUT is locked while the run writes (docs/safety.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +30,21 @@ from napari_temdeblur.core import DataError, atomic_write, write_json
 from napari_temdeblur.core.io import (
     RESTORE_FORMAT,
     RESTORE_RECORD,
+    check_overwrite,
+    folder_lock,
     is_session_folder,
     open_session,
+    path_component,
     read_inputs,
+    read_json,
     write_image,
 )
 from napari_temdeblur.core.restore import RestoreOptions
 
 from ._options import add_options, options_from
+
+#: Exit status when some inputs were skipped and the others restored (documented in the help).
+SKIPPED = 1
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -45,6 +57,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "<name>/<name>_0.tif, <name>_1.tif, ..., one multipage TIFF burst, or an acquisition "
         "session folder: then stream positions are restored, each from the frames around it "
         "registered on the fly to it.",
+        epilog="OUT keeps earlier restorations: a file is replaced only when OUT's restore.json lists it, "
+        "or with --overwrite; the input never. Exit status 0 when every input was restored, exit status "
+        f"{SKIPPED} when some inputs were skipped (each named, the others restored), 2 on bad input or a "
+        "device failure (nothing restored), 130 when interrupted.",
     )
     p.add_argument(
         "run",
@@ -62,6 +78,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="session stream only: frames to restore, e.g. 10,20,30 (default: every frame)",
     )
     where.add_argument("--every", type=int, metavar="K", help="session stream only: every K-th frame from 0")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files in OUT that restore did not write there (never the input's)",
+    )
     p.set_defaults(func=cmd_restore, memory_flags=("--inference-tile", "--batch"))
     return p
 
@@ -82,13 +103,32 @@ def _write_float(path: Path, image: np.ndarray, metadata: dict) -> Path:
     )
 
 
-def _check_outputs(out: Path, source: Path, targets: list[Path]) -> None:
-    """Refuse, before the long restore, to replace a file of the input."""
-    for target in targets:
-        for file in (out / target.parent / f"{target.name}.tif", out / target.parent / f"{target.name}_counts.tif"):
+def _files(out: Path, key: str) -> list[Path]:
+    return [out / f"{key}.tif", out / f"{key}_counts.tif"]
+
+
+def _check_input(out: Path, source: Path, keys: list[str]) -> None:
+    """Refuse, before the long restore, to replace a file of the input (--overwrite or not)."""
+    for key in keys:
+        for file in _files(out, key):
             resolved = file.resolve()
             if file.exists() and (resolved == source or source in resolved.parents):
                 raise DataError(file, "is a file of the input; choose another output folder")
+
+
+def _earlier_images(out: Path, keys: list[str], overwrite: bool) -> dict:
+    """The images OUT's restore.json lists from earlier runs, once this run's files are known to
+    replace only those (or `overwrite` was given)."""
+    path = out / RESTORE_RECORD
+    try:
+        record = read_json(path) if path.is_file() else {}
+    except DataError:
+        record = {}
+    ours = record.get("format") == RESTORE_FORMAT
+    images = record.get("images") if ours and isinstance(record.get("images"), dict) else {}
+    owned = [file for key in images for file in _files(out, key)] + ([path] if ours else [])
+    check_overwrite(out, [*(file for key in keys for file in _files(out, key)), path], owned, overwrite=overwrite)
+    return images
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -121,32 +161,51 @@ def cmd_restore(args: argparse.Namespace) -> int:
         inputs = read_inputs(args.input)
         folders, names = inputs.folders, inputs.names
         work = restore(args.run, inputs, options)
-    _check_outputs(out, source, [folder / name for folder, name in zip(folders, names)])
-    images, common = {}, None
-    for event in work:
-        if isinstance(event, ImageRestored):
-            result, folder = event.result, folders[event.index]
-            for message in result.messages:
-                print(f"  note: {message}")
-            # the input as an absolute path: the folder is opened again from anywhere (napari OUT)
-            meta = {**result.metadata, "name": result.name, "input": str(source)}
-            # not with_suffix: a name like "burst.v2" would lose its ".v2"
-            _write_float(out / folder / f"{result.name}.tif", result.image, meta)
-            write_image(out / folder / f"{result.name}_counts.tif", result.counts, metadata=meta)
-            per_image = ("frames", "input_frames", "position", "origin_yx", "registration")
-            images[(folder / result.name).as_posix()] = {
-                **{k: meta[k] for k in per_image if k in meta},
-                "messages": result.messages,
-            }
-            common = {k: v for k, v in result.metadata.items() if k not in per_image}
-            write_json(
-                out / RESTORE_RECORD, {"format": RESTORE_FORMAT, **common, "input": str(source), "images": images}
-            )
-        elif isinstance(event, InputSkipped):
-            print(f"  skipped: {event.message}", flush=True)
-        elif event.done == event.total or (event.stage == "restore" and not isinstance(event, TileProgress)):
-            print(f"  {event.stage} {event.done}/{event.total} {event.message}".rstrip(), flush=True)
+    keys = [
+        "/".join(path_component(part, args.input, "input name") for part in (*folder.parts, name))
+        for folder, name in zip(folders, names)
+    ]
+    _check_input(out, source, keys)
+    # the first event comes once the run is loaded: a bad run is reported before OUT is made
+    first = next(work)
+    with folder_lock(out, "restoring"):
+        images = _earlier_images(out, keys, args.overwrite)
+        again = sum(key in images for key in keys)
+        if again:
+            print(f"  replacing {again} image(s) restored earlier into {out} (those of this input)")
+        common, restored, skipped = None, 0, 0
+        for event in itertools.chain([first], work):
+            if isinstance(event, ImageRestored):
+                result, key = event.result, keys[event.index]
+                for message in result.messages:
+                    print(f"  note: {message}")
+                # the input as an absolute path: the folder is opened again from anywhere (napari OUT)
+                meta = {**result.metadata, "name": result.name, "input": str(source)}
+                per_image = ("frames", "input_frames", "position", "origin_yx", "registration")
+                common = {k: v for k, v in result.metadata.items() if k not in per_image}
+                images[key] = {
+                    **{k: meta[k] for k in per_image if k in meta},
+                    "messages": result.messages,
+                    "run": meta["run"],
+                    "input": str(source),
+                }
+                # the record first: a kill between the two never leaves a file restore.json does not list
+                write_json(
+                    out / RESTORE_RECORD, {"format": RESTORE_FORMAT, **common, "input": str(source), "images": images}
+                )
+                float_file, counts_file = _files(out, key)
+                _write_float(float_file, result.image, meta)
+                write_image(counts_file, result.counts, metadata=meta)
+                restored += 1
+            elif isinstance(event, InputSkipped):
+                skipped += 1
+                print(f"  skipped: {event.message}", flush=True)
+            elif event.done == event.total or (event.stage == "restore" and not isinstance(event, TileProgress)):
+                print(f"  {event.stage} {event.done}/{event.total} {event.message}".rstrip(), flush=True)
     if common is None:
         raise DataError(args.input, "nothing could be restored (see the messages above)")
-    print(f"restored {len(images)} image(s) with {common['model']['name']} into {out}")
+    print(f"restored {restored} image(s) with {common['model']['name']} into {out}")
+    if skipped:
+        print(f"{skipped} of {len(keys)} input(s) skipped (named above): exit status {SKIPPED}")
+        return SKIPPED
     return 0

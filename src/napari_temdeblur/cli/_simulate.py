@@ -68,5 +68,9 @@ def add_parser(sub) -> None:
     sim.add_argument("--config", help="JSON file of simulation parameters (overrides --size)")
     sim.add_argument("--sessions", type=int, help="sessions per specimen")
     sim.add_argument("--images", type=int, help="HQ images per session")
-    sim.add_argument("--overwrite", action="store_true", help="replace earlier output of the same specimens")
+    sim.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace earlier output of the same specimens (and a simulation.json not written by simulate)",
+    )
     sim.set_defaults(func=cmd_simulate)

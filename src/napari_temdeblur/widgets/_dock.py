@@ -24,6 +24,7 @@ from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import QApplication, QFrame, QLayout, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from napari_temdeblur.core import DataError, Progress, first_line, out_of_memory
+from napari_temdeblur.core.io import FolderInUse, OverwriteRefused
 
 if TYPE_CHECKING:
     import napari
@@ -71,6 +72,8 @@ def describe_error(exc: BaseException, *, data_hint: str = "", memory_hint: str 
     other_hint : str
         Appended to any other error (a bug): what is kept.
     """
+    if isinstance(exc, (FolderInUse, OverwriteRefused)):  # they say what to do; a hint on the data would mislead
+        return str(exc)
     if isinstance(exc, DataError):
         return f"{exc} ({data_hint})" if data_hint else str(exc)
     if out_of_memory(exc):

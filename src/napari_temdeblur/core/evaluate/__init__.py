@@ -13,5 +13,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_protocol": ["HELD_OUT", "evaluate"],
         "_results": ["EVALUATION_FORMAT", "INPUT", "Evaluation", "Example", "Fold", "MethodScores"],
         "_tables": ["format_table", "markdown_table"],
+        "_written": ["TABLES_MARK", "written_by_evaluate"],
     },
 )

@@ -29,6 +29,7 @@ from napari_temdeblur.core.simulate import SYNTHETIC_SPECIMENS, synthetic_burst
 from ._images import sample_windows
 from ._results import Example
 from ._runs import run_keys
+from ._written import SOFTWARE
 
 DPI = 100
 MIN_PANEL_PX, MAX_PANEL_PX = 160, 480  #: panel width; images are shown at their own width in between
@@ -125,7 +126,8 @@ def panel_figure(rows: Sequence, *, crop: tuple[int, int, int, int] | None = Non
 
 def write_png(fig: Figure, png: str | Path) -> Path:
     """Save `fig` as a PNG at its own size and :data:`DPI`, atomically (parent folders created)."""
-    return atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+    # the Software text tells a later run that this file is its own (written_by_evaluate)
+    return atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": SOFTWARE}))
 
 
 def comparison_figure(example: Example, png: str | Path, *, crop: tuple[int, int, int, int] | None = None) -> Path:

@@ -1,5 +1,7 @@
 """Disk I/O of the plugin's data: TIFF images and stacks, the published registered-dataset layout and
-acquisition sessions (docs/data_formats.md). Bad files raise DataError naming the file."""
+acquisition sessions (docs/data_formats.md), and the rules of writing (docs/safety.md): which files a
+command may replace, which names may become paths, one writer per folder. Bad files raise DataError
+naming the file."""
 
 import lazy_loader as _lazy
 
@@ -28,6 +30,8 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "read_restored_folder",
         ],
         "_files": ["read_json", "tiff_files"],
+        "_lock": ["FolderInUse", "folder_lock"],
+        "_outputs": ["OverwriteRefused", "check_overwrite", "path_component"],
         "_session": ["Session", "find_sessions", "is_session_folder", "open_session", "write_session"],
         "_tiff": ["read_image", "tiff_info", "write_image"],
     },

@@ -7,7 +7,14 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submod_attrs={
-        "_export": ["export_dataset", "extract_burst", "sample_name"],
+        "_export": [
+            "EXPORT_RECORD",
+            "DatasetExport",
+            "check_export",
+            "export_dataset",
+            "extract_burst",
+            "sample_name",
+        ],
         "_file": ["FrameRegistration", "PairRegistration", "load_registrations", "save_registration", "user_starts"],
         "_matching": ["hq_at_stream_pixels", "image_problem", "match_frames"],
         "_pipeline": ["FrameDone", "PairDone", "PairFailed", "register_pair", "register_session"],

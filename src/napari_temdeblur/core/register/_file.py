@@ -6,8 +6,8 @@ the HQ image resampled to stream pixels. For a translation, ``A = [[1, 0, tx], [
 (ty, tx) is where the HQ image's origin lies in the stream frame. Translations written ``_yx`` are
 napari's (row, col) order in stream pixels and mean the same (ty, tx).
 
-``registration.json`` is only ever replaced atomically (temporary file + ``os.replace``) and pairs are
-merged by HQ name, so what was registered before is never dropped.
+``registration.json`` is only ever replaced atomically (temporary file + ``os.replace``), under the
+session folder's lock, and pairs are merged by HQ name, so what was registered before is never dropped.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_temdeblur.core import DataError, write_json
-from napari_temdeblur.core.io import read_json
+from napari_temdeblur.core.io import folder_lock, read_json
 
 from ._settings import InitialGuess
 
@@ -26,6 +26,8 @@ from ._settings import InitialGuess
 METHODS = ("ecc", "cross-correlation")
 REGISTRATION_FILE = "registration.json"
 REGISTRATION_FORMAT = "temdeblur-registration/1"
+#: How long a save waits for another process saving into the same session (each save takes milliseconds).
+SAVE_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -218,10 +220,13 @@ def user_starts(pairs: dict[str, PairRegistration]) -> dict[str, InitialGuess]:
 
 
 def save_registration(session_path, pairs) -> Path:
-    """Merge `pairs` into ``<session>/registration.json`` atomically.
+    """Merge `pairs` into ``<session>/registration.json`` atomically, one process at a time.
 
-    Pairs already in the file are kept; a pair of the same HQ name is replaced by the new one. Other
-    top-level keys of the file are preserved.
+    Pairs already in the file are kept; a pair of the same HQ name is replaced by the new one, except
+    that a registration started from the frame matcher never replaces one started from a hand
+    alignment (saved meanwhile by another process: the dock, ``--init``). Other top-level keys of the
+    file are preserved. The session folder is locked around the read-merge-write, so processes saving
+    at once all keep their pairs.
 
     Parameters
     ----------
@@ -238,22 +243,35 @@ def save_registration(session_path, pairs) -> Path:
     ------
     DataError
         When an existing ``registration.json`` cannot be read: it is left untouched rather than
-        overwritten, so nothing registered earlier is lost.
+        overwritten, so nothing registered earlier is lost. FolderInUse when another process holds
+        the session folder for longer than :data:`SAVE_WAIT_S`.
     """
     folder = _session_path(session_path)
     path = folder / REGISTRATION_FILE
-    if path.is_file():
-        try:
-            existing = read_registration(path)
-        except DataError as exc:
-            raise DataError(
-                path, f"{exc.problem}; not overwritten, so earlier registrations are kept: move it aside to save"
-            ) from None
-    else:
-        existing = {"format": REGISTRATION_FORMAT, "pairs": []}
-    merged = {p["hq"]: p for p in existing["pairs"]}
-    for pair in pairs:
-        merged[pair.hq] = pair.to_dict()
-    data = {**existing, "format": REGISTRATION_FORMAT, "pairs": list(merged.values())}
-    write_json(path, data)
+    with folder_lock(folder, "saving registration.json", wait_s=SAVE_WAIT_S):
+        if path.is_file():
+            try:
+                existing = read_registration(path)
+            except DataError as exc:
+                raise DataError(
+                    path, f"{exc.problem}; not overwritten, so earlier registrations are kept: move it aside to save"
+                ) from None
+        else:
+            existing = {"format": REGISTRATION_FORMAT, "pairs": []}
+        merged = {p["hq"]: p for p in existing["pairs"]}
+        for pair in pairs:
+            if not _replaces_a_hand_alignment(pair, merged.get(pair.hq)):
+                merged[pair.hq] = pair.to_dict()
+        data = {**existing, "format": REGISTRATION_FORMAT, "pairs": list(merged.values())}
+        write_json(path, data)
     return path
+
+
+def _replaces_a_hand_alignment(pair: PairRegistration, saved: dict | None) -> bool:
+    """Whether `pair`, from the matcher, would replace a saved pair that :func:`user_starts` starts from."""
+    return (
+        pair.init_source != "user"
+        and saved is not None
+        and saved.get("init_source", "user") == "user"
+        and saved.get("init_frame") is not None
+    )

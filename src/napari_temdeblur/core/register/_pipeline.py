@@ -26,7 +26,7 @@ import numpy as np
 from napari_temdeblur.core import DataError, Progress
 
 from ._ecc import prepare_hq
-from ._file import FrameRegistration, PairRegistration, save_registration
+from ._file import FrameRegistration, PairRegistration, load_registrations, save_registration, user_starts
 from ._matching import FrameMatch, hq_at_stream_pixels, match_frames, stream_frame, stream_thumbnails
 from ._quality import enforce_scan_order, quality_control, stand_ins
 from ._refine import refine_frame, translation_matrix
@@ -180,7 +180,8 @@ def register_session(
     ------
     Progress
         The pairs' events, one PairDone per saved pair, one PairFailed per HQ image that could not
-        be registered (its reason in the message; the others go on).
+        be registered (its reason in the message; the others go on) or whose registration from the
+        frame matcher was not saved because a hand-aligned one was saved meanwhile (kept).
 
     Returns
     -------
@@ -227,6 +228,12 @@ def register_session(
             yield PairFailed(stage, done, len(indices), str(exc), hq=name)
             continue
         saved = save_registration(session.path, [pair])
+        if pair.init_source != "user" and name in user_starts(load_registrations(session)):
+            message = (
+                "not saved: a registration from a hand alignment was saved meanwhile (by another process); kept it"
+            )
+            yield PairFailed(stage, done, len(indices), message, hq=name)
+            continue
         pairs.append(pair)
         summary = f"{len(pair.accepted)}/{len(pair.frames)} frames accepted"
         yield PairDone(stage, done, len(indices), summary, pair=pair, saved=saved)

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from napari_temdeblur.core import Progress
-from napari_temdeblur.core.io import BurstPair, write_pair, write_pixel_size, write_session
+from napari_temdeblur.core import DataError, Progress
+from napari_temdeblur.core.io import BurstPair, check_overwrite, read_json, write_pair, write_pixel_size, write_session
 
 from ._acquisition import (
     AcquiredSession,
@@ -43,6 +43,8 @@ SAMPLE_NAMES = {
     "crosslines": "CrossLines",
 }
 LAYOUTS = ("session", "dataset")
+#: The configuration a simulation writes into its output folder.
+CONFIG_FILE = "simulation.json"
 
 
 @dataclass
@@ -241,8 +243,9 @@ def simulate(
     seed : int
         The same seed and configuration give the same bytes.
     overwrite : bool
-        Replace earlier output of the same samples in `out`. Without it, existing sample folders are
-        an error: mixing files of two simulations would make the truth wrong.
+        Replace earlier output of the same samples in `out`, and a simulation.json no simulation
+        wrote. Without it, existing sample folders are an error (mixing files of two simulations would
+        make the truth wrong), and so is such a simulation.json (OverwriteRefused).
 
     Yields
     ------
@@ -262,11 +265,12 @@ def simulate(
     earlier = [p for s in specimens for p in (out / SAMPLE_NAMES[s], out / "truth" / SAMPLE_NAMES[s]) if p.exists()]
     if earlier and not overwrite:
         raise ValueError(f"{earlier[0]} already exists: choose another output folder or overwrite it")
+    check_overwrite(out, [out / CONFIG_FILE], _written_by_simulate, overwrite=overwrite)
     for path in earlier:
         shutil.rmtree(path)
     out.mkdir(parents=True, exist_ok=True)
     result = SimulationResult(out)
-    cfg.save(out / "simulation.json", seed=seed, specimens=list(specimens), layout=layout)
+    cfg.save(out / CONFIG_FILE, seed=seed, specimens=list(specimens), layout=layout)
     for specimen in specimens:
         sample = SAMPLE_NAMES[specimen]
         acquired, plans = [], []
@@ -289,6 +293,14 @@ def simulate(
         if layout == "dataset":
             yield from _write_dataset(out, cfg, sample, acquired, assign_splits(cfg, plans), result)
     return result
+
+
+def _written_by_simulate(path: Path) -> bool:
+    """Whether `path` is a simulation.json of :meth:`SimulationConfig.save`."""
+    try:
+        return isinstance(read_json(path).get("simulation"), dict)
+    except DataError:
+        return False
 
 
 def _write_dataset(out: Path, cfg, sample: str, acquired: list, splits: dict, result: SimulationResult):

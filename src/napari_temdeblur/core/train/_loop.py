@@ -21,6 +21,7 @@ from napari_temdeblur.core import (
     resolve_device,
 )
 from napari_temdeblur.core.imaging import tile_scores
+from napari_temdeblur.core.io import folder_lock
 from napari_temdeblur.core.models import (
     BEST,
     LAST,
@@ -158,12 +159,18 @@ def train(
     Raises
     ------
     DataError
-        `out` holds another run (and not `resume`), or last.pt cannot be resumed.
+        `out` holds another run (and not `resume`), or last.pt cannot be resumed; FolderInUse when
+        another process trains in `out` (the folder is locked from the first event to the end).
     ValueError
         Data too small for the patch or validation tile, unknown device, or (DeviceOutOfMemory) the
         device ran out of memory.
     """
-    out = Path(out)
+    with folder_lock(out, "training"):
+        return (yield from _train(cfg, data, Path(out), resume))
+
+
+def _train(cfg: TrainConfig, data: TrainingData, out: Path, resume: bool) -> Generator[Progress, object, TrainResult]:
+    """:func:`train` with its run folder locked."""
     resumed = check_out_folder(out, resume)
     if resumed is not None:
         check_resumable(cfg, resumed)
@@ -190,7 +197,6 @@ def train(
         torch_rng.load_state_dict(resumed.training["torch_rng"])
         rng.bit_generator.state = resumed.training["numpy_rng"]
         history = list(resumed.training["history"])
-    out.mkdir(parents=True, exist_ok=True)
     write_config(out, cfg, data, steps_per_epoch=steps, device=str(device), val_tiles=val.count, input_val=input_val)
 
     def save(epoch: int, val_ssim: float, is_best: bool) -> None:

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from napari_temdeblur.core import DataError, atomic_write, write_json
+from napari_temdeblur.core.io import check_overwrite, read_json
 from napari_temdeblur.core.models import (
     BEST,
     LAST,
@@ -25,16 +26,15 @@ HISTORY_COLUMNS = ("epoch", "train_loss", "val_ssim", "val_psnr", "seconds")
 
 
 def check_out_folder(out: Path, resume: bool) -> Checkpoint | None:
-    """Refuse to overwrite a trained run; on resume, return its last.pt.
+    """Refuse to overwrite a trained run, or files another program wrote; on resume, return its last.pt.
 
     Raises
     ------
     DataError
-        `out` is a file; `out` already holds a run and `resume` is False; or `resume` is True and
-        there is no readable last.pt.
+        `out` already holds a run and `resume` is False; `resume` is True and there is no readable
+        last.pt; or (OverwriteRefused) `out` holds a config.json or history.csv that is not a run's.
     """
-    if out.exists() and not out.is_dir():
-        raise DataError(out, "the run folder is a file")
+    check_overwrite(out, [out / CONFIG, out / HISTORY], owned=_written_by_a_run)
     if resume:
         if not (out / LAST).is_file():
             raise DataError(out, f"nothing to resume: no {LAST} in this folder")
@@ -49,6 +49,17 @@ def check_out_folder(out: Path, resume: bool) -> Checkpoint | None:
             "another output folder: trained weights are never overwritten",
         )
     return None
+
+
+def _written_by_a_run(path: Path) -> bool:
+    """Whether config.json or history.csv is a run's own (written by :func:`write_config`, :func:`write_history`)."""
+    try:
+        if path.name == CONFIG:
+            return read_json(path).get("format") == RUN_FORMAT
+        with path.open() as handle:
+            return handle.readline().rstrip("\n") == ",".join(HISTORY_COLUMNS)
+    except (DataError, OSError, UnicodeDecodeError):
+        return False
 
 
 def check_resumable(cfg: TrainConfig, checkpoint: Checkpoint) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
 
 from napari_temdeblur.core.io import SPLITS, Session
-from napari_temdeblur.core.register import PairRegistration, export_dataset
+from napari_temdeblur.core.register import DatasetExport, PairRegistration, export_dataset
 
 #: One split for the whole session, or a split chosen for each HQ image.
 SPLIT_MODES = ("per session", "per HQ image")
@@ -57,22 +56,17 @@ class ExportBox(Container):
         """The split of HQ image `name` (``export_dataset``'s ``split_for``)."""
         return self._splits.get(name, SPLITS[0]) if self.per_image else self.split.value
 
-    def export(self, session: Session, pairs: list[PairRegistration]) -> list[Path]:
-        """Write the pairs that have accepted frames under the chosen folder.
-
-        Returns
-        -------
-        list of Path
-            The files written.
+    def export(self, session: Session, pairs: list[PairRegistration]) -> DatasetExport:
+        """Write the registered pairs under the chosen folder (those without accepted frames are left
+        out, with the reason, in the result).
 
         Raises
         ------
         ValueError
-            No folder chosen, or no pair with an accepted frame.
+            No folder chosen, or no pair registered yet.
         """
         if self.out.value is None:
             raise ValueError("choose the dataset folder to export to")
-        usable = [p for p in pairs if p.accepted]
-        if not usable:
-            raise ValueError("no registered HQ image with accepted frames yet: register one before exporting")
-        return export_dataset([(session, usable)], self.out.value, self.split_for)
+        if not pairs:
+            raise ValueError("no registered HQ image yet: register one before exporting")
+        return export_dataset([(session, pairs)], self.out.value, self.split_for)

@@ -389,10 +389,17 @@ class RegistrationWidget(Dock):
     def export(self) -> None:
         """Write the registered bursts of the session in the published dataset layout."""
         try:
-            written = self.exporter.export(self._session, list(self._registered.values()))
+            export = self.exporter.export(self._session, list(self._registered.values()))
         except (DataError, ValueError, OSError) as exc:
             self.fail(exc)
             return
-        show_info(f"wrote {len(written)} files to {self.exporter.out.value}")
-        self.status.message = f"exported to {self.exporter.out.value}"
+        left_out = [f"{name} left out: {reason}" for name, reason in export.dropped.items()]
+        for line in left_out:
+            show_warning(line)
+        if not export.written:
+            self.status.message = "nothing exported: " + "; ".join(left_out)
+            self.status.state = RunState.FAILED
+            return
+        show_info(f"wrote {len(export.written)} files to {self.exporter.out.value}")
+        self.status.message = "; ".join([f"exported to {self.exporter.out.value}", *left_out])
         self.status.state = RunState.DONE
