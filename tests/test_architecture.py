@@ -34,7 +34,7 @@ ALLOWED = {
         "core.train",
         "core.restore",
     },
-    "core.share": {"core", "core.imaging", "core.models"},
+    "core.share": {"core", "core.io", "core.imaging", "core.models"},
     "layers": {"core", "core.io", "core.imaging"},
     "cli": {
         "core",

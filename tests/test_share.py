@@ -141,3 +141,15 @@ def test_the_restore_dock_takes_an_exported_model_as_its_run(exported, simulated
     restored = viewer.layers["Kidney Test restored"]
     assert restored.metadata["temdeblur"]["restore"][0]["run"] == str(exported[0])
     assert restored.metadata["temdeblur"]["restore"][0]["tile"] == 1088  # fast-burst's own tile, from the model
+
+
+def test_export_replaces_only_a_model_it_exported(tiny_run, exported, tmp_path, capsys):
+    foreign = tmp_path / "notes.onnx"
+    foreign.write_text("my notes")
+    assert main(["export", str(tiny_run), "--out", str(foreign)]) == 2
+    assert "would replace 1 file not written by napari-temdeblur" in capsys.readouterr().err
+    assert foreign.read_text() == "my notes"
+    ours = tmp_path / "ours.onnx"
+    ours.write_bytes(exported[0].read_bytes())  # an earlier export: replaced without asking
+    assert main(["export", str(tiny_run), "--out", str(ours)]) == 0
+    assert main(["export", str(tiny_run), "--out", str(foreign), "--overwrite"]) == 0

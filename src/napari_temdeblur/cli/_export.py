@@ -19,6 +19,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN", help="run folder (with best.pt), checkpoint file or 'pretrained'")
     p.add_argument("--format", choices=FORMATS, default="onnx", help="model format (default: onnx)")
     p.add_argument("--out", required=True, metavar="FILE", help="the model file to write, e.g. MODEL.onnx")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace --out even if it is not a model temdeblur export wrote"
+    )
     p.set_defaults(func=cmd_export)
     return p
 
@@ -26,7 +29,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def cmd_export(args: argparse.Namespace) -> int:
     from napari_temdeblur.core.share import export_onnx
 
-    result = export_onnx(args.run, args.out)
+    result = export_onnx(args.run, args.out, overwrite=args.overwrite)
     meta = result.metadata
     print(
         f"wrote {result.path}: {meta['model']['name']} (width {meta['model']['width']}), input burst (1, "

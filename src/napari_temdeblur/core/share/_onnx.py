@@ -24,6 +24,7 @@ import numpy as np
 
 from napari_temdeblur import __version__
 from napari_temdeblur.core import DataError, atomic_write, first_line
+from napari_temdeblur.core.io import check_overwrite
 
 #: ONNX opset: supported by onnxruntime >= 1.16 and every current runtime.
 OPSET = 18
@@ -78,7 +79,20 @@ def onnx_metadata(path: str | Path) -> dict:
     return read_onnx_description(path)
 
 
-def export_onnx(run: str | Path, out: str | Path, *, check_size: int = 64, seed: int = 0) -> OnnxExport:
+def _exported_by_us(path: Path) -> bool:
+    """Whether `path` is a model this package exported (an earlier export it may replace)."""
+    from napari_temdeblur.core.models import read_onnx_description
+
+    try:
+        read_onnx_description(path)
+    except DataError:
+        return False
+    return True
+
+
+def export_onnx(
+    run: str | Path, out: str | Path, *, overwrite: bool = False, check_size: int = 64, seed: int = 0
+) -> OnnxExport:
     """Export a trained run to ONNX and check onnxruntime against torch.
 
     Parameters
@@ -86,7 +100,10 @@ def export_onnx(run: str | Path, out: str | Path, *, check_size: int = 64, seed:
     run : str or Path
         A run folder (its ``best.pt``), a checkpoint file, or ``"pretrained"``.
     out : str or Path
-        The ``.onnx`` file to write (replaced atomically, only once the check passed).
+        The ``.onnx`` file to write (replaced atomically, only once the check passed). An existing
+        file is replaced only when it is a model this package exported, or with `overwrite`.
+    overwrite : bool
+        Replace `out` whatever wrote it.
     check_size : int
         Height and width (px, rounded up to the size multiple) of the random check burst; a second
         check uses a larger, non-square size so the dynamic axes are exercised.
@@ -100,7 +117,8 @@ def export_onnx(run: str | Path, out: str | Path, *, check_size: int = 64, seed:
     Raises
     ------
     DataError
-        The export extra is missing, or the run cannot be read.
+        The export extra is missing, the run cannot be read, or (OverwriteRefused) `out` exists and
+        is not a model we exported.
     ValueError
         The network could not be exported, or onnxruntime disagrees with torch by more than
         ``TOLERANCE``; nothing is written then.
@@ -109,6 +127,8 @@ def export_onnx(run: str | Path, out: str | Path, *, check_size: int = 64, seed:
     import onnx
     import onnxruntime
     import torch
+
+    check_overwrite(None, [out], _exported_by_us, overwrite=overwrite)  # before the long export
 
     from napari_temdeblur.core.models import ONNX_FORMAT, ONNX_METADATA_KEY, frames_required, load_model, size_multiple
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
+from napari.utils.notifications import show_info, show_warning
 
 from napari_temdeblur.core.io import SPLITS, Session
 from napari_temdeblur.core.register import DatasetExport, PairRegistration, export_dataset
@@ -70,3 +71,14 @@ class ExportBox(Container):
         if not pairs:
             raise ValueError("no registered HQ image yet: register one before exporting")
         return export_dataset([(session, pairs)], self.out.value, self.split_for)
+
+    def report(self, export: DatasetExport) -> tuple[str, bool]:
+        """Tell the user what an export did (a notification per image left out, with the reason);
+        returns the status line and whether anything was written."""
+        left_out = [f"{name} left out: {reason}" for name, reason in export.dropped.items()]
+        for line in left_out:
+            show_warning(line)
+        if not export.written:
+            return "nothing exported: " + "; ".join(left_out), False
+        show_info(f"wrote {len(export.written)} files to {self.out.value}")
+        return "; ".join([f"exported to {self.out.value}", *left_out]), True

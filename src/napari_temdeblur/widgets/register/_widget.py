@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
-from napari.utils.notifications import show_error, show_info, show_warning
+from napari.utils.notifications import show_error, show_warning
 from qtpy.QtWidgets import QHBoxLayout
 
 from napari_temdeblur.core import DataError, Progress
@@ -393,13 +393,5 @@ class RegistrationWidget(Dock):
         except (DataError, ValueError, OSError) as exc:
             self.fail(exc)
             return
-        left_out = [f"{name} left out: {reason}" for name, reason in export.dropped.items()]
-        for line in left_out:
-            show_warning(line)
-        if not export.written:
-            self.status.message = "nothing exported: " + "; ".join(left_out)
-            self.status.state = RunState.FAILED
-            return
-        show_info(f"wrote {len(export.written)} files to {self.exporter.out.value}")
-        self.status.message = "; ".join([f"exported to {self.exporter.out.value}", *left_out])
-        self.status.state = RunState.DONE
+        self.status.message, done = self.exporter.report(export)
+        self.status.state = RunState.DONE if done else RunState.FAILED
