@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import torch
 
@@ -69,8 +73,79 @@ def test_leftover_temporary_file_of_a_killed_write_is_harmless(saved):
     assert ckpt.load_checkpoint(path).epoch == 3
 
 
+_WRITER = """
+import os, sys
+from napari_temdeblur.core import atomic_write
+
+def write(tmp):
+    tmp.write_bytes(b"half a file")
+    print(tmp, flush=True)
+    if sys.argv[2] == "kill":
+        os.kill(os.getpid(), 9)
+    if sys.argv[2] == "wait":
+        sys.stdin.readline()  # a write in progress until told to finish
+    tmp.write_bytes(b"a whole file")
+
+atomic_write(sys.argv[1], write)
+"""
+
+
+def test_a_temporary_file_left_by_a_killed_save_is_removed_by_the_next_run(tmp_path):
+    def writer(name, how):
+        return subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(tmp_path / name), how], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+
+    running = writer("best.pt", "wait")  # another run's save in progress
+    busy = running.stdout.readline().decode().strip()
+    killed = writer("last.pt", "kill")  # kill -9 during a save
+    left = killed.stdout.readline().decode().strip()
+    assert killed.wait() == -9 and sorted(str(p) for p in tmp_path.glob(".*.tmp")) == sorted([busy, left])
+    assert writer("history.csv", "now").wait() == 0  # the next run's first write into the folder
+    assert [str(p) for p in tmp_path.glob(".*.tmp")] == [busy]  # the killed save's file is gone, not the other's
+    running.communicate(b"go\n")
+    assert (tmp_path / "best.pt").read_bytes() == b"a whole file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "history.csv"]
+
+
 class _Foreign:
     pass
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("this would run while loading",))
+
+
+@pytest.mark.parametrize(
+    ("payload", "named"),
+    [(_Foreign(), "_Foreign"), ({"state_dict": _RunsCode()}, "print"), ({"x": np.zeros(3)}, "_reconstruct")],
+    ids=["class", "reduce", "numpy"],
+)
+def test_a_file_that_would_run_code_is_refused_without_torch_advice(tmp_path, payload, named):
+    path = tmp_path / "other.pt"
+    torch.save(payload, path)
+    with pytest.raises(DataError) as info:
+        ckpt.load_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not a napari-temdeblur checkpoint") and named in message
+    assert "napari-temdeblur never runs code from a file" in message
+    _no_torch_advice(message)
+
+
+def _no_torch_advice(message: str) -> None:
+    for advice in ("weights_only", "will likely succeed", "safe_globals", "trust", "Please"):
+        assert advice not in message, message
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # torch's, about the file
+@pytest.mark.parametrize("content", [b"not a checkpoint at all", b"\x80\x04\x95\x05\x00K\x01."], ids=["text", "pickle"])
+def test_a_file_torch_refuses_as_data_gets_no_torch_advice_either(tmp_path, content):
+    path = tmp_path / "other.pt"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match="not a readable napari-temdeblur checkpoint") as info:
+        ckpt.load_checkpoint(path)
+    _no_torch_advice(str(info.value))
 
 
 @pytest.mark.parametrize("kind", ["truncated", "garbage", "foreign-dict", "pickled-code", "empty", "missing"])

@@ -250,6 +250,25 @@ def test_stream_shorter_than_the_burst(tmp_path):
         drain(register_pair(session, 0, InitialGuess(9, (0.0, 0.0)), RegistrationSettings(frames=3)))
 
 
+def test_a_start_far_outside_the_frames_is_refused_and_never_saved(shifted, tmp_path, capsys):
+    height, width = shifted.stream.shape[1:]
+    with pytest.raises(
+        ValueError, match=rf"s1_im1: the start \(ty, tx\) = \(1e\+09, 0\) px .*±{height} px in y and ±{width}"
+    ):
+        drain(register_pair(shifted, 0, InitialGuess(2, (1e9, 0.0))))
+    init = tmp_path / "init.json"
+    init.write_text(json.dumps({"s1_im1": {"frame": 2, "translation_yx": [1e9, 0]}}))
+    assert main(["register", str(shifted.path), "--init", str(init), "--frames", "3"]) == 1
+    out = capsys.readouterr().out
+    assert "s1_im1: FAILED - s1_im1: the start (ty, tx) = (1e+09, 0) px" in out
+    assert "saved" not in out and "registration.json not written" in out
+    assert not (shifted.path / "registration.json").exists()
+    # never stored, so never reused: the next registration starts from the frame matcher
+    assert main(["register", str(shifted.path), "--frames", "3"]) == 0
+    assert f"saved {shifted.path / 'registration.json'}" in capsys.readouterr().out
+    assert load_registrations(shifted)["s1_im1"].init_source == "matcher"
+
+
 def test_settings_and_init_file_are_checked(tmp_path):
     with pytest.raises(ValueError, match="frames must be an integer from 3 to 8"):
         RegistrationSettings(frames=9)

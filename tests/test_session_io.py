@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -10,9 +11,10 @@ import psutil
 import pytest
 import tifffile
 
+from napari_temdeblur import cli
 from napari_temdeblur._reader import read_folder
 from napari_temdeblur.core import DataError
-from napari_temdeblur.core.io import open_session, write_session
+from napari_temdeblur.core.io import open_session, write_image, write_session
 from napari_temdeblur.core.register import load_registrations
 
 META = {
@@ -106,6 +108,69 @@ def test_truncated_stream(tmp_path, kwargs, keep):
     assert "stream.tif" in str(info.value)
 
 
+def _cut(path, keep: float) -> int:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return int(len(data) * keep)
+
+
+def test_our_stacks_declare_their_shape(tmp_path):
+    write_image(tmp_path / "stack.tif", np.zeros((5, 8, 6), np.uint16))
+    with tifffile.TiffFile(tmp_path / "stack.tif") as tif:
+        assert tif.shaped_metadata[0]["shape"] == [5, 8, 6]
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.3, 0.5, 0.7, 0.9, 0.99])
+def test_a_truncated_stream_is_named_and_its_complete_frames_open_with_a_warning(tmp_path, keep):
+    """Cut anywhere, our own stream never opens as a shorter stream in silence (issue 16, item 3)."""
+    _, stream = _session(tmp_path / "sess1", frames=12)
+    path = tmp_path / "sess1/stream.tif"
+    with tifffile.TiffFile(path) as tif:
+        start = tif.pages.first.dataoffsets[0]
+    complete = min(12, max(0, _cut(path, keep) - start) // stream[0].nbytes)
+    with pytest.raises(DataError, match=rf"stream.tif: the file is truncated .*: {complete} of 12 frames are complete"):
+        open_session(tmp_path / "sess1")
+    if complete == 0:
+        with pytest.raises(DataError, match="0 of 12 frames"):
+            open_session(tmp_path / "sess1", allow_truncated=True)
+        return
+    session = open_session(tmp_path / "sess1", allow_truncated=True)
+    np.testing.assert_array_equal(np.asarray(session.stream), stream[:complete])
+    (note,) = session.notes
+    assert "stream.tif: the file is truncated" in note and f"opened with its {complete} complete frames" in note
+    with pytest.warns(UserWarning, match=f"stream.tif: the file is truncated .*{complete} of 12 frames"):
+        layers = read_folder(tmp_path / "sess1")
+    assert [data.shape[0] for data, kwargs, _ in layers if kwargs["name"].endswith("stream")] == [complete]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"metadata": None}, {"metadata": None, "compression": "zlib"}, {"imagej": True}],
+    ids=["no-shape", "compressed-no-shape", "imagej"],
+)
+def test_a_truncated_stack_of_another_program_says_what_is_complete(tmp_path, kwargs):
+    _session(tmp_path / "sess1")
+    path = tmp_path / "sess1/stream.tif"
+    stream = np.random.default_rng(1).integers(0, 5000, (34, 16, 16), dtype=np.uint16)
+    tifffile.imwrite(path, stream, **kwargs)
+    _cut(path, 0.6)
+    with pytest.raises(DataError, match=r"stream.tif: the file is truncated .*frames? (is|are) complete"):
+        open_session(tmp_path / "sess1")
+    session = open_session(tmp_path / "sess1", allow_truncated=True)
+    complete = session.stream.shape[0]
+    assert 1 <= complete < 34 and f"{complete} complete frame" in session.notes[0]
+    np.testing.assert_array_equal(np.asarray(session.stream), stream[:complete])
+
+
+def test_registration_names_a_truncated_stream_not_the_frame_count(tmp_path, capsys):
+    _session(tmp_path / "sess1", frames=12)
+    _cut(tmp_path / "sess1/stream.tif", 0.5)
+    assert cli.main(["register", str(tmp_path / "sess1")]) == 1
+    printed = capsys.readouterr().out
+    assert "stream.tif: the file is truncated" in printed and "of 12 frames are complete" in printed
+    assert "fewer than" not in printed and not (tmp_path / "sess1/registration.json").exists()
+
+
 def test_truncated_frame_file_is_caught_at_open(tmp_path):
     _session_with_frame_files(tmp_path / "sess1")
     cut = tmp_path / "sess1/stream/3.tif"
@@ -121,6 +186,21 @@ def test_bad_session_json(tmp_path):
         open_session(tmp_path / "sess1")
     (tmp_path / "sess1/session.json").write_text(json.dumps({"format": "temdeblur-session/1", "hq_pixel_size_nm": 0}))
     with pytest.raises(DataError, match="hq_pixel_size_nm must be a positive"):
+        open_session(tmp_path / "sess1")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(float("inf"), "inf"), (float("nan"), "nan"), (1e300, "1e+300"), (1e-12, "1e-12"), (True, "True"), ("31", "'31'")],
+)
+def test_absurd_pixel_sizes_are_refused_naming_file_and_value(tmp_path, value, shown):
+    _session(tmp_path / "sess1")
+    path = tmp_path / "sess1/session.json"
+    meta = json.loads(path.read_text())
+    path.write_text(json.dumps({**meta, "stream_pixel_size_nm": value}))  # NaN and Infinity as Python writes them
+    with pytest.raises(
+        DataError, match=rf"session.json: stream_pixel_size_nm must be a positive number .*found {re.escape(shown)}$"
+    ):
         open_session(tmp_path / "sess1")
 
 

@@ -228,6 +228,39 @@ def test_existing_run_is_never_overwritten(data, tmp_path):
     assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
 
 
+def test_resuming_another_model_names_model_and_width(data, tmp_path):
+    drain(train(config("bu", epochs=1), data, tmp_path / "r"))
+    others = [
+        (config("bdu-uc", epochs=2), "was trained as bu of width 3, not bdu-uc of width 8"),
+        (
+            dataclasses.replace(config("bu", epochs=2), model=ModelConfig("bu", width=4)),
+            "bu of width 3, not bu of width 4",
+        ),
+        (
+            dataclasses.replace(config("bu", epochs=2), model=ModelConfig("bu", width=3, dropout=0.3)),
+            "was trained as bu of width 3 (dropout 0.2), not bu of width 3 (dropout 0.3)",
+        ),
+    ]
+    for cfg, words in others:
+        with pytest.raises(DataError, match="resume with the same model") as info:
+            drain(train(cfg, data, tmp_path / "r", resume=True))
+        assert words in str(info.value) and "{" not in str(info.value) and len(str(info.value)) < 400
+
+
+def test_resuming_with_no_epoch_left_to_train_says_so_and_changes_nothing(data, tmp_path, simulated_dataset, capsys):
+    out = tmp_path / "r"
+    drain(train(config("bu", epochs=2), data, out))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for epochs in (1, 2):
+        with pytest.raises(ValueError, match=rf"already trained 2 epochs, so epochs = {epochs} leaves none to train"):
+            drain(train(config("bu", epochs=epochs), data, out, resume=True))
+    args = ["train", str(simulated_dataset.out), "--model", "bu", "--out", str(out), "--resume", *ARGS]
+    assert cli.main([*args, "--epochs", "1"]) == 2
+    error = capsys.readouterr().err
+    assert "already trained 2 epochs" in error and "nothing was changed" in error and "more than 2 epochs" in error
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_stop_and_close_keep_the_saved_epochs(data, tmp_path):
     out = tmp_path / "r"
     work = train(config("bu", epochs=5), data, out)

@@ -3,12 +3,16 @@
 
 Only folders in those layouts are claimed: the manifest offers this reader for folders only (no file
 pattern, so napari never proposes it for a plain TIFF), and an unrelated or unreadable folder gets
-None, without raising, so napari's other readers can take it.
+None, without raising, so napari's other readers can take it. Reading a claimed folder opens what it
+can and warns about the rest; when nothing at all can be opened it raises one DataError naming why
+(napari shows it), never a traceback of the file system's.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from napari_temdeblur.core import DataError
@@ -43,11 +47,27 @@ def get_reader(path):
     return read_folder
 
 
-def read_restored(path) -> list[tuple]:
+def _without_os_errors(read: Callable[[Path], list[tuple]]) -> Callable[[object], list[tuple]]:
+    """`read` with the file system's errors turned into one DataError naming the path."""
+
+    @functools.wraps(read)
+    def reader(path) -> list[tuple]:
+        path = Path(path[0] if isinstance(path, list) else path)
+        try:
+            return read(path)
+        except PermissionError as exc:
+            raise DataError.no_permission(exc.filename or path) from None
+        except OSError as exc:
+            raise DataError(exc.filename or path, f"cannot be read: {exc.strerror or exc}") from None
+
+    return reader
+
+
+@_without_os_errors
+def read_restored(path: Path) -> list[tuple]:
     """Open a ``temdeblur restore`` output folder as restored layers (the run's GT window, restore.json
     in the metadata), after the dataset they were restored from when it is still where restore.json
     says, so restored and input images can be compared at once."""
-    path = Path(path[0] if isinstance(path, list) else path)
     folder = read_restored_folder(path)
     layers, problems = [], list(folder.skipped)
     source = Path(str(folder.record.get("input", "")))
@@ -66,26 +86,29 @@ def read_restored(path) -> list[tuple]:
             placed[f"{info['sample']}/{info['split']}"] = (kwargs["translate"][0], info["names"], info["pixel_size_nm"])
     layers += restored_layers(folder, placed)
     if problems:
-        warnings.warn("napari-temdeblur skipped: " + "; ".join(problems), stacklevel=2)
+        warnings.warn("napari-temdeblur skipped: " + "; ".join(problems), stacklevel=3)
     return layers
 
 
-def read_folder(path) -> list[tuple]:
+@_without_os_errors
+def read_folder(path: Path) -> list[tuple]:
     """Open every dataset split and acquisition session in a folder as napari layer data.
 
     Broken pairs or sessions are skipped, and reported as one warning (a napari notification) that
-    names each file and the problem; the rest opens.
+    names each file and the problem; the rest opens. A truncated stream opens with its complete
+    frames, with a warning that says so.
     """
-    path = Path(path[0] if isinstance(path, list) else path)
-    layers, problems = [], []
+    layers, problems, notes = [], [], []
     if find_splits(path):
         splits = read_dataset(path)
         problems += [msg for s in splits for msg in s.skipped]
         layers += dataset_layers(splits)
-    for folder in find_sessions(path):
+    unreadable: list[Path] = []
+    for folder in find_sessions(path, unreadable):
         try:
-            session = open_session(folder)
+            session = open_session(folder, allow_truncated=True)
             layers += session_layers(session)
+            notes += session.notes
         except DataError as exc:
             problems.append(str(exc))
             continue
@@ -96,8 +119,12 @@ def read_folder(path) -> list[tuple]:
             load_registrations(session)
         except DataError as exc:  # the registration dock and the CLI refuse to overwrite it
             problems.append(f"{exc} — the file was left untouched")
+    said = "; ".join(problems)
+    problems += [str(DataError.no_permission(f)) for f in unreadable if f"no permission to read {f}" not in said]
     if not layers:
         raise DataError(path, "nothing could be opened: " + "; ".join(problems))
+    if notes:
+        warnings.warn("napari-temdeblur: " + "; ".join(notes), stacklevel=3)
     if problems:
-        warnings.warn("napari-temdeblur skipped: " + "; ".join(problems), stacklevel=2)
+        warnings.warn("napari-temdeblur skipped: " + "; ".join(problems), stacklevel=3)
     return layers

@@ -83,9 +83,14 @@ def cmd_register(args: argparse.Namespace) -> int:
     settings = options_from(RegistrationSettings, args)
     if not Path(args.session).is_dir():
         raise DataError(args.session, "not a folder")
-    folders = find_sessions(args.session)
+    unreadable: list[Path] = []
+    folders = find_sessions(args.session, unreadable)
+    if not folders and unreadable:
+        raise DataError.no_permission(unreadable[0])
     if not folders:
         raise DataError(args.session, "no acquisition session here (expected session.json, hq/ and stream.tif)")
+    for folder in unreadable:
+        print(f"note: no permission to read {folder}; a session in it is not registered")
     inits = read_init_file(args.init) if args.init else {}
     sessions, results, failed, unopened = [], [], [], []
     for folder in folders:
@@ -113,7 +118,10 @@ def cmd_register(args: argparse.Namespace) -> int:
         own = {**user_starts(load_registrations(session)), **{k: v for k, v in inits.items() if k in session.hq_names}}
         pairs = drain(register_session(session, settings, own), show)
         results.append((session, pairs))
-        print(f"  saved {session.path / 'registration.json'}")
+        if pairs:
+            print(f"  saved {session.path / 'registration.json'}")
+        else:
+            print(f"  registration.json not written: no image of {session.name} was registered")
     pairs = [p for _, ps in results for p in ps]
     frames = sum(len(p.frames) for p in pairs)
     accepted = sum(len(p.accepted) for p in pairs)

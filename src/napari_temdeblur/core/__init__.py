@@ -6,9 +6,9 @@ by the subpackages that compute with it (``models``, ``train``, ``restore``, ``e
 ``imaging``'s metrics), when they are first used. What each package may import is in docs/design.md,
 Architecture.
 
-The loose modules here are what every concern shares: the exception for bad input (``DataError``),
-progress events (``Progress``, ``drain``), atomic writes, compute devices and their failures, and
-options objects.
+The loose modules here are what every concern shares: the exceptions for bad input (``DataError``) and a
+full disk (``DiskFull``), progress events (``Progress``, ``drain``), atomic writes, compute devices and
+their failures, and options objects.
 """
 
 import lazy_loader as _lazy
@@ -27,7 +27,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "out_of_memory",
             "resolve_device",
         ],
-        "_errors": ["DataError"],
+        "_errors": ["DataError", "DiskFull"],
         "_options": ["check_int", "option", "reject_unknown_keys"],
         "_progress": ["Progress", "drain", "time_left"],
     },

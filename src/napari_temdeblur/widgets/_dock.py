@@ -23,7 +23,7 @@ from psygnal import evented
 from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import QApplication, QFrame, QLayout, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
-from napari_temdeblur.core import DataError, Progress, first_line, out_of_memory
+from napari_temdeblur.core import DataError, DiskFull, Progress, first_line, out_of_memory
 from napari_temdeblur.core.io import FolderInUse, OverwriteRefused
 
 if TYPE_CHECKING:
@@ -76,6 +76,8 @@ def describe_error(exc: BaseException, *, data_hint: str = "", memory_hint: str 
         return str(exc)
     if isinstance(exc, DataError):
         return f"{exc} ({data_hint})" if data_hint else str(exc)
+    if isinstance(exc, DiskFull):  # names the file and says what was kept
+        return str(exc)
     if out_of_memory(exc):
         return f"out of memory ({first_line(exc)}): {memory_hint}" if memory_hint else f"out of memory ({exc})"
     if isinstance(exc, ValueError):  # the core's messages name the value and what to change

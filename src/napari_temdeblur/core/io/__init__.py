@@ -33,6 +33,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_lock": ["FolderInUse", "folder_lock"],
         "_outputs": ["OverwriteRefused", "check_overwrite", "path_component"],
         "_session": ["Session", "find_sessions", "is_session_folder", "open_session", "write_session"],
-        "_tiff": ["read_image", "tiff_info", "write_image"],
+        "_tiff": ["TruncatedStack", "read_image", "tiff_info", "write_image"],
     },
 )

@@ -86,6 +86,19 @@ def is_split_folder(path: Path) -> bool:
     return (path / "GT").is_dir()
 
 
+def _locate(path: Path) -> tuple[list[tuple[str, str, Path]], list[Path]]:
+    """The split folders under `path` (see :func:`find_splits`), and the other folders that may not be
+    looked into (which may hold splits)."""
+    unreadable: list[Path] = []
+    found = [(split.parent.name, split.name, split) for split in find_folders(path, is_split_folder, unreadable)]
+    # an unreadable folder named as a split is taken for one: reading it (only when that split is
+    # wanted) says that it cannot be read
+    found += [(folder.parent.name, folder.name, folder) for folder in unreadable if folder.name in SPLITS]
+    order = {name: i for i, name in enumerate(SPLITS)}
+    found.sort(key=lambda s: (s[0], order.get(s[1], len(order)), s[1]))
+    return found, [folder for folder in unreadable if folder.name not in SPLITS]
+
+
 def find_splits(path: str | Path) -> list[tuple[str, str, Path]]:
     """Locate the split folders under a dataset root, a sample folder or a split folder.
 
@@ -97,14 +110,13 @@ def find_splits(path: str | Path) -> list[tuple[str, str, Path]]:
     Returns
     -------
     list of (sample, split, folder)
-        Sorted by sample, then Train/Val/Test order. Empty when `path` is not a dataset.
+        Sorted by sample, then Train/Val/Test order. Empty when `path` is not a dataset. A folder
+        named as a split that may not be looked into is listed too.
     """
     path = Path(path)
     if not path.is_dir():
         return []
-    found = [(split.parent.name, split.name, split) for split in find_folders(path, is_split_folder)]
-    order = {name: i for i, name in enumerate(SPLITS)}
-    return sorted(found, key=lambda s: (s[0], order.get(s[1], len(order)), s[1]))
+    return _locate(path)[0]
 
 
 def frame_files(low_dir: Path, name: str) -> list[Path]:
@@ -198,14 +210,21 @@ def read_split(split_dir: str | Path, sample: str | None = None, split: str | No
     split_dir = Path(split_dir)
     result = DatasetSplit(sample or split_dir.parent.name, split or split_dir.name, split_dir)
     try:
+        gt_paths = tiff_files(split_dir / "GT")
+    except PermissionError as exc:
+        result.skipped.append(str(DataError.no_permission(exc.filename or split_dir)))
+        return result
+    try:
         result.pixel_size_nm = read_pixel_size(split_dir.parent)
     except DataError as exc:  # the images are still good: they open in pixels
         result.skipped.append(f"{exc}; the images are shown in pixels")
-    for gt_path in tiff_files(split_dir / "GT"):
+    for gt_path in gt_paths:
         try:
             result.pairs.append(read_pair(gt_path))
         except DataError as exc:
             result.skipped.append(str(exc))
+        except PermissionError as exc:  # a burst folder that may not be read
+            result.skipped.append(str(DataError.no_permission(exc.filename or gt_path)))
     counts = Counter(len(p.low) for p in result.pairs)
     if len(counts) > 1:
         # On a tie keep the longer bursts: registration makes short ones when it leaves frames out.
@@ -233,24 +252,30 @@ def read_dataset(path: str | Path, splits: Collection[str] | None = None) -> lis
     -------
     list of DatasetSplit
         One per split folder found (and asked for), each with its readable pairs and skip messages;
-        with `splits`, empty when the dataset has none of them (the caller says what it missed).
+        with `splits`, empty when the dataset has none of them (the caller says what it missed). A
+        folder that may hold splits but may not be looked into is one more, without pairs, whose
+        skip message says so.
 
     Raises
     ------
     DataError
-        When `path` is not a folder, is empty, holds no split folders, or (all splits read) no pair
-        at all is readable.
+        When `path` is not a folder, is empty or unreadable, holds no split folders, or (all splits
+        read) no pair at all is readable.
     """
     path = Path(path)
     if not path.is_dir():
         raise DataError(path, "not a folder")
-    if not any(path.iterdir()):
-        raise DataError(path, "the folder is empty")
-    found = find_splits(path)
-    if not found:
+    try:
+        if not any(path.iterdir()):
+            raise DataError(path, "the folder is empty")
+    except PermissionError:
+        raise DataError.no_permission(path) from None
+    found, unreadable = _locate(path)
+    if not found and not unreadable:
         raise DataError(path, "no dataset here: expected <Sample>/<Split>/GT/ and Low/ folders (published layout)")
     wanted = found if splits is None else [f for f in found if f[1] in splits]
     read = [read_split(folder, sample, split) for sample, split, folder in wanted]
+    read += [DatasetSplit(f.name, "", f, skipped=[str(DataError.no_permission(f))]) for f in unreadable]
     if splits is None and not any(s.pairs for s in read):
         reasons = "; ".join(msg for s in read for msg in s.skipped) or "the GT folders hold no .tif images"
         raise DataError(path, f"no readable GT/Low pair: {reasons}")

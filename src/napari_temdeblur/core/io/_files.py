@@ -22,20 +22,39 @@ def tiff_files(folder: Path) -> list[Path]:
     )
 
 
-def find_folders(path: Path, is_match: Callable[[Path], bool]) -> list[Path]:
+def find_folders(path: Path, is_match: Callable[[Path], bool], unreadable: list[Path] | None = None) -> list[Path]:
     """`path` itself when it matches, else its matching children and grandchildren, sorted.
 
     That covers the three levels users open: one item (a split, a session), a group of them (a
-    sample), or the root above the groups.
+    sample), or the root above the groups. A folder that may not be looked into (no permission) is
+    passed over and appended to `unreadable` when given, for the caller to name where it matters.
     """
-    if is_match(path):
+    unreadable = [] if unreadable is None else unreadable
+
+    def matches(folder: Path) -> bool:
+        try:
+            return is_match(folder)
+        except PermissionError:
+            if folder not in unreadable:
+                unreadable.append(folder)
+            return False
+
+    def subfolders(folder: Path) -> list[Path]:
+        try:
+            return sorted(p for p in folder.iterdir() if p.is_dir())
+        except PermissionError:
+            if folder not in unreadable:
+                unreadable.append(folder)
+            return []
+
+    if matches(path):
         return [path]
     found = []
-    for child in sorted(p for p in path.iterdir() if p.is_dir()):
-        if is_match(child):
+    for child in subfolders(path):
+        if matches(child):
             found.append(child)
         else:
-            found += [g for g in sorted(child.iterdir()) if g.is_dir() and is_match(g)]
+            found += [g for g in subfolders(child) if matches(g)]
     return found
 
 
@@ -43,6 +62,8 @@ def read_json(path: Path) -> dict:
     """The JSON object in `path`; a DataError naming the file when it is unreadable, not JSON or not an object."""
     try:
         data = json.loads(path.read_text())
+    except PermissionError:
+        raise DataError.no_permission(path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(path, f"cannot be read: {exc}") from None
     except json.JSONDecodeError as exc:

@@ -51,7 +51,10 @@ def read_inputs(path: str | Path) -> BurstInputs:
         raise DataError(path, "no such file or folder")
     splits = find_splits(path)
     if splits:
-        found = [(Path(sample, split), gt) for sample, split, folder in splits for gt in tiff_files(folder / "GT")]
+        try:
+            found = [(Path(sample, split), gt) for sample, split, folder in splits for gt in tiff_files(folder / "GT")]
+        except PermissionError as exc:  # every split is restored: an unreadable one is not passed over
+            raise DataError.no_permission(exc.filename or path) from None
         if not found:
             raise DataError(path, "the dataset's GT folders hold no .tif images")
         many = len({folder for folder, _ in found}) > 1

@@ -14,14 +14,13 @@ so a multi-GB stream opens without being loaded into memory.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from napari_temdeblur.core import DataError
+from napari_temdeblur.core import DataError, write_json
 
 from ._files import find_folders, read_json, tiff_files
 from ._tiff import open_stack_lazily, stack_files_lazily, write_image
@@ -29,6 +28,9 @@ from ._tiff import open_stack_lazily, stack_files_lazily, write_image
 SESSION_FORMAT = "temdeblur-session/1"
 #: Relative tolerance when checking that HQ images and stream frames cover the same field of view.
 FOV_TOLERANCE = 0.01
+#: Pixel sizes accepted in session.json, nm: from 1 pm (beyond atomic resolution) to 0.1 mm (beyond the
+#: lowest magnification of a TEM), so that a typo or an exported NaN or infinity is named, not computed with.
+PIXEL_SIZE_RANGE_NM = (1e-3, 1e5)
 
 
 @dataclass
@@ -47,6 +49,9 @@ class Session:
         (N, H, W) uint16 HQ images, read lazily.
     stream : numpy.memmap or dask.array.Array
         (T, h, w) uint16 stream frames, read lazily.
+    notes : list of str
+        What opening found wrong and worked around (a truncated stream opened with its complete
+        frames), for the user to read.
     """
 
     path: Path
@@ -54,6 +59,7 @@ class Session:
     hq_names: list[str]
     hq: object
     stream: object
+    notes: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -79,9 +85,12 @@ def is_session_folder(path: str | Path) -> bool:
     return (path / "hq").is_dir() and ((path / "stream.tif").is_file() or (path / "stream").is_dir())
 
 
-def find_sessions(path: str | Path) -> list[Path]:
-    """Session folders at `path`, or among its children and grandchildren (e.g. ``OUT/Kidney/sess1``)."""
-    return find_folders(Path(path), is_session_folder)
+def find_sessions(path: str | Path, unreadable: list[Path] | None = None) -> list[Path]:
+    """Session folders at `path`, or among its children and grandchildren (e.g. ``OUT/Kidney/sess1``).
+
+    Folders that may not be looked into are passed over and appended to `unreadable` when given.
+    """
+    return find_folders(Path(path), is_session_folder, unreadable)
 
 
 def _read_meta(path: Path) -> dict:
@@ -91,16 +100,20 @@ def _read_meta(path: Path) -> dict:
     meta = read_json(meta_path)
     if meta.get("format") != SESSION_FORMAT:
         raise DataError(meta_path, f"format is {meta.get('format')!r}, expected {SESSION_FORMAT!r}")
+    low, high = PIXEL_SIZE_RANGE_NM
     for key in ("hq_pixel_size_nm", "stream_pixel_size_nm"):
         value = meta.get(key)
-        if not isinstance(value, (int, float)) or not value > 0:
-            raise DataError(meta_path, f"{key} must be a positive number of nanometres, found {value!r}")
+        # NaN fails every comparison, so the range is checked as "inside" (bool is an int: excluded)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise DataError(
+                meta_path, f"{key} must be a positive number of nanometres from {low:g} to {high:g}, found {value!r}"
+            )
     return meta
 
 
-def _stream(path: Path):
+def _stream(path: Path, on_truncated=None):
     if (path / "stream.tif").is_file():
-        return open_stack_lazily(path / "stream.tif")
+        return open_stack_lazily(path / "stream.tif", on_truncated)
     folder = path / "stream"
     if folder.is_dir():
         numbered = sorted(
@@ -137,13 +150,16 @@ def _check_field_of_view(path: Path, meta: dict, hq_shape: tuple, stream_shape: 
         )
 
 
-def open_session(path: str | Path) -> Session:
+def open_session(path: str | Path, *, allow_truncated: bool = False) -> Session:
     """Open an acquisition session folder lazily.
 
     Parameters
     ----------
     path : str or Path
         Folder holding ``session.json``, ``hq/`` and ``stream.tif`` (or ``stream/``).
+    allow_truncated : bool
+        Open a truncated ``stream.tif`` with its complete frames and say so in :attr:`Session.notes`
+        (to look at what is left) instead of raising.
 
     Returns
     -------
@@ -152,17 +168,26 @@ def open_session(path: str | Path) -> Session:
     Raises
     ------
     DataError
-        Missing ``session.json``, HQ images or stream; unreadable files; HQ images of different
-        sizes; HQ and stream fields of view that differ.
+        Missing ``session.json``, HQ images or stream; unreadable files (``TruncatedStack`` for a
+        truncated stream, naming its complete frames); HQ images of different sizes; HQ and stream
+        fields of view that differ.
     """
     path = Path(path)
     if not path.is_dir():
         raise DataError(path, "not a folder")
-    meta = _read_meta(path)
-    hq_names, hq = _hq(path)
-    stream = _stream(path)
+    notes: list[str] = []
+
+    def truncated(cut) -> None:
+        notes.append(f"{cut}; the session opened with its {cut.complete} complete frames")
+
+    try:
+        meta = _read_meta(path)
+        hq_names, hq = _hq(path)
+        stream = _stream(path, truncated if allow_truncated else None)
+    except PermissionError as exc:  # a folder of the session that cannot be listed
+        raise DataError.no_permission(exc.filename or path) from None
     _check_field_of_view(path, meta, hq.shape, stream.shape)
-    return Session(path, meta, hq_names, hq, stream)
+    return Session(path, meta, hq_names, hq, stream, notes)
 
 
 def write_session(
@@ -193,7 +218,5 @@ def write_session(
         raise ValueError(f"{len(hq_names)} HQ names for {len(hq)} HQ images")
     written = [write_image(path / "hq" / f"{name}.tif", image) for name, image in zip(hq_names, hq)]
     written.append(write_image(path / "stream.tif", stream))
-    meta_path = path / "session.json"
-    meta_path.write_text(json.dumps({"format": SESSION_FORMAT, **meta}, indent=2))
-    written.append(meta_path)
+    written.append(write_json(path / "session.json", {"format": SESSION_FORMAT, **meta}))
     return written

@@ -6,7 +6,10 @@ always gives the same precise message instead of a raw tifffile traceback.
 
 from __future__ import annotations
 
+import json
 import struct
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,21 +32,140 @@ def _check_page_kind(path: Path, dtype: np.dtype, shape: tuple[int, ...], sample
         )
 
 
-def _check_complete(path: Path, tif: tifffile.TiffFile, shape: tuple[int, ...]) -> None:
-    """Catch a file cut short: tifffile then quietly returns the pages it could reach."""
+class TruncatedStack(DataError):
+    """A TIFF that ends before its pages or its pixel data do (a copy or a download cut short).
+
+    Attributes
+    ----------
+    complete : int
+        How many frames, from the first, lie wholly in the file.
+    declared : int or None
+        How many frames the file says it holds (tifffile's shape, ImageJ's image count), when it says.
+    """
+
+    def __init__(self, path: Path, problem: str, complete: int, declared: int | None, opener):
+        super().__init__(path, problem)
+        self.complete, self.declared, self._opener = complete, declared, opener
+
+    def open_complete(self):
+        """The complete frames, (complete, rows, cols), memory-mapped or read page by page."""
+        return self._opener()
+
+
+def _stored_offset(tif: tifffile.TiffFile, position: int) -> int | None:
+    """The IFD offset stored at `position` of the file; None when the file ends before it."""
+    handle, size = tif.filehandle, tif.tiff.offsetsize
+    if position + size > handle.size:
+        return None
+    handle.seek(position)
+    return struct.unpack(tif.tiff.offsetformat, handle.read(size))[0]
+
+
+def _data_end(page) -> int:
+    return max((o + n for o, n in zip(page.dataoffsets, page.databytecounts)), default=0)
+
+
+def _declared_frames(tif: tifffile.TiffFile, first) -> int | None:
+    """Frames the file declares: tifffile's JSON shape (what :func:`write_image` writes) or ImageJ's count."""
+    if first.shaped_description is not None:
+        try:
+            shape = json.loads(first.shaped_description)["shape"]
+            return int(np.prod(shape)) // max(1, int(np.prod(first.shape)))
+        except (ValueError, TypeError, KeyError):  # the old "shape=(...)" form or a damaged one: not declared
+            return None
+    if tif.is_imagej and tif.imagej_metadata is not None:
+        return int(tif.imagej_metadata.get("images", 1))
+    return None
+
+
+def _check_truncation(path: Path, tif: tifffile.TiffFile) -> None:
+    """Raise TruncatedStack when the file ends before its pages or pixel data: tifffile then quietly
+    returns the pages it could reach (a stream cut anywhere would open as one frame).
+
+    The page chain (each page's header gives the offset of the next) must end inside the file with a
+    zero offset. A stack that declares its frame count and whose pixel data lie back to back after the
+    first page's, with the other pages' headers behind them or absent (tifffile's and ImageJ's
+    layouts), is complete up to the last whole frame of that block; any other stack up to the last
+    page whose header and data are in the file.
+    """
+    size, pages = tif.filehandle.size, tif.pages
+    found = len(pages)  # tifffile follows the chain as far as the file holds it
+    first = pages.first
+    after_last = _stored_offset(tif, pages.next_page_offset)
+    chain_cut = after_last != 0
+    declared = _declared_frames(tif, first)
+    start = first.dataoffsets[0] if first.dataoffsets else None
+    try:
+        second = pages[1].offset if found > 1 else after_last
+    except (tifffile.TiffFileError, ValueError, IndexError, struct.error):
+        second = None
+    if (
+        first.is_contiguous
+        and declared
+        and start is not None
+        and second is not None
+        and (second == 0 or second >= start + declared * first.nbytes)
+    ):
+        complete = min(declared, max(0, size - start) // first.nbytes)
+        if complete == declared and not chain_cut:
+            return
+        dtype = first.dtype.newbyteorder(tif.byteorder)
+        opener = partial(np.memmap, path, dtype=dtype, mode="r", offset=start, shape=(complete, *first.shape))
+        reach = "its pixel data run" if complete < declared else "its page chain runs"
+    else:
+        complete = 0
+        for index in range(found - 1, -1, -1):
+            try:
+                if _data_end(pages[index]) <= size:
+                    complete = index + 1
+                    break
+            except (tifffile.TiffFileError, ValueError, struct.error):
+                continue
+        if complete == found and not chain_cut:
+            return
+        opener = partial(_dask_pages, path, (complete, *first.shape), first.dtype)
+        reach = "its page chain runs" if chain_cut else "its pixel data run"
+    problem = f"the file is truncated ({size:,} bytes; {reach} past its end)"
+    if declared == 1 or (declared is None and found == 1 and not chain_cut):
+        problem += ": the image is incomplete"
+    elif declared is not None:
+        problem += f": {complete} of {declared} frames are complete"
+    else:
+        problem += f": its first {complete} frame{'' if complete == 1 else 's'} {'is' if complete == 1 else 'are'} "
+        problem += "complete (the file does not say how many it held)"
+    raise TruncatedStack(path, problem, complete, declared, opener)
+
+
+def _check_declared_shape(path: Path, tif: tifffile.TiffFile, shape: tuple[int, ...]) -> None:
     declared = tif.shaped_metadata[0].get("shape") if tif.shaped_metadata else None
     if tif.is_imagej:
         declared = None if tif.imagej_metadata is None else tif.imagej_metadata.get("images")
         declared = None if declared is None else [declared, *shape[-2:]]
     if declared is not None and tuple(declared) != shape and int(np.prod(declared)) != int(np.prod(shape)):
         raise DataError(path, f"header declares shape {tuple(declared)} but the file holds {shape} (truncated?)")
-    last = tif.pages[len(tif.pages) - 1]
-    end = max((o + n for o, n in zip(last.dataoffsets, last.databytecounts)), default=0)
-    series = tif.series[0]
-    if series.dataoffset is not None:  # contiguous data: one block, described by the first page only
-        end = max(end, series.dataoffset + series.nbytes)
-    if end > tif.filehandle.size:
-        raise DataError(path, f"file is {tif.filehandle.size} bytes but its pixel data end at byte {end} (truncated?)")
+
+
+def _read_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of the first series, after the checks of :func:`tiff_info` (the truncation last,
+    so that an RGB or float file is named as such even when cut short)."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            first = tif.pages.first
+            _check_page_kind(path, first.dtype, first.shape, first.samplesperpixel)
+            _check_truncation(path, tif)
+            series = tif.series[0]
+            shape, dtype = tuple(series.shape), series.dtype
+            _check_declared_shape(path, tif, shape)
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except PermissionError:
+        raise DataError.no_permission(path) from None
+    except DataError:
+        raise
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError, struct.error) as exc:
+        raise DataError(path, f"not a readable TIFF file (corrupt or truncated?): {exc}") from None
+    _check_page_kind(path, dtype, shape, 1)
+    return shape, np.dtype(dtype)
 
 
 def tiff_info(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
@@ -63,24 +185,13 @@ def tiff_info(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
 
     Raises
     ------
+    TruncatedStack
+        When the file ends before its pages or pixel data (a DataError saying how many frames are
+        complete).
     DataError
-        When the file is missing, not a TIFF, corrupt, RGB or not unsigned-integer data.
+        When the file is missing, unreadable, not a TIFF, corrupt, RGB or not unsigned-integer data.
     """
-    path = Path(path)
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            page = tif.pages.first
-            shape, dtype, samples = tuple(series.shape), series.dtype, page.samplesperpixel
-            _check_complete(path, tif, shape)
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    except DataError:
-        raise
-    except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError, struct.error) as exc:
-        raise DataError(path, f"not a readable TIFF file (corrupt or truncated?): {exc}") from None
-    _check_page_kind(path, dtype, shape, samples)
-    return shape, np.dtype(dtype)
+    return _read_header(Path(path))
 
 
 def read_image(path: str | Path, *, ndim: int = 2) -> np.ndarray:
@@ -110,6 +221,8 @@ def read_image(path: str | Path, *, ndim: int = 2) -> np.ndarray:
         raise DataError(path, f"expected {what}, found an array of shape {shape}")
     try:
         data = tifffile.imread(path)
+    except PermissionError:
+        raise DataError.no_permission(path) from None
     except Exception as exc:  # tifffile raises many types for damaged files; all mean the same here
         raise DataError(path, f"could not read the pixel data (truncated or corrupt?): {exc}") from None
     if data.shape != shape:
@@ -117,7 +230,7 @@ def read_image(path: str | Path, *, ndim: int = 2) -> np.ndarray:
     return data
 
 
-def open_stack_lazily(path: str | Path):
+def open_stack_lazily(path: str | Path, on_truncated: Callable[[TruncatedStack], None] | None = None):
     """Open a multipage TIFF stack without loading its pixels.
 
     A contiguous, uncompressed stack (what the simulator and most cameras write) is memory-mapped;
@@ -127,14 +240,30 @@ def open_stack_lazily(path: str | Path):
     ----------
     path : str or Path
         Multipage TIFF of shape (frames, rows, cols).
+    on_truncated : callable, optional
+        Open a truncated stack with its complete frames, after calling ``on_truncated(error)`` with
+        the :class:`TruncatedStack` that says so. Without it, a truncated stack raises.
 
     Returns
     -------
     numpy.memmap or dask.array.Array
         uint8/uint16 array (frames, rows, cols).
+
+    Raises
+    ------
+    TruncatedStack
+        A truncated stack (without `on_truncated`, or with no complete frame).
+    DataError
+        An unreadable file or one that is not a stack of grey-scale frames.
     """
     path = Path(path)
-    shape, dtype = tiff_info(path)
+    try:
+        shape, dtype = tiff_info(path)
+    except TruncatedStack as cut:
+        if on_truncated is None or cut.complete == 0:
+            raise
+        on_truncated(cut)
+        return cut.open_complete()
     if len(shape) == 2:
         shape = (1, *shape)
     if len(shape) != 3:
@@ -158,6 +287,8 @@ def _dask_pages(path: Path, shape: tuple[int, int, int], dtype: np.dtype):
         try:
             with tifffile.TiffFile(path) as tif:
                 return tif.pages[index].asarray()
+        except PermissionError:
+            raise DataError.no_permission(path) from None
         except Exception as exc:  # surfaced when napari first shows the frame
             raise DataError(path, f"frame {index} could not be read: {exc}") from None
 
@@ -199,12 +330,14 @@ def write_image(path: str | Path, data: np.ndarray, *, metadata: dict | None = N
     data : numpy.ndarray
         (rows, cols) or (frames, rows, cols), uint8 or uint16.
     metadata : dict, optional
-        Stored as tifffile's JSON image description.
+        Stored as tifffile's JSON image description, with the array's ``shape`` (always written: it is
+        what tells a truncated stack from a shorter one when the file is read).
     """
     path = Path(path)
     data = np.asarray(data)
     if data.dtype not in ACCEPTED_DTYPES:
         raise ValueError(f"refusing to write {path}: dtype {data.dtype}, expected uint8 or uint16")
+    metadata = {} if metadata is None else metadata  # tifffile adds the shape to a dict, None writes none
     # minisblack: tifffile would otherwise store a 3- or 4-frame stack as one planar RGB(A) image
     return atomic_write(
         path,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import pickle
 import platform
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,24 @@ def save_checkpoint(
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
+def _unreadable(exc: BaseException) -> str:
+    """Why torch could not load a file. When its weights_only loader refuses a file, torch advises
+    loading it with weights_only=False (which would run code from the file): never passed on."""
+    text = str(exc)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if "Weights only load failed" in text and found:
+        return (
+            f"not a napari-temdeblur checkpoint: it holds Python objects ({found.group(1)}) that only running "
+            "code from the file could rebuild, and napari-temdeblur never runs code from a file"
+        )
+    detail = first_line(exc)
+    if "Weights only load failed" in text:  # e.g. "Unsupported operand 110": not a checkpoint's data
+        advice = ("weights_only", "Weights only", "Please", "Check the documentation", "trust")
+        lines = [line.replace("WeightsUnpickler error:", "").strip() for line in text.splitlines()]
+        detail = next((line for line in lines if line and not any(a in line for a in advice)), type(exc).__name__)
+    return f"not a readable napari-temdeblur checkpoint (truncated, corrupt or foreign file): {detail[:300]}"
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint`.
 
@@ -116,17 +135,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         whose model configuration this version does not know.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "no such checkpoint file")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        exists = path.is_file()
+        data = torch.load(path, map_location="cpu", weights_only=True) if exists else None
+    except PermissionError:
+        raise DataError.no_permission(path) from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        # weights_only refuses files that would run code with UnpicklingError; torch's messages are long
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
-        reason = next((line for line in lines if "Unsupported global" in line), lines[0])
-        raise DataError(
-            path, f"not a readable napari-temdeblur checkpoint (truncated, corrupt or foreign file): {reason}"
-        ) from None
+        raise DataError(path, _unreadable(exc)) from None
+    if not exists:
+        raise DataError(path, "no such checkpoint file")
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise DataError(

@@ -60,6 +60,26 @@ def _order(frames: list[int], anchor: int) -> list[int]:
     return sorted(frames, key=lambda t: (abs(t - anchor), t))
 
 
+def _check_start(session, name: str, init: InitialGuess) -> None:
+    """Refuse a start that cannot be right: a frame outside the stream, or a translation that puts the
+    HQ image beyond the frame's size (where the two no longer overlap), such as a typo of 1e9 px.
+
+    Raises
+    ------
+    ValueError
+        Naming the HQ image, the start and the range allowed.
+    """
+    n_frames, height, width = session.stream.shape[:3]
+    if not 0 <= init.frame < n_frames:
+        raise ValueError(f"{name}: initial frame {init.frame} is outside the stream (frames 0-{n_frames - 1})")
+    ty, tx = init.translation_yx
+    if not (abs(ty) < height and abs(tx) < width):  # NaN fails too
+        raise ValueError(
+            f"{name}: the start (ty, tx) = ({ty:g}, {tx:g}) px puts the HQ image outside stream frame "
+            f"{init.frame}: a start lies within ±{height} px in y and ±{width} px in x, where the two overlap"
+        )
+
+
 def register_pair(
     session,
     hq_index: int,
@@ -100,16 +120,16 @@ def register_pair(
     DataError
         Unusable HQ image, or no frame matches it.
     ValueError
-        Stream shorter than the burst, or `init` names a frame outside the stream.
+        Stream shorter than the burst, or an `init` that cannot be right (a frame outside the stream, a
+        translation beyond the frame size).
     """
     settings = settings or RegistrationSettings()
     name = session.hq_names[hq_index]
     stage = f"register {name}"
     total = settings.frames + 1
     yield Progress(stage, 0, total, "matching frames")
-    n_frames = session.stream.shape[0]
-    if init is not None and not 0 <= init.frame < n_frames:
-        raise ValueError(f"{name}: initial frame {init.frame} is outside the stream (frames 0-{n_frames - 1})")
+    if init is not None:
+        _check_start(session, name, init)
     thumbnails = thumbnails or stream_thumbnails(session, settings)
     if match is None:
         around, near = (None, None) if init is None else (init.frame, init.translation_yx)
@@ -209,6 +229,8 @@ def register_session(
         yield Progress(f"{session.name}: matching frames", done, len(indices), name)
         try:
             init = inits.get(name)
+            if init is not None:
+                _check_start(session, name, init)
             around, near = (None, None) if init is None else (init.frame, init.translation_yx)
             matches[i] = match_frames(session, i, settings, thumbnails, around=around, near_yx=near)
         except (DataError, ValueError) as exc:

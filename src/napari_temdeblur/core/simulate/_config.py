@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from napari_temdeblur.core import reject_unknown_keys
+from napari_temdeblur.core import reject_unknown_keys, write_json
 
 
 @dataclass(frozen=True)
@@ -109,10 +109,7 @@ class SimulationConfig:
 
     def save(self, path: str | Path, **extra) -> Path:
         """Write the configuration (and any `extra` fields, e.g. the seed) as JSON."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"simulation": self.to_dict(), **extra}, indent=2))
-        return path
+        return write_json(path, {"simulation": self.to_dict(), **extra})
 
     @classmethod
     def load(cls, path: str | Path) -> SimulationConfig:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from napari_temdeblur.core import DataError, Progress
+from napari_temdeblur.core import DataError, Progress, atomic_write
 from napari_temdeblur.core.io import BurstPair, check_overwrite, read_json, write_pair, write_pixel_size, write_session
 
 from ._acquisition import (
@@ -136,10 +136,17 @@ def _write_truth(out: Path, sample: str, session: int, record: dict, acq: Acquir
     folder = out / "truth" / sample
     folder.mkdir(parents=True, exist_ok=True)
     kernels = folder / f"sess{session}_kernels.npz"
-    np.savez_compressed(kernels, **{f"frame{k}": kern for k, kern in enumerate(acq.kernels)})
+    arrays = {f"frame{k}": kern for k, kern in enumerate(acq.kernels)}
+
+    def write_kernels(tmp: Path) -> None:
+        with tmp.open("wb") as handle:  # a handle: given a name, numpy would append ".npz" to it
+            np.savez_compressed(handle, **arrays)
+
+    atomic_write(kernels, write_kernels)
     record = {**record, "kernels_file": kernels.name}
     path = folder / f"sess{session}.json"
-    path.write_text(json.dumps(record, indent=1))
+    text = json.dumps(record, indent=1)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
     return [path, kernels]
 
 

@@ -145,10 +145,13 @@ class TrainingData:
                         f"holding out session(s) {', '.join(map(str, held))} leaves no {kind} "
                         "pair; hold out fewer sessions",
                     )
+        why = f" (skipped: {'; '.join(skipped)})" if skipped else ""
         if not train:
-            raise DataError(where, "no readable Train pairs (<Sample>/Train/GT and Low) to train on")
+            raise DataError(where, f"no readable Train pairs (<Sample>/Train/GT and Low) to train on{why}")
         if not val:
-            raise DataError(where, "no readable Val pairs (<Sample>/Val/GT and Low): the best epoch is chosen on them")
+            raise DataError(
+                where, f"no readable Val pairs (<Sample>/Val/GT and Low): the best epoch is chosen on them{why}"
+            )
         data = cls.from_pairs(train, val, gt_window=gt_window, low_window=low_window, sources=[str(p) for p in paths])
         data.skipped = skipped
         data.held_out_sessions = held

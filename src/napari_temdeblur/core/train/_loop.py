@@ -43,6 +43,7 @@ from ._run_folder import (
     best_of,
     check_out_folder,
     check_resumable,
+    model_words,
     write_config,
     write_history,
 )
@@ -115,10 +116,9 @@ def _start_from(model: torch.nn.Module, cfg: TrainConfig) -> None:
     path = pretrained_checkpoint(cfg.model.name) if cfg.init == PRETRAINED else checkpoint_path(cfg.init)
     start = load_checkpoint(path)
     if start.model != cfg.model:
+        found, wanted = model_words(start.model, cfg.model)
         raise DataError(
-            path,
-            f"holds {start.model.name} of width {start.model.width}, not the {cfg.model.name} of width "
-            f"{cfg.model.width} to train: start from a run of the same model (or --init scratch)",
+            path, f"holds {found}, not the {wanted} to train: start from a run of the same model (or --init scratch)"
         )
     load_weights(model, start)
 
@@ -162,8 +162,8 @@ def train(
         `out` holds another run (and not `resume`), or last.pt cannot be resumed; FolderInUse when
         another process trains in `out` (the folder is locked from the first event to the end).
     ValueError
-        Data too small for the patch or validation tile, unknown device, or (DeviceOutOfMemory) the
-        device ran out of memory.
+        Data too small for the patch or validation tile, unknown device, `resume` with no epoch left
+        to train (nothing is written then), or (DeviceOutOfMemory) the device ran out of memory.
     """
     with folder_lock(out, "training"):
         return (yield from _train(cfg, data, Path(out), resume))

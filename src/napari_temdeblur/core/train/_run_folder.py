@@ -13,6 +13,7 @@ from napari_temdeblur.core.models import (
     BEST,
     LAST,
     Checkpoint,
+    ModelConfig,
     load_checkpoint,
     versions,
 )
@@ -62,17 +63,40 @@ def _written_by_a_run(path: Path) -> bool:
         return False
 
 
+def model_words(found: ModelConfig, wanted: ModelConfig) -> tuple[str, str]:
+    """The two models in words, e.g. ("bu of width 3", "bdu-uc of width 8"), with the settings that
+    differ when name and width are the same: short enough for one line, unlike their dicts."""
+    words = [f"{m.name} of width {m.width}" for m in (found, wanted)]
+    if words[0] == words[1]:
+        a, b = found.to_dict(), wanted.to_dict()
+        differ = [key for key in a if a[key] != b[key]]
+        words = [f"{w} ({', '.join(f'{k} {d[k]}' for k in differ)})" for w, d in zip(words, (a, b))]
+    return words[0], words[1]
+
+
 def check_resumable(cfg: TrainConfig, checkpoint: Checkpoint) -> None:
-    """A run resumes only with the model and frames it was started with."""
+    """A run resumes only with the model and frames it was started with, and for epochs still to train.
+
+    Raises
+    ------
+    DataError
+        Another model or frames than the run's, or a last.pt without training state.
+    ValueError
+        ``cfg.epochs`` is not more than the epochs already trained: nothing would be trained.
+    """
     if checkpoint.model != cfg.model:
-        raise DataError(
-            checkpoint.path,
-            f"was trained as {checkpoint.model.to_dict()}, not {cfg.model.to_dict()}; resume with the same model",
-        )
+        found, wanted = model_words(checkpoint.model, cfg.model)
+        raise DataError(checkpoint.path, f"was trained as {found}, not {wanted}; resume with the same model")
     if checkpoint.frames != cfg.frame_range:
         raise DataError(checkpoint.path, f"was trained with frames {checkpoint.frames}, not {cfg.frame_range}")
     if not checkpoint.training:
         raise DataError(checkpoint.path, "holds no training state to resume from")
+    done = checkpoint.epoch
+    if cfg.epochs <= done:
+        raise ValueError(
+            f"{checkpoint.path.parent}: the run has already trained {done} epochs, so epochs = {cfg.epochs} leaves "
+            f"none to train; nothing was changed: ask for more than {done} epochs to continue it"
+        )
 
 
 def write_config(
