@@ -104,7 +104,10 @@ def folder_lock(folder: str | Path, what: str, *, wait_s: float = 0.0) -> Iterat
         note = b"\n" + json.dumps(_owner(what)).encode()
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, note)
+        # the note only tells a second writer who holds the lock: on a full disk the lock holds
+        # without it, and the write that matters reports the full disk itself
+        with contextlib.suppress(OSError):
+            os.write(fd, note)
         yield folder
     finally:
         _give_back(path, fd)
