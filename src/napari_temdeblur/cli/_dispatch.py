@@ -12,11 +12,11 @@ from types import ModuleType
 
 from napari_temdeblur.core import DataError
 
-from . import _evaluate, _register, _restore, _simulate, _train
+from . import _evaluate, _mosaic, _register, _restore, _simulate, _train
 from ._output import torch_failure
 
 #: The commands a user (or the demo) runs; each module has ``add_parser(subparsers)``.
-COMMANDS: tuple[ModuleType, ...] = (_simulate, _register, _train, _restore, _evaluate)
+COMMANDS: tuple[ModuleType, ...] = (_simulate, _register, _train, _restore, _mosaic, _evaluate)
 
 
 def build_parser(commands: Sequence[ModuleType] = COMMANDS) -> argparse.ArgumentParser:

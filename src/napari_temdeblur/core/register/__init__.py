@@ -23,6 +23,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_quality": ["scan_order_outliers"],
         "_refine": ["refine_frame", "refinement_flag", "translation_matrix"],
         "_settings": ["InitialGuess", "MOTIONS", "RegistrationSettings", "read_init_file"],
-        "_stream": ["register_stream_burst"],
+        "_stream": ["StreamBurst", "positioned_burst", "register_stream_burst"],
     },
 )
