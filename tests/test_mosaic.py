@@ -157,6 +157,22 @@ def test_the_mosaic_command(run, session, tmp_path, capsys):
     assert "mosaic.json" in capsys.readouterr().err
 
 
+def test_one_and_two_local_workers_give_the_in_process_mosaic(whole, run, session, tmp_path):
+    for workers in (1, 2):
+        out = tmp_path / f"workers{workers}"
+        events = []
+        result = drain(
+            mosaic(run, session[0], out, raw=True, options=CPU, scheduler="local", workers=workers), events.append
+        )
+        assert result.positions == whole.positions
+        assert sorted(e.position for e in events if isinstance(e, PositionRestored)) == whole.positions
+        for name in ("mosaic.ome.zarr", "raw.ome.zarr"):
+            for a, b in zip(_levels(out / name), _levels(whole.out / name), strict=True):
+                np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="workers"):
+        drain(mosaic(run, session[0], tmp_path / "bad", options=CPU, workers=2))
+
+
 def test_pyramid_round_trip_and_bad_store(tmp_path):
     image = np.arange(300 * 140, dtype=np.uint16).reshape(300, 140)
     write_pyramid(tmp_path / "a.ome.zarr", image, 31.25, "mosaic")

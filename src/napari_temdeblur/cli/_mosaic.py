@@ -33,6 +33,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--every", type=int, metavar="K", help="restore every K-th frame (default: the fewest covering the scan)"
     )
     p.add_argument("--raw", action="store_true", help="also write OUT/raw.ome.zarr from the positions' raw frames")
+    p.add_argument(
+        "--scheduler",
+        metavar="local|ADDRESS",
+        help="restore the positions on dask.distributed workers: 'local' starts a LocalCluster of --workers "
+        "processes, an address (tcp://host:8786) uses a running cluster (default: in this process)",
+    )
+    p.add_argument("--workers", type=int, metavar="N", help="workers of the LocalCluster (with --scheduler local)")
     add_options(p, RestoreOptions, _OPTIONS)
     p.set_defaults(func=cmd_mosaic, memory_flags=("--inference-tile", "--batch"))
     return p
@@ -44,7 +51,16 @@ def cmd_mosaic(args: argparse.Namespace) -> int:
     options = options_from(RestoreOptions, args)
     if args.every is not None and args.every < 1:
         raise ValueError(f"--every must be at least 1, got {args.every}")
-    work = mosaic(args.run, args.session, args.out, every=args.every, raw=args.raw, options=options)
+    work = mosaic(
+        args.run,
+        args.session,
+        args.out,
+        every=args.every,
+        raw=args.raw,
+        options=options,
+        scheduler=args.scheduler,
+        workers=args.workers,
+    )
     try:
         while True:
             event = next(work)

@@ -1,5 +1,5 @@
-"""The mosaic's parts and their blending: which stream positions cover the scan, one restored part per
-position saved as it completes, and feathered blending of the parts at their solved positions.
+"""The mosaic's blending: which stream positions cover the scan, and feathered blending of the restored
+parts (:mod:`._parts`) at their solved positions.
 
 Mosaic coordinates are those of ``positions.json`` (docs/data_formats.md, "Stream positions"): stream
 px, mosaic pixel (r, c) at position (r, c). A part is a restored region of frame t, whose top-left lies
@@ -10,13 +10,11 @@ fraction (bicubic) and weighted by a feather that falls towards its edges, so se
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from napari_temdeblur.core import atomic_write
+from ._parts import Part
 
 #: Width (stream px) over which a part's weight rises from its edge to 1.
 FEATHER = 32
@@ -29,18 +27,6 @@ CHUNK_ROWS = 1024
 #: The mosaic's sides are padded (with 0) to multiples of this, so that each pyramid level halves the
 #: one before exactly (down to 64 x 64 blocks) and every level's pixel size is a power of 2 times the stream's.
 PAD = 64
-
-
-@dataclass(frozen=True)
-class Part:
-    """One restored stream position, saved: ``<parts>/<name>.npz`` with ``image`` (float32 (H, W) in
-    [0, 1], the run's GT window), ``raw`` (uint16 (H, W) counts of the position's own frame on the same
-    region) and ``yx`` (float64 (2,), the top-left in mosaic coordinates)."""
-
-    position: int
-    path: Path
-    yx: tuple[float, float]
-    shape: tuple[int, int]
 
 
 def burst_box(positions, position: int, count: int, frame_shape: tuple[int, int]) -> tuple[float, ...] | None:
@@ -109,28 +95,6 @@ def cover_positions(positions, count: int, frame_shape: tuple[int, int], every: 
         best = max(overlapping or touching, key=lambda t: span(t)[1]) if touching else beyond[0]
         chosen.append(best)
         reach = span(best)[1]
-
-
-def save_part(folder: Path, name: str, position: int, image: np.ndarray, raw: np.ndarray, yx) -> Part:
-    """Save one restored position atomically (a restart finds it complete or not at all)."""
-    path = Path(folder) / f"{name}.npz"
-
-    def write(tmp: Path):
-        with open(tmp, "wb") as handle:
-            np.savez(handle, image=image.astype(np.float32), raw=raw.astype(np.uint16), yx=np.asarray(yx, np.float64))
-
-    atomic_write(path, write)
-    return Part(position, path, (float(yx[0]), float(yx[1])), tuple(image.shape))
-
-
-def read_part(path: Path, position: int) -> Part | None:
-    """A saved part's header (None when the file is unreadable: it is restored again)."""
-    try:
-        with np.load(path) as data:
-            yx, shape = data["yx"], data["image"].shape
-    except (OSError, ValueError, KeyError):
-        return None
-    return Part(position, Path(path), (float(yx[0]), float(yx[1])), tuple(shape))
 
 
 def feather(shape: tuple[int, int]) -> np.ndarray:

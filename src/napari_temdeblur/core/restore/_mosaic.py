@@ -16,6 +16,7 @@ part in stream order, so its mosaic is bit for bit that of an uninterrupted run.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -26,18 +27,14 @@ import numpy as np
 from napari_temdeblur.core import DataError, Progress, resolve_device, write_json
 from napari_temdeblur.core.io import Session, open_session, read_json, write_pyramid
 from napari_temdeblur.core.models import frames_required, load_model
-from napari_temdeblur.core.register import (
-    POSITIONS_FILE,
-    load_positions,
-    positioned_burst,
-    save_positions,
-    stream_positions,
-)
+from napari_temdeblur.core.register import POSITIONS_FILE, load_positions, save_positions, stream_positions
 
-from ._apply import ImageRestored, InputSkipped, to_counts
-from ._blend import CHUNK_ROWS, Part, blend_rows, cover_positions, mosaic_shape, read_part, save_part
+from ._apply import to_counts
+from ._blend import CHUNK_ROWS, blend_rows, cover_positions, mosaic_shape
+from ._distributed import restore_distributed
 from ._options import RestoreOptions
-from ._stream import StreamBursts, frame_name, restore_bursts
+from ._parts import Part, PositionRestored, read_part, restore_parts
+from ._stream import frame_name
 
 MOSAIC_RECORD = "mosaic.json"
 MOSAIC_FORMAT = "temdeblur-mosaic/1"
@@ -46,13 +43,6 @@ RAW_IMAGE = "raw.ome.zarr"
 PARTS = "parts"
 #: What a restart must share with the run that began the folder.
 _SAME = ("session", "run", "every", "frames")
-
-
-@dataclass(frozen=True)
-class PositionRestored(Progress):
-    """Stream position `position` restored and saved as a part of the mosaic."""
-
-    position: int = 0
 
 
 @dataclass
@@ -121,6 +111,8 @@ def mosaic(
     every: int | None = None,
     raw: bool = False,
     options: RestoreOptions | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> Generator[Progress, None, MosaicResult]:
     """Restore the stream positions that cover a scan and blend them into one OME-Zarr mosaic.
 
@@ -140,6 +132,12 @@ def mosaic(
     options : RestoreOptions, optional
         Device and tiling as for :func:`restore`; batch-norm adaptation is refused (it would adapt
         to a different set of positions after a restart).
+    scheduler : str, optional
+        Restore the positions on dask.distributed workers: ``"local"`` starts a LocalCluster of
+        `workers` processes, an address (``tcp://host:8786``) uses a running cluster; the mosaic is
+        the same as in process (:mod:`._distributed`). None: in this process.
+    workers : int, optional
+        Workers of the LocalCluster (default 1).
 
     Yields
     ------
@@ -155,7 +153,7 @@ def mosaic(
     Raises
     ------
     ValueError
-        `every` below 1, batch-norm adaptation asked for.
+        `every` below 1, batch-norm adaptation asked for, `workers` without ``scheduler="local"``.
     DataError
         Unreadable session or run; an OUT begun for another session, run or `every`; nothing restored.
     """
@@ -164,6 +162,8 @@ def mosaic(
         raise ValueError(f"every must be a whole number of at least 1, got {every!r}")
     if options.adapt_bn:
         raise ValueError("a mosaic is restored without batch-norm adaptation (a restart would adapt differently)")
+    if workers is not None and scheduler != "local":
+        raise ValueError(f"workers ({workers}) is for scheduler 'local', a LocalCluster; got scheduler {scheduler!r}")
     session = session if isinstance(session, Session) else open_session(session)
     out = Path(out)
     model, checkpoint = load_model(run, resolve_device(options.device))
@@ -192,30 +192,13 @@ def mosaic(
     todo = [t for t in chosen if t not in parts]
     messages = list(positions.messages)
     if todo:
-        source = session.path / "stream.tif"
-
-        def burst(position: int, n: int):
-            return positioned_burst(stream, position, n, positions, source=source)
-
-        bursts = StreamBursts(stream, todo, count, required is not None, burst, keep_own=True)
-        work = restore_bursts(model, checkpoint, bursts, options)
-        try:
-            for event in work:
-                if isinstance(event, ImageRestored):
-                    result, t = event.result, todo[event.index]
-                    own = bursts.own.pop(event.index)
-                    oy, ox = result.metadata["origin_yx"]
-                    at = positions.frames[t].yx
-                    parts[t] = save_part(folder, names[t], t, result.image, own, (at[0] + oy, at[1] + ox))
-                    messages += result.messages
-                    yield event
-                    yield PositionRestored("restore", len(parts), len(chosen), names[t], position=t)
-                else:
-                    if isinstance(event, InputSkipped):
-                        messages.append(event.message)
-                    yield event
-        finally:
-            work.close()
+        if scheduler is None:
+            work = restore_parts(model, checkpoint, session, positions, todo, folder, options)
+        else:
+            work = restore_distributed(run, session, out, todo, options, scheduler, workers)
+        done, notes = yield from _renumbered(work, resumed, len(chosen))
+        parts.update(done)
+        messages += notes
     if not parts:
         raise DataError(session.path, "no stream position could be restored (see the messages)")
     ordered = [parts[t] for t in sorted(parts)]
@@ -255,3 +238,18 @@ def _blend(parts: list[Part], shape, key: str, window, store: Path) -> Generator
         array[rows[0] : rows[1]] = np.where(covered, counts, 0)
         yield Progress("blend", k + 1, len(bands), f"{key} rows {rows[0]}-{rows[1] - 1}")
     return da.from_zarr(array)
+
+
+def _renumbered(work, before: int, total: int) -> Generator[Progress, None, object]:
+    """Pass `work`'s events on, its PositionRestored counted among all `total` positions (`before`
+    of them restored before), and return its result; closing this closes `work`."""
+    try:
+        while True:
+            event = next(work)
+            if isinstance(event, PositionRestored):
+                event = dataclasses.replace(event, done=before + event.done, total=total)
+            yield event
+    except StopIteration as done:
+        return done.value
+    finally:
+        work.close()
