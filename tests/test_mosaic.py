@@ -12,7 +12,7 @@ import torch
 
 from napari_temdeblur.cli import main
 from napari_temdeblur.core import DataError, drain
-from napari_temdeblur.core.imaging import IntensityWindow, suggest_window
+from napari_temdeblur.core.imaging import IntensityWindow
 from napari_temdeblur.core.io import open_session, read_pyramid, write_pyramid
 from napari_temdeblur.core.models import ModelConfig, build_model, save_checkpoint
 from napari_temdeblur.core.register import (
@@ -49,7 +49,8 @@ def session(simulated_sessions, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, session):
-    """A tiny burst U-Net with fresh weights (the mosaic's mechanics do not need a trained one)."""
+    """A tiny burst U-Net with fresh weights (the mosaic's mechanics do not need a trained one), its Low
+    window much wider than the stream's counts (trained on other data)."""
     torch.manual_seed(0)
     cfg = ModelConfig.tiny("bu")
     return save_checkpoint(
@@ -58,7 +59,7 @@ def run(tmp_path_factory, session):
         state_dict=build_model(cfg).state_dict(),
         epoch=1,
         gt_window=IntensityWindow(0, 30000),
-        low_window=suggest_window(np.asarray(session[0].stream[:4])),
+        low_window=IntensityWindow(0, 60000),
         frames=(3, 3),
     )
 
@@ -198,6 +199,12 @@ def test_the_mosaic_opens_in_napari_with_scale_and_hq_images_placed(make_napari_
     assert len(restored.data) >= 2 and restored.data[0].shape == whole.shape
     np.testing.assert_allclose(restored.scale, [31.25, 31.25])
     assert str(viewer.layers.units[-1]) == "nanometer"
+    # restored in the run's GT window; the raw frames in a window of their own counts (not the run's
+    # Low window, which need not fit them)
+    assert list(restored.contrast_limits) == [0, 30000]
+    raw = np.asarray(layers[1].data[-1])
+    low, high = layers[1].contrast_limits
+    assert 0 < low < high <= raw.max() * 1.05 and np.mean((raw > low) & (raw < high)) > 0.3
     # the registered HQ images lie where the truth puts them on the mosaic (nm)
     positions = load_positions(whole.out)
     placed = [layer for layer in layers if kind_of(layer) is LayerKind.HQ]

@@ -3,6 +3,9 @@ the raw one as lazy multiscale layers, and the registered HQ images placed on th
 
 from __future__ import annotations
 
+import numpy as np
+
+from napari_temdeblur.core.imaging import suggest_window
 from napari_temdeblur.core.io import Pyramid, Session
 
 from ._build import physical
@@ -29,21 +32,29 @@ def mosaic_layers(
     -------
     list of (data, kwargs, "image")
         The mosaics as multiscale layers (their levels, full resolution first; y, x in nm when the
-        pixel size is known), then one layer per placed HQ image, scaled to its own pixel size.
+        pixel size is known; the restored one in the run's GT window, the raw one in a window
+        suggested from its coarsest level), then one layer per placed HQ image (hidden), scaled to its
+        own pixel size.
     """
     windows = record.get("windows", {})
     title = f"{session.name} " if session is not None else ""
     layers = []
     for pyramid in pyramids:
         restored = pyramid.name == "mosaic"
-        window = windows.get("gt" if restored else "low")
+        window = windows.get("gt") if restored else None
+        if not restored:
+            # the raw frames' own window (the run's Low window may not fit this sample), from the
+            # coarsest level, which is small, without the padding and uncovered zeros
+            coarse = np.asarray(pyramid.levels[-1])
+            if np.any(coarse > 0):
+                window = suggest_window(coarse[coarse > 0][None]).to_dict()
         kwargs = {
             "name": f"{title}{pyramid.name}",
             "multiscale": True,
             **physical(pyramid.pixel_size_nm),
             "metadata": tag(LayerKind.MOSAIC, path=str(pyramid.path), restored=restored, mosaic_record=record),
         }
-        if window:  # the run's GT window for the restored mosaic, its Low window for the raw frames
+        if window:
             kwargs["contrast_limits"] = [float(window["low"]), float(window["high"])]
         layers.append((pyramid.levels, kwargs, "image"))
     stream_nm = pyramids[0].pixel_size_nm if pyramids else None
