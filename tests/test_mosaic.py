@@ -174,6 +174,19 @@ def test_one_and_two_local_workers_give_the_in_process_mosaic(whole, run, sessio
         drain(mosaic(run, session[0], tmp_path / "bad", options=CPU, workers=2))
 
 
+def test_the_fewest_regions_cover_the_scan_with_overlaps_across_gaps():
+    from napari_temdeblur.core.restore._blend import MIN_OVERLAP, greedy_cover
+
+    # regions 200 px long every 50 px: each next choice is the farthest overlapping by MIN_OVERLAP
+    spans = [(50.0 * k, 50.0 * k + 200, k) for k in range(10)]
+    chosen = greedy_cover(spans)
+    assert chosen[0] == 0 and chosen[-1] == 9
+    for a, b in zip(chosen, chosen[1:]):
+        assert spans[a][1] - spans[b][0] >= MIN_OVERLAP
+    # only touching: taken; beyond a gap: the next region
+    assert greedy_cover([(0.0, 100.0, 0), (100.0, 200.0, 1), (300.0, 400.0, 2), (350.0, 380.0, 3)]) == [0, 1, 2]
+
+
 def test_pyramid_round_trip_and_bad_store(tmp_path):
     image = np.arange(300 * 140, dtype=np.uint16).reshape(300, 140)
     write_pyramid(tmp_path / "a.ome.zarr", image, 31.25, "mosaic")

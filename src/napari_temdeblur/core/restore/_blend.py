@@ -83,18 +83,36 @@ def cover_positions(positions, count: int, frame_shape: tuple[int, int], every: 
         return (lo, hi) if sign > 0 else (-hi, -lo)
 
     order = sorted(boxes, key=lambda t: (span(t)[0], -span(t)[1]))
-    chosen = [order[0]]
-    reach = span(order[0])[1]
+    return sorted(greedy_cover([(*span(t), t) for t in order]))
+
+
+def greedy_cover(spans: list[tuple[float, float, int]]) -> list[int]:
+    """The greedy cover of :func:`cover_positions` over (lo, hi, position) sorted by lo (then by -hi):
+    after the first, each next one is the farthest-reaching among those overlapping the covered
+    stretch by MIN_OVERLAP, else among those touching it, else (a gap) the next one. One pass with
+    two pointers (a whole grid has tens of thousands of positions): the regions starting early enough
+    to overlap are consumed once, keeping the farthest-reaching; those only touching are looked at
+    anew after each choice, and there are few of them (they start within MIN_OVERLAP of the reach)."""
+    chosen, reach = [spans[0][2]], spans[0][1]
+    i, best = 1, None  # spans[:i] start at least MIN_OVERLAP before the reach; best: the farthest of them
     while True:
-        beyond = [t for t in order if span(t)[1] > reach]
-        if not beyond:
-            return sorted(chosen)
-        overlapping = [t for t in beyond if span(t)[0] <= reach - MIN_OVERLAP]
-        touching = [t for t in beyond if span(t)[0] <= reach]
-        # across a gap (no restored region reaches over it), the next region along the scan
-        best = max(overlapping or touching, key=lambda t: span(t)[1]) if touching else beyond[0]
-        chosen.append(best)
-        reach = span(best)[1]
+        while i < len(spans) and spans[i][0] <= reach - MIN_OVERLAP:
+            if best is None or spans[i][1] > best[1]:
+                best = spans[i]
+            i += 1
+        overlapping = best is not None and best[1] > reach
+        pick = best if overlapping else None
+        k = i
+        while k < len(spans) and spans[k][0] <= reach:
+            if not overlapping and spans[k][1] > reach and (pick is None or spans[k][1] > pick[1]):
+                pick = spans[k]
+            k += 1
+        if pick is None:  # across a gap (no region reaches over it), the next region along the scan
+            pick = next((s for s in spans[k:] if s[1] > reach), None)
+            if pick is None:
+                return chosen
+        chosen.append(pick[2])
+        reach = pick[1]
 
 
 def feather(shape: tuple[int, int]) -> np.ndarray:
