@@ -5,7 +5,8 @@ Run from the repository root on a (virtual) screen::
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_screenshots.py
 
 It simulates a small kidney-like acquisition, then drives the plugin's docks the way a user would
-(open a session, find frames, drag, register; train from the dataset's layers; restore and compare)
+(open a session, find frames, drag, register; train from the dataset's layers; restore and compare;
+open a ``temdeblur mosaic`` folder)
 and writes ``docs/images/<name>.png``, downscaled and colour-quantised to keep the repository small.
 Each dock's screenshots are one function below. The docks share one pattern (docs/design.md, The
 docks): each has a ``run_button`` (Register, Train, Restore), ``wait()`` runs the Qt event loop until
@@ -165,6 +166,26 @@ def restoration(dataset: Path, run: Path) -> None:
     viewer.close()
 
 
+def mosaic(session: Path, work: Path) -> None:
+    """``temdeblur mosaic`` with the pretrained network, opened from its folder: the raw and the restored
+    mosaic side by side in grid mode (HQ layers left out of the grid), with the scale bar in nm."""
+    from napari_temdeblur.cli import main as temdeblur
+
+    out = work / "mosaic"
+    if temdeblur(["mosaic", str(session), "--run", "pretrained", "--out", str(out), "--raw", "--device", "cpu"]):
+        raise RuntimeError("temdeblur mosaic failed")
+    viewer = new_viewer()
+    viewer.open(str(out), plugin="napari-temdeblur")
+    for layer in [layer for layer in viewer.layers if layer.metadata["temdeblur"]["kind"] != "mosaic"]:
+        viewer.layers.remove(layer)
+    viewer.layers.move(1, 0)  # raw on the left, restored on the right
+    viewer.canvas.grid.enabled = True
+    viewer.canvas.overlays.scale_bar.visible = True
+    viewer.reset_view()
+    save(viewer, "mosaic")
+    viewer.close()
+
+
 def main() -> None:
     import torch
 
@@ -173,7 +194,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="*",
-        choices=["sample_data", "registration", "training", "restoration"],
+        choices=["sample_data", "registration", "training", "restoration", "mosaic"],
         help="screenshots to take (default: all)",
     )
     args = parser.parse_args()
@@ -189,6 +210,7 @@ def main() -> None:
             "registration": lambda: registration(session, truth),
             "training": lambda: training(dataset, run),
             "restoration": lambda: restoration(dataset, run),
+            "mosaic": lambda: mosaic(session, work),
         }
         for name, take in shots.items():
             if not args.only or name in args.only:

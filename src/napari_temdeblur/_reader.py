@@ -1,5 +1,5 @@
 """npe2 reader: the published dataset layout, acquisition session folders and the folders that
-``temdeblur restore`` writes.
+``temdeblur restore`` and ``temdeblur mosaic`` write (a mosaic folder, or its ``mosaic.ome.zarr``).
 
 Only folders in those layouts are claimed: the manifest offers this reader for folders only (no file
 pattern, so napari never proposes it for a plain TIFF), and an unrelated or unreadable folder gets
@@ -22,10 +22,24 @@ from napari_temdeblur.core.io import (
     is_restored_folder,
     open_session,
     read_dataset,
+    read_json,
+    read_pyramid,
     read_restored_folder,
 )
-from napari_temdeblur.core.register import load_registrations
-from napari_temdeblur.layers import LayerKind, dataset_layers, restored_layers, session_layers
+from napari_temdeblur.core.register import load_positions, load_registrations
+from napari_temdeblur.layers import LayerKind, dataset_layers, mosaic_layers, restored_layers, session_layers
+
+#: Files of a ``temdeblur mosaic`` folder.
+MOSAIC_RECORD, MOSAIC_IMAGES = "mosaic.json", ("mosaic.ome.zarr", "raw.ome.zarr")
+
+
+def _mosaic_folder(path: Path) -> Path | None:
+    """The ``temdeblur mosaic`` folder of `path` (the folder itself or one of its OME-Zarr images)."""
+    if (path / MOSAIC_RECORD).is_file() and (path / MOSAIC_IMAGES[0]).is_dir():
+        return path
+    if path.name in MOSAIC_IMAGES and (path.parent / MOSAIC_RECORD).is_file():
+        return path.parent
+    return None
 
 
 def get_reader(path):
@@ -40,6 +54,8 @@ def get_reader(path):
             return None
         if is_restored_folder(path):
             return read_restored
+        if _mosaic_folder(path):
+            return read_mosaic
         if not find_splits(path) and not find_sessions(path):
             return None
     except OSError:  # a folder that cannot be listed is not one we can claim
@@ -88,6 +104,30 @@ def read_restored(path: Path) -> list[tuple]:
     if problems:
         warnings.warn("napari-temdeblur skipped: " + "; ".join(problems), stacklevel=3)
     return layers
+
+
+@_without_os_errors
+def read_mosaic(path: Path) -> list[tuple]:
+    """Open a ``temdeblur mosaic`` folder (or its mosaic.ome.zarr / raw.ome.zarr) lazily: the restored
+    and raw mosaics as multiscale layers in nm, and the registered HQ images of its session placed on
+    them where the session is still where mosaic.json says (hidden at first)."""
+    folder = _mosaic_folder(path)
+    if folder is None:
+        raise DataError(path, f"not a temdeblur mosaic folder (no {MOSAIC_RECORD} beside {MOSAIC_IMAGES[0]})")
+    record = read_json(folder / MOSAIC_RECORD)
+    names = [path.name] if path != folder else [n for n in MOSAIC_IMAGES if (folder / n).is_dir()]
+    pyramids = [read_pyramid(folder / name) for name in names]
+    problems, session, hq = [], None, {}
+    try:
+        if not record.get("session"):
+            raise DataError(folder / MOSAIC_RECORD, "names no session")
+        session = open_session(record["session"])
+        hq = load_positions(folder).hq
+    except (DataError, OSError) as exc:
+        problems.append(f"the HQ images are not placed: {exc}")
+    if problems:
+        warnings.warn("napari-temdeblur: " + "; ".join(problems), stacklevel=3)
+    return mosaic_layers(record, pyramids, hq, session)
 
 
 @_without_os_errors

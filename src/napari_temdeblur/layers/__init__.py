@@ -11,5 +11,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_bursts": ["BurstLayers", "find_bursts", "hold_out", "validation_for"],
         "_geometry": ["frame_index", "frame_world"],
         "_kinds": ["METADATA_KEY", "LayerKind", "kind_of", "layer_info", "tag"],
+        "_mosaic": ["mosaic_layers"],
     },
 )

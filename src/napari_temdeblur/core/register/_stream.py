@@ -197,3 +197,76 @@ def register_stream_burst(
         registrations=tuple(regs[t] for t in order),
         messages=tuple(messages),
     )
+
+
+def positioned_burst(stream, position: int, count: int, positions, *, source: str | Path | None = None) -> StreamBurst:
+    """The burst of `position` from solved stream positions: the placed frames among the `count`
+    consecutive frames around it (shifted to fit at the stream's ends), resampled onto its grid.
+
+    Unlike :func:`register_stream_burst` nothing is registered again: frame j lies at
+    ``positions[j] - positions[position]`` from frame `position` (stream px), so its matrix (frame
+    `position` in place of the HQ image, docs/design.md's matrix convention) is that translation
+    negated.
+
+    Parameters
+    ----------
+    stream : array-like
+        (T, h, w) stream frames in counts.
+    position : int
+        The reference frame; must be placed (not flagged) in `positions`.
+    count : int
+        Frames in the burst, >= 1.
+    positions : StreamPositions
+        Solved positions of this stream (:func:`~napari_temdeblur.core.register.stream_positions`).
+    source : str or Path, optional
+        The stream's file, named in errors.
+
+    Returns
+    -------
+    StreamBurst
+        ``registrations`` hold every frame tried; flagged frames keep their flag and are left out.
+
+    Raises
+    ------
+    ValueError
+        `position` outside the stream or flagged, `positions` of another stream, `count` < 1.
+    DataError
+        The placed frames share no region.
+    """
+    n_frames = int(stream.shape[0])
+    if len(positions.frames) != n_frames:
+        raise ValueError(f"the positions are of a stream of {len(positions.frames)} frames, this one has {n_frames}")
+    if not (isinstance(position, (int, np.integer)) and 0 <= position < n_frames):
+        raise ValueError(f"position {position} is outside the stream (frames 0-{n_frames - 1})")
+    if count < 1:
+        raise ValueError(f"a burst needs at least 1 frame, got {count}")
+    here = positions.frames[position]
+    if here.flag:
+        raise ValueError(f"position {position} cannot be restored: {here.flag}")
+    frames, _ = burst_frames(int(position), n_frames, min(count, n_frames))
+    messages = []
+    if frames[0] != position - len(frames) // 2:
+        end = "first" if frames[0] == 0 else "last"
+        messages.append(f"frames {frames[0]}-{frames[-1]} are not centred on frame {position}, near the {end} frame")
+    regs = []
+    for t in frames:
+        at = positions.frames[t]
+        offset = (here.yx[0] - at.yx[0], here.yx[1] - at.yx[1])  # where frame `position`'s origin lies in t
+        regs.append(FrameRegistration(t, translation_matrix(offset), 1.0, True, "positions", at.flag))
+    messages += [f"frame {r.index} left out: {r.flag}" for r in regs if r.flag]
+    accepted = [r for r in regs if r.flag is None]
+    warped, valid, box = warp_frames(
+        (np.asarray(stream[r.index]).astype(np.float32) for r in accepted),
+        (r.matrix for r in accepted),
+        tuple(stream.shape[1:]),
+    )
+    if box is None:
+        raise DataError(source, f"position {position}: frames {[r.index for r in accepted]} share no region")
+    return StreamBurst(
+        position=int(position),
+        low=cropped_uint16(warped, valid, box),
+        frames=[r.index for r in accepted],
+        origin_yx=(int(box[0].start), int(box[1].start)),
+        registrations=tuple(regs),
+        messages=tuple(messages),
+    )

@@ -7,6 +7,8 @@ import math
 from collections.abc import Generator, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from napari_temdeblur.core import Progress, resolve_device
 from napari_temdeblur.core.io import BurstPair, Session, open_session
 from napari_temdeblur.core.models import frames_required, load_model
@@ -21,10 +23,10 @@ def frame_name(position: int, n_frames: int) -> str:
     return f"frame_{position:0{max(4, len(str(n_frames - 1)))}d}"
 
 
-class _StreamBursts(Sequence):
-    """The registered burst of each position, made on access (``[k]`` registers position k), so only
-    the image being restored is in memory; what registration found waits in `info` until
-    :func:`_finish` takes it.
+class StreamBursts(Sequence):
+    """The registered burst of each position, made on access (``[k]`` calls ``make(position, count)``,
+    e.g. registering the frames around position k), so only the image being restored is in memory;
+    what registration found waits in `info` until :func:`_finish` takes it.
 
     The frames are ordered so that the position's own frame is the network's centre frame
     ``x[:, N // 2]``: burst networks pool over frames in any order, so it is moved to the middle;
@@ -32,19 +34,24 @@ class _StreamBursts(Sequence):
     its centre is a neighbour (a message says so).
     """
 
-    def __init__(self, stream, positions: list[int], count: int, ordered: bool, settings: RegistrationSettings, source):
-        self.stream, self.positions, self.count, self.settings, self.source = stream, positions, count, settings, source
-        self.ordered = ordered
+    def __init__(self, stream, positions: list[int], count: int, ordered: bool, make, keep_own: bool = False):
+        self.stream, self.positions, self.count, self.make = stream, positions, count, make
+        self.ordered, self.keep_own = ordered, keep_own
         self.info: dict[int, tuple] = {}
+        #: k -> uint16 (H, W): the position's own frame on the burst's region (its raw counts), kept
+        #: with `keep_own` until the caller takes it
+        self.own: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def __getitem__(self, k: int) -> BurstPair:
         position = self.positions[k]
-        burst = register_stream_burst(self.stream, position, self.count, self.settings, source=self.source)
+        burst = self.make(position, self.count)
         order = list(range(len(burst.frames)))
         own = burst.frames.index(position)  # the position is always in its own burst
+        if self.keep_own:
+            self.own[k] = burst.low[own]
         notes = list(burst.messages)
         if not self.ordered:
             order.insert(len(order) // 2, order.pop(own))
@@ -71,7 +78,7 @@ def _stream_of(session_or_stream) -> tuple[object, Path | None]:
     return stream, None
 
 
-def _finish(result: Restored, k: int, bursts: _StreamBursts) -> Restored:
+def _finish(result: Restored, k: int, bursts: StreamBursts) -> Restored:
     """Stream frame indices and the registration in the metadata."""
     frames, origin, registrations, notes = bursts.info.pop(k)
     used = [frames[i] for i in result.frames]
@@ -162,14 +169,18 @@ def restore_stream(
         raise ValueError(f"positions {outside[:5]} are outside the stream (frames 0-{n_frames - 1})")
     model, checkpoint = load_model(run, resolve_device(options.device))
     required = frames_required(checkpoint.model)
-    bursts = _StreamBursts(
-        stream,
-        positions,
-        required or checkpoint.frames[1],
-        required is not None,
-        settings or RegistrationSettings(),
-        source,
-    )
+    settings = settings or RegistrationSettings()
+
+    def register(position: int, count: int):
+        return register_stream_burst(stream, position, count, settings, source=source)
+
+    bursts = StreamBursts(stream, positions, required or checkpoint.frames[1], required is not None, register)
+    return (yield from restore_bursts(model, checkpoint, bursts, options))
+
+
+def restore_bursts(model, checkpoint, bursts: StreamBursts, options: RestoreOptions) -> Generator[Progress, None, int]:
+    """:func:`restore_with` over stream bursts, each result completed by :func:`_finish`; the position's
+    own raw frame stays in ``bursts.own`` for the caller."""
     work = restore_with(model, checkpoint, bursts, options)
     try:
         while True:
