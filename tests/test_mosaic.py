@@ -131,6 +131,21 @@ def test_another_run_or_every_is_refused_in_a_begun_folder(whole, run, session):
         drain(mosaic(run, session[0], whole.out, options=RestoreOptions(device="cpu", adapt_bn=True)))
 
 
+def test_a_mosaic_writes_neither_over_foreign_files_nor_beside_another_mosaic(run, session, tmp_path):
+    """docs/safety.md's rules: a new OUT that holds another program's mosaic.ome.zarr is refused before
+    anything is written, and an OUT another mosaic is writing is refused, naming its holder."""
+    from napari_temdeblur.core.io import FolderInUse, OverwriteRefused, folder_lock
+
+    foreign = tmp_path / "foreign"
+    (foreign / "mosaic.ome.zarr").mkdir(parents=True)
+    with pytest.raises(OverwriteRefused, match="mosaic.ome.zarr"):
+        drain(mosaic(run, session[0], foreign, options=CPU))
+    assert sorted(p.name for p in foreign.iterdir()) == ["mosaic.ome.zarr"]
+    busy = tmp_path / "busy"
+    with folder_lock(busy, "making a mosaic"), pytest.raises(FolderInUse, match="in use by process"):
+        drain(mosaic(run, session[0], busy, options=CPU))
+
+
 def test_positioned_burst_uses_the_solved_positions(whole, session):
     sess, _, _ = session
     positions = load_positions(whole.out)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_temdeblur.core import DataError, Progress, resolve_device, write_json
-from napari_temdeblur.core.io import Session, open_session, read_json, write_pyramid
+from napari_temdeblur.core.io import Session, check_overwrite, folder_lock, open_session, read_json, write_pyramid
 from napari_temdeblur.core.models import frames_required, load_model
 from napari_temdeblur.core.register import POSITIONS_FILE, load_positions, save_positions, stream_positions
 
@@ -176,6 +176,15 @@ def mosaic(
         "every": every,
         "frames": count,
     }
+    with folder_lock(out, "making a mosaic"):  # two mosaics into one OUT would mix their parts
+        if not (out / MOSAIC_RECORD).is_file():  # a new OUT: nothing of another program is replaced
+            check_overwrite(out, [out / name for name in (POSITIONS_FILE, PARTS, MOSAIC_IMAGE, RAW_IMAGE)])
+        return (yield from _make(run, model, checkpoint, session, out, asked, every, raw, options, scheduler, workers))
+
+
+def _make(run, model, checkpoint, session, out, asked, every, raw, options, scheduler, workers):
+    """:func:`mosaic` once OUT is locked and checked."""
+    count = asked["frames"]
     record = {**_check_record(out, asked), **asked}
     write_json(out / MOSAIC_RECORD, record)
     positions = yield from _positions(session, out)
