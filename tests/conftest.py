@@ -40,3 +40,29 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def untrained_run():
+    """``save(path, name="bu", *, gt_window=(0, 30000), low_window=(0, 60000), frames=(3, 3))``: a
+    checkpoint of the tiny `name` network with fresh weights (seed 0) at `path`, returned; for tests of
+    restoration's mechanics, which need real weights but no training. Windows are (low, high) counts."""
+    import torch
+
+    from napari_temdeblur.core.imaging import IntensityWindow
+    from napari_temdeblur.core.models import ModelConfig, build_model, save_checkpoint
+
+    def save(path, name="bu", *, gt_window=(0, 30000), low_window=(0, 60000), frames=(3, 3), epoch=1):
+        torch.manual_seed(0)
+        cfg = ModelConfig.tiny(name)
+        return save_checkpoint(
+            path,
+            model=cfg,
+            state_dict=build_model(cfg, pretrained=False).state_dict(),
+            epoch=epoch,
+            gt_window=IntensityWindow(*gt_window),
+            low_window=IntensityWindow(*low_window),
+            frames=frames,
+        )
+
+    return save

@@ -8,13 +8,10 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from napari_temdeblur.cli import main
 from napari_temdeblur.core import DataError, drain
-from napari_temdeblur.core.imaging import IntensityWindow
 from napari_temdeblur.core.io import open_session, read_pyramid, write_pyramid
-from napari_temdeblur.core.models import ModelConfig, build_model, save_checkpoint
 from napari_temdeblur.core.register import (
     FrameRegistration,
     PairRegistration,
@@ -48,20 +45,10 @@ def session(simulated_sessions, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, session):
+def run(tmp_path_factory, session, untrained_run):
     """A tiny burst U-Net with fresh weights (the mosaic's mechanics do not need a trained one), its Low
     window much wider than the stream's counts (trained on other data)."""
-    torch.manual_seed(0)
-    cfg = ModelConfig.tiny("bu")
-    return save_checkpoint(
-        tmp_path_factory.mktemp("run") / "best.pt",
-        model=cfg,
-        state_dict=build_model(cfg).state_dict(),
-        epoch=1,
-        gt_window=IntensityWindow(0, 30000),
-        low_window=IntensityWindow(0, 60000),
-        frames=(3, 3),
-    )
+    return untrained_run(tmp_path_factory.mktemp("run") / "best.pt", low_window=(0, 60000))
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,9 @@ import shutil
 import numpy as np
 import pytest
 import tifffile
-import torch
 
 from napari_temdeblur import cli
 from napari_temdeblur.core import DataError
-from napari_temdeblur.core.imaging import IntensityWindow
 from napari_temdeblur.core.io import (
     OverwriteRefused,
     check_overwrite,
@@ -23,25 +21,14 @@ from napari_temdeblur.core.io import (
     path_component,
     write_session,
 )
-from napari_temdeblur.core.models import ModelConfig, build_model, save_checkpoint
 
 RESTORE = ["--device", "cpu", "--tile", "64"]
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, untrained_run):
     """A checkpoint of a tiny network with fresh weights: enough to restore, no training."""
-    torch.manual_seed(0)
-    cfg = ModelConfig.tiny("bu")
-    return save_checkpoint(
-        tmp_path_factory.mktemp("tiny") / "best.pt",
-        model=cfg,
-        state_dict=build_model(cfg).state_dict(),
-        epoch=1,
-        gt_window=IntensityWindow(0.0, 20000.0),
-        low_window=IntensityWindow(500.0, 5000.0),
-        frames=(3, 3),
-    )
+    return untrained_run(tmp_path_factory.mktemp("tiny") / "best.pt", gt_window=(0, 20000), low_window=(500, 5000))
 
 
 @pytest.fixture

@@ -8,13 +8,11 @@ import json
 import numpy as np
 import pytest
 import tifffile
-import torch
 
 from napari_temdeblur import cli
 from napari_temdeblur.core import DataError, drain
 from napari_temdeblur.core.imaging import IntensityWindow, apply_window, suggest_window
 from napari_temdeblur.core.io import open_session
-from napari_temdeblur.core.models import ModelConfig, build_model, save_checkpoint
 from napari_temdeblur.core.register import RegistrationSettings, register_stream_burst
 from napari_temdeblur.core.restore import (
     InputSkipped,
@@ -37,21 +35,11 @@ def sessions(simulated_sessions):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, sessions):
+def run(tmp_path_factory, sessions, untrained_run):
     """A tiny bu with fresh weights and the kidney stream's window, trained (nominally) on 3 frames."""
     session, _ = sessions["Kidney"]
-    torch.manual_seed(0)
-    cfg = ModelConfig.tiny("bu")
     window = suggest_window(np.asarray(session.stream[:4]))
-    return save_checkpoint(
-        tmp_path_factory.mktemp("run") / "best.pt",
-        model=cfg,
-        state_dict=build_model(cfg).state_dict(),
-        epoch=1,
-        gt_window=IntensityWindow(0, 30000),
-        low_window=window,
-        frames=(3, 3),
-    )
+    return untrained_run(tmp_path_factory.mktemp("run") / "best.pt", low_window=(window.low, window.high))
 
 
 @pytest.mark.parametrize("sample, mean_px, max_px", [("Kidney", 0.25, 0.8), ("CalibrationGrid", 0.5, 2.0)])
@@ -119,19 +107,11 @@ def test_restore_stream_positions(run, sessions):
         drain(collect_restored(restore_stream(run, stream, [3, 30], RestoreOptions(device="cpu"))))
 
 
-def test_frames_as_channels_keep_time_order(sessions, tmp_path):
+def test_frames_as_channels_keep_time_order(sessions, tmp_path, untrained_run):
     session, _ = sessions["Kidney"]
     stream = np.asarray(session.stream)
-    cfg = ModelConfig.tiny("deblurgan")
-    gan = save_checkpoint(
-        tmp_path / "gan.pt",
-        model=cfg,
-        state_dict=build_model(cfg).state_dict(),
-        epoch=1,
-        gt_window=IntensityWindow(0, 30000),
-        low_window=suggest_window(stream[:4]),
-        frames=(3, 3),
-    )
+    window = suggest_window(stream[:4])
+    gan = untrained_run(tmp_path / "gan.pt", "deblurgan", low_window=(window.low, window.high))
     first, mid = drain(
         collect_restored(restore_stream(gan, stream, [0, 12], RestoreOptions(device="cpu", inference_tile=128)))
     )

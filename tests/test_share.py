@@ -11,27 +11,16 @@ import torch
 
 from napari_temdeblur.cli import main
 from napari_temdeblur.core import DataError
-from napari_temdeblur.core.imaging import IntensityWindow
-from napari_temdeblur.core.models import ModelConfig, build_model, save_checkpoint, size_multiple
+from napari_temdeblur.core.models import size_multiple
 
 onnxruntime = pytest.importorskip("onnxruntime")  # the export extra: installed by the test set-up
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, untrained_run):
     """A run folder holding a tiny fast-burst with random weights (an export does not care how good)."""
-    torch.manual_seed(0)
-    cfg = ModelConfig.tiny("fast-burst")
     run = tmp_path_factory.mktemp("run")
-    save_checkpoint(
-        run / "best.pt",
-        model=cfg,
-        state_dict=build_model(cfg, pretrained=False).state_dict(),
-        epoch=2,
-        gt_window=IntensityWindow(100.0, 20000.0),
-        low_window=IntensityWindow(300.0, 6000.0),
-        frames=(5, 5),
-    )
+    untrained_run(run / "best.pt", "fast-burst", gt_window=(100, 20000), low_window=(300, 6000), frames=(5, 5), epoch=2)
     return run
 
 
