@@ -233,3 +233,31 @@ def test_the_mosaic_opens_in_napari_with_scale_and_hq_images_placed(make_napari_
     # the OME-Zarr image alone opens too
     alone = viewer.open(str(whole.out / "mosaic.ome.zarr"), plugin="napari-temdeblur")
     assert alone[0].multiscale and alone[0].data[0].shape == whole.shape
+
+
+def test_the_restore_dock_makes_the_mosaic_of_a_session_with_progress_and_cancel(
+    make_napari_viewer, run, session, tmp_path
+):
+    from napari_temdeblur.layers import LayerKind, kind_of
+    from napari_temdeblur.widgets._dock import RunState
+
+    viewer = make_napari_viewer()
+    viewer.open(str(session[0].path), plugin="napari-temdeblur")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-temdeblur", "Restore")
+    box = widget.mosaic_box
+    assert box.stream.value == f"{session[0].name} stream"  # the session's stream, chosen by itself
+    widget.run.value, widget.device.value = run, "cpu"
+    box.make_button.clicked()
+    assert widget.status.state is RunState.FAILED and "choose the mosaic folder" in widget.status.message
+    box.out.value = tmp_path / "overview"
+    box.make_button.clicked()
+    assert widget.status.state is RunState.RUNNING and widget.run_button.text == "Cancel"
+    widget.run_button.clicked()  # Cancel: the parts restored so far stay
+    assert widget.wait(120) is RunState.STOPPED
+    assert "Make mosaic continues" in widget.status.message
+    box.make_button.clicked()
+    assert widget.wait(300) is RunState.DONE, widget.status.message
+    assert (tmp_path / "overview" / "mosaic.ome.zarr").is_dir()
+    opened = [layer for layer in viewer.layers if layer.multiscale]
+    assert opened and str(opened[0].units[-1]) == "nanometer"  # opened lazily, in nm, by the reader
+    assert kind_of(viewer.layers[f"{session[0].name} stream"]) is LayerKind.STREAM

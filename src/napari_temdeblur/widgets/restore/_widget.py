@@ -10,6 +10,7 @@ Everything it shows follows its ``status`` (the shared dock pattern, :mod:`.._do
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,11 +21,12 @@ from qtpy.QtWidgets import QFileDialog, QHBoxLayout
 from napari_temdeblur.core import Progress, available_devices
 from napari_temdeblur.core.evaluate import EvaluateOptions
 from napari_temdeblur.core.models import BEST, DEFAULT_MODEL, LAST, PRETRAINED, has_pretrained
-from napari_temdeblur.core.restore import RestoreOptions
+from napari_temdeblur.core.restore import MosaicResult, RestoreOptions, mosaic
 from napari_temdeblur.layers import find_bursts
 from napari_temdeblur.widgets._dock import Dock, RunState, follow_choice, keep_choice, show_progress
 
 from ._job import SCORE_TILE_STEP, RestoreResult, burst_layer_names, gt_layer_names, restore_job, select
+from ._mosaic import MosaicBox
 from ._view import Comparison, ScoresTable, current_slot, overlay_text, show_result
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ class RestoreWidget(Dock):
         self._gt_layer = self._requested_gt = None  # the GT of the result shown / of the restore running
         self._layers: dict = {}
         self._comparison: Comparison | None = None
+        self._mosaic_out: Path | None = None  # while a mosaic runs: where its parts are kept
 
         restoring, scoring = RestoreOptions(), EvaluateOptions()
         self.run = FileEdit(
@@ -122,7 +125,11 @@ class RestoreWidget(Dock):
         buttons = QHBoxLayout()
         for button in (self.copy_button, self.save_button, self.compare_button):
             buttons.addWidget(button.native)
-        self.lay_out(self.form, self.controls, self.status_label, self.table, buttons, stretch=self.table)
+        self.mosaic_box = MosaicBox(napari_viewer)
+        self.lay_out(
+            self.form, self.controls, self.status_label, self.table, buttons, self.mosaic_box, stretch=self.table
+        )
+        self.mosaic_box.make_button.changed.connect(self.make_mosaic)
 
         self.copy_button.changed.connect(self.table.copy)
         self.save_button.changed.connect(self._ask_csv)
@@ -187,7 +194,7 @@ class RestoreWidget(Dock):
             self.fail(exc)
             return
         self.end_compare()
-        self.progress.value = 0
+        self.progress.value, self._mosaic_out = 0, None
         name = f"the pretrained {DEFAULT_MODEL} (no run chosen)" if run == PRETRAINED else _checkpoint_name(Path(run))
         self.status.message = f"restoring {len(selection.pairs)} image(s) of {selection.title} with {name}"
         self._requested_gt = gt
@@ -200,6 +207,30 @@ class RestoreWidget(Dock):
             top_half=self.top_half.value,
             on_result=self._on_returned,
         )
+
+    def make_mosaic(self) -> None:
+        """Restore the chosen session's stream into one mosaic (``temdeblur mosaic``) with this dock's
+        run and settings, then open it (the Make mosaic button)."""
+        if self.status.running:
+            return
+        try:
+            run = self.run_folder()
+            session, out = self.mosaic_box.session_and_out()
+            options = dataclasses.replace(self.options(), adapt_bn=False)  # a restart must restore alike
+        except ValueError as exc:
+            self.fail(exc)
+            return
+        self.progress.value, self._mosaic_out = 0, out
+        self.status.message = f"making the mosaic of {session.name} in {out}"
+        self.run_work(mosaic, run, session, out, options=options, on_result=self._mosaic_made)
+
+    def _mosaic_made(self, result: MosaicResult) -> None:
+        self.viewer.open(str(result.out), plugin="napari-temdeblur")
+        done = f"mosaic of {len(result.positions)} positions in {result.out}"
+        if result.resumed:
+            done += f" ({result.resumed} restored before)"
+        self.status.message, self.status.state = done, RunState.DONE
+        show_info(f"napari-temdeblur: {done}")
 
     def on_event(self, event: Progress) -> None:
         show_progress(self.progress, event)
@@ -230,6 +261,8 @@ class RestoreWidget(Dock):
         show_info(f"napari-temdeblur: {done}")
 
     def stopped_message(self) -> str:
+        if self._mosaic_out is not None:  # parts are saved as they are restored
+            return f"cancelled: the positions restored so far are kept in {self._mosaic_out}; Make mosaic continues"
         return "cancelled: nothing was added"
 
     # --- results ---------------------------------------------------------------------------------
@@ -286,7 +319,7 @@ class RestoreWidget(Dock):
 
     def render_state(self) -> None:
         running = self.status.running
-        self.form.enabled = not running
+        self.form.enabled = self.mosaic_box.enabled = not running
         has_result = self.result is not None
         self.compare_button.enabled = has_result and not running
         self.copy_button.enabled = self.save_button.enabled = has_result and self.result.scored
@@ -301,6 +334,7 @@ class RestoreWidget(Dock):
         """New or removed layers: keep the user's choices where they still exist."""
         keep_choice(self.burst, self._preferred_burst)
         self._choose_gt(keep=True)
+        keep_choice(self.mosaic_box.stream)
 
     def _preferred_burst(self) -> str | None:
         """The burst to score unless the user picks another: a Test split (data no network trained
