@@ -118,6 +118,18 @@ class ModelSpec:
 _DENSE = ("width", "growth_rate", "layers_per_block", "dropout")
 _DENSE_TINY = {"width": 8, "growth_rate": 2}
 
+#: The three Burst Dense UNets differ only in their up-sampling (bdu-t) and loss (bdu-uc-ssim).
+_BURST_DENSE_UNET = ModelSpec(
+    name="bdu-uc",
+    summary="Burst Dense UNet",
+    network="._burst_dense_unet:BurstDenseUNet",
+    full_width=48,
+    size_multiple=8,
+    tiny=_DENSE_TINY,
+    recipe=Recipe("l1-gradient", 0.001),
+    config_fields=_DENSE,
+)
+
 #: The models by name; adding a model is one entry here.
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -131,36 +143,18 @@ MODELS: dict[str, ModelSpec] = {
             tiny={"width": 3},
             recipe=Recipe("l1-gradient", 0.003, 0.99),
         ),
-        ModelSpec(
+        dataclasses.replace(
+            _BURST_DENSE_UNET,
             name="bdu-t",
             summary="Burst Dense UNet, transposed-conv up",
-            network="._burst_dense_unet:BurstDenseUNet",
-            full_width=48,
-            size_multiple=8,
-            tiny=_DENSE_TINY,
-            recipe=Recipe("l1-gradient", 0.001),
-            config_fields=_DENSE,
             options={"transposed": True},
         ),
-        ModelSpec(
-            name="bdu-uc",
-            summary="Burst Dense UNet, upsampling + conv",
-            network="._burst_dense_unet:BurstDenseUNet",
-            full_width=48,
-            size_multiple=8,
-            tiny=_DENSE_TINY,
-            recipe=Recipe("l1-gradient", 0.001),
-            config_fields=_DENSE,
-        ),
-        ModelSpec(
+        dataclasses.replace(_BURST_DENSE_UNET, name="bdu-uc", summary="Burst Dense UNet, upsampling + conv"),
+        dataclasses.replace(
+            _BURST_DENSE_UNET,
             name="bdu-uc-ssim",
             summary="bdu-uc trained with L1 + SSIM (the paper's best)",
-            network="._burst_dense_unet:BurstDenseUNet",
-            full_width=48,
-            size_multiple=8,
-            tiny=_DENSE_TINY,
             recipe=Recipe("l1-ssim", 0.001),
-            config_fields=_DENSE,
         ),
         ModelSpec(
             name="deblurgan",
