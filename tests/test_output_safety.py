@@ -258,20 +258,16 @@ def test_evaluate_refuses_to_replace_files_it_did_not_write(simulated_dataset, t
 
 
 def test_evaluate_knows_its_own_files(tmp_path):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: its GUI backend depends on what ran before
 
     from napari_temdeblur.core import write_json
     from napari_temdeblur.core.evaluate import EVALUATION_FORMAT, written_by_evaluate
     from napari_temdeblur.core.evaluate._figures import write_png
 
     scores = write_json(tmp_path / "scores.json", {"format": EVALUATION_FORMAT, "methods": {}})
-    fig = plt.figure()
-    png = write_png(fig, tmp_path / "figure.png")
-    plt.close(fig)
+    png = write_png(Figure(), tmp_path / "figure.png")
     other_png = tmp_path / "other.png"
-    fig = plt.figure()
-    fig.savefig(other_png)
-    plt.close(fig)
+    Figure().savefig(other_png)
     (tmp_path / "session.json").write_text('{"format": "temdeblur-session/1"}')
     assert written_by_evaluate(scores) and written_by_evaluate(png)
     assert not written_by_evaluate(other_png) and not written_by_evaluate(tmp_path / "session.json")

@@ -304,11 +304,12 @@ def export_dataset(
         planned = [out / f for *_, files in plan for f in files] + [out / EXPORT_RECORD]
         check_overwrite(out, planned, _owned(out), overwrite=overwrite)
         recorded = _recorded(out)[0]
+        # the viewer's scale bar, once per sample folder (a second size for one folder is refused)
+        samples = [(_pair_folder(s, p.hq, split).parent, s.meta["stream_pixel_size_nm"]) for s, p, split, *_ in plan]
+        for sample, pixel_size_nm in dict.fromkeys(samples):
+            result.written.append(write_pixel_size(out / sample, pixel_size_nm))
         for session, pair, split, key, files in plan:
             folder = _pair_folder(session, pair.hq, split)
-            sample_record = write_pixel_size(out / folder.parent, session.meta["stream_pixel_size_nm"])
-            if sample_record not in result.written:
-                result.written.append(sample_record)
             stale = [f for f in _files_of(recorded.get(key, {})) if f not in files]
             entry = {"split": split, "session": str(session.path), "hq": pair.hq}
             entry["frames"] = [f.index for f in pair.accepted]
