@@ -37,12 +37,11 @@ def exported(tiny_run, tmp_path_factory):
 
 
 def test_onnx_export_matches_torch_at_sizes_it_was_not_traced_at(tiny_run, exported):
-    from napari_temdeblur.core.models import load_model
-    from napari_temdeblur.core.share import onnx_metadata
+    from napari_temdeblur.core.models import load_model, read_onnx_description
 
     out, printed = exported
     assert "onnxruntime matches torch" in printed
-    meta = onnx_metadata(out)
+    meta = read_onnx_description(out)
     model, checkpoint = load_model(tiny_run)
     multiple = size_multiple(checkpoint.model)
     assert meta["model"] == checkpoint.model.to_dict() and meta["frames"] == 5 and meta["size_multiple"] == multiple
@@ -61,7 +60,7 @@ def test_onnx_export_matches_torch_at_sizes_it_was_not_traced_at(tiny_run, expor
 
 
 def test_onnx_export_of_something_that_is_not_a_run_names_it(tmp_path, capsys):
-    from napari_temdeblur.core.share import onnx_metadata
+    from napari_temdeblur.core.models import read_onnx_description
 
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
@@ -69,7 +68,7 @@ def test_onnx_export_of_something_that_is_not_a_run_names_it(tmp_path, capsys):
     assert "junk.pt: not a readable napari-temdeblur checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
     with pytest.raises(DataError, match="not a readable ONNX model"):
-        onnx_metadata(junk)
+        read_onnx_description(junk)
 
 
 def test_without_the_export_extra_the_command_names_what_to_install(tiny_run, tmp_path, monkeypatch, capsys):

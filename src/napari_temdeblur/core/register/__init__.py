@@ -25,7 +25,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "save_positions",
             "stream_positions",
         ],
-        "_pairs": ["PairShift", "PreparedFrame", "match_pair", "prepare_frame"],
+        "_pairs": ["PairShift", "PreparedFrame", "match_pair", "overlap_slices", "prepare_frame"],
         "_pipeline": ["FrameDone", "PairDone", "PairFailed", "register_pair", "register_session"],
         "_quality": ["scan_order_outliers"],
         "_refine": ["refine_frame", "refinement_flag", "translation_matrix"],

@@ -115,7 +115,7 @@ def prepare_frame(index: int, frame: np.ndarray) -> PreparedFrame:
     return PreparedFrame(index, frame.shape, fine, thumbnail(image, factor), factor, fine_factor)
 
 
-def _overlap(shape: tuple[int, int], shift: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+def overlap_slices(shape: tuple[int, int], shift: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
     """Slices of the first and second frame that show the same place when the second lies at integer
     `shift` (dy, dx) from the first."""
     first, second = [], []
@@ -183,7 +183,7 @@ def _coarse(a: PreparedFrame, b: PreparedFrame, prior_yx) -> tuple[float, float]
     reach (PRIOR_RADIUS of the frame) or the overlap is too small."""
     f, shape = a.factor, a.small.shape
     at = (int(round(prior_yx[0] / f)), int(round(prior_yx[1] / f)))
-    ra, rb = _overlap(shape, at)
+    ra, rb = overlap_slices(shape, at)
     ca, cb = a.small[ra], b.small[rb]
     if min(ca.shape) < 8 or ca.size < MIN_OVERLAP * a.small.size:
         return None
@@ -213,7 +213,7 @@ def _fine(a: np.ndarray, b: np.ndarray, shift: tuple[float, float], factor: int)
     m = FINE_MARGIN
     for _ in range(2):
         at = (int(round(shift[0] / factor)), int(round(shift[1] / factor)))
-        ra, rb = _central(_overlap(a.shape, at), FINE_SIDE)
+        ra, rb = _central(overlap_slices(a.shape, at), FINE_SIDE)
         # a's overlap, less the margin, is the template slid over b's overlap
         template = a[tuple(slice(s.start + m, s.stop - m) for s in ra)]
         scores = cv2.matchTemplate(b[rb], template, cv2.TM_CCOEFF_NORMED)

@@ -5,5 +5,5 @@ import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submod_attrs={"_onnx": ["OnnxExport", "export_onnx", "onnx_metadata"]},
+    submod_attrs={"_onnx": ["OnnxExport", "export_onnx"]},
 )

@@ -66,19 +66,6 @@ def _require_extra() -> None:
             ) from None
 
 
-def onnx_metadata(path: str | Path) -> dict:
-    """The run description an exported model carries (see the module docstring).
-
-    Raises
-    ------
-    DataError
-        Not an ONNX file, or one without our description.
-    """
-    from napari_temdeblur.core.models import read_onnx_description
-
-    return read_onnx_description(path)
-
-
 def _exported_by_us(path: Path) -> bool:
     """Whether `path` is a model this package exported (an earlier export it may replace)."""
     from napari_temdeblur.core.models import read_onnx_description

@@ -19,7 +19,7 @@ import numpy as np
 
 from napari_temdeblur.core import DataError
 from napari_temdeblur.core.imaging import IntensityWindow, matching_window
-from napari_temdeblur.core.register import hq_at_stream_pixels
+from napari_temdeblur.core.register import hq_at_stream_pixels, overlap_slices
 from napari_temdeblur.layers import frame_world
 
 if TYPE_CHECKING:
@@ -126,13 +126,11 @@ def match_stream_contrast(hq: Image, stream: Image, session, index: int, frame: 
         reference = hq_at_stream_pixels(session, index)
     except DataError:  # a blank or saturated HQ image has nothing to match; registration says so
         return
-    image = np.asarray(session.stream[frame], np.float32)
+    image = np.asarray(session.stream[frame], np.float32)  # the shape of `reference`: HQ at stream pixels
     ty, tx = (int(np.round(v)) for v in translation_yx(hq, stream, session.binning))
-    rows = slice(max(ty, 0), min(image.shape[0], ty + reference.shape[0]))
-    cols = slice(max(tx, 0), min(image.shape[1], tx + reference.shape[1]))
-    if rows.stop - rows.start >= MIN_OVERLAP_PX and cols.stop - cols.start >= MIN_OVERLAP_PX:
-        image = image[rows, cols]
-        reference = reference[rows.start - ty : rows.stop - ty, cols.start - tx : cols.stop - tx]
+    seen, shown = overlap_slices(image.shape, (ty, tx))
+    if min(s.stop - s.start for s in seen) >= MIN_OVERLAP_PX:
+        image, reference = image[seen], reference[shown]
     try:
         window = matching_window(image, reference, IntensityWindow(*hq.contrast_limits))
     except ValueError:  # no contrast in common (a blank frame): keep the stream's own window
