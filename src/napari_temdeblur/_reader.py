@@ -17,9 +17,13 @@ from pathlib import Path
 
 from napari_temdeblur.core import DataError
 from napari_temdeblur.core.io import (
+    MOSAIC_IMAGE,
+    MOSAIC_RECORD,
+    RAW_IMAGE,
     find_sessions,
     find_splits,
     is_restored_folder,
+    mosaic_folder,
     open_session,
     read_dataset,
     read_json,
@@ -28,18 +32,6 @@ from napari_temdeblur.core.io import (
 )
 from napari_temdeblur.core.register import load_positions, load_registrations
 from napari_temdeblur.layers import LayerKind, dataset_layers, mosaic_layers, restored_layers, session_layers
-
-#: Files of a ``temdeblur mosaic`` folder.
-MOSAIC_RECORD, MOSAIC_IMAGES = "mosaic.json", ("mosaic.ome.zarr", "raw.ome.zarr")
-
-
-def _mosaic_folder(path: Path) -> Path | None:
-    """The ``temdeblur mosaic`` folder of `path` (the folder itself or one of its OME-Zarr images)."""
-    if (path / MOSAIC_RECORD).is_file() and (path / MOSAIC_IMAGES[0]).is_dir():
-        return path
-    if path.name in MOSAIC_IMAGES and (path.parent / MOSAIC_RECORD).is_file():
-        return path.parent
-    return None
 
 
 def get_reader(path):
@@ -54,7 +46,7 @@ def get_reader(path):
             return None
         if is_restored_folder(path):
             return read_restored
-        if _mosaic_folder(path):
+        if mosaic_folder(path):
             return read_mosaic
         if not find_splits(path) and not find_sessions(path):
             return None
@@ -111,11 +103,11 @@ def read_mosaic(path: Path) -> list[tuple]:
     """Open a ``temdeblur mosaic`` folder (or its mosaic.ome.zarr / raw.ome.zarr) lazily: the restored
     and raw mosaics as multiscale layers in nm, and the registered HQ images of its session placed on
     them where the session is still where mosaic.json says (hidden at first)."""
-    folder = _mosaic_folder(path)
+    folder = mosaic_folder(path)
     if folder is None:
-        raise DataError(path, f"not a temdeblur mosaic folder (no {MOSAIC_RECORD} beside {MOSAIC_IMAGES[0]})")
+        raise DataError(path, f"not a temdeblur mosaic folder (no {MOSAIC_RECORD} beside {MOSAIC_IMAGE})")
     record = read_json(folder / MOSAIC_RECORD)
-    names = [path.name] if path != folder else [n for n in MOSAIC_IMAGES if (folder / n).is_dir()]
+    names = [path.name] if path != folder else [n for n in (MOSAIC_IMAGE, RAW_IMAGE) if (folder / n).is_dir()]
     pyramids = [read_pyramid(folder / name) for name in names]
     problems, session, hq = [], None, {}
     try:

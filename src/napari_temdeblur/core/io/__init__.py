@@ -22,7 +22,16 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "write_pixel_size",
         ],
         "_inputs": ["BurstInputs", "read_inputs"],
-        "_pyramid": ["Pyramid", "pyramid_factors", "read_pyramid", "write_pyramid"],
+        "_pyramid": [
+            "MOSAIC_IMAGE",
+            "MOSAIC_RECORD",
+            "RAW_IMAGE",
+            "Pyramid",
+            "mosaic_folder",
+            "pyramid_factors",
+            "read_pyramid",
+            "write_pyramid",
+        ],
         "_restored": [
             "RESTORE_FORMAT",
             "RESTORE_RECORD",

@@ -14,6 +14,20 @@ from pathlib import Path
 
 from napari_temdeblur.core import DataError
 
+#: A ``temdeblur mosaic`` folder: its record, and its restored and raw pyramids.
+MOSAIC_RECORD, MOSAIC_IMAGE, RAW_IMAGE = "mosaic.json", "mosaic.ome.zarr", "raw.ome.zarr"
+
+
+def mosaic_folder(path: str | Path) -> Path | None:
+    """The ``temdeblur mosaic`` folder `path` is (or whose OME-Zarr image it is), else None."""
+    path = Path(path)
+    if (path / MOSAIC_RECORD).is_file() and (path / MOSAIC_IMAGE).is_dir():
+        return path
+    if path.name in (MOSAIC_IMAGE, RAW_IMAGE) and (path.parent / MOSAIC_RECORD).is_file():
+        return path.parent
+    return None
+
+
 #: Levels are added while the coarsest stays at least this many px on its shorter side.
 MIN_SIDE = 64
 #: Chunk side (px) of every level.

@@ -8,7 +8,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     submod_attrs={
         "_apply": ["ImageRestored", "InputSkipped", "Restored", "collect_restored", "restore", "to_counts"],
         "_batchnorm": ["adapt_batchnorm"],
-        "_mosaic": ["MOSAIC_IMAGE", "MOSAIC_RECORD", "RAW_IMAGE", "MosaicResult", "mosaic"],
+        "_mosaic": ["MosaicResult", "mosaic"],
         "_parts": ["PositionRestored"],
         "_options": ["RestoreOptions"],
         "_stream": ["frame_name", "restore_stream"],

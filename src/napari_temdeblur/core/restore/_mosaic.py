@@ -25,7 +25,17 @@ from pathlib import Path
 import numpy as np
 
 from napari_temdeblur.core import DataError, Progress, resolve_device, write_json
-from napari_temdeblur.core.io import Session, check_overwrite, folder_lock, open_session, read_json, write_pyramid
+from napari_temdeblur.core.io import (
+    MOSAIC_IMAGE,
+    MOSAIC_RECORD,
+    RAW_IMAGE,
+    Session,
+    check_overwrite,
+    folder_lock,
+    open_session,
+    read_json,
+    write_pyramid,
+)
 from napari_temdeblur.core.models import frames_required, load_model
 from napari_temdeblur.core.register import POSITIONS_FILE, load_positions, save_positions, stream_positions
 
@@ -36,10 +46,7 @@ from ._options import RestoreOptions
 from ._parts import Part, PositionRestored, read_part, restore_parts
 from ._stream import frame_name
 
-MOSAIC_RECORD = "mosaic.json"
 MOSAIC_FORMAT = "temdeblur-mosaic/1"
-MOSAIC_IMAGE = "mosaic.ome.zarr"
-RAW_IMAGE = "raw.ome.zarr"
 PARTS = "parts"
 #: What a restart must share with the run that began the folder.
 _SAME = ("session", "run", "every", "frames")
