@@ -105,9 +105,10 @@ class RestoreWidget(Dock):
             text="score the top half only (as evaluate: HQ images overlap by half)", value=not scoring.all_rows
         )
         self.trust = CheckBox(
-            text="trust layer: calibrated interval widths (calibrated runs; one more pass)",
+            text="trust layer (calibrated runs: interval widths)",
             value=True,
-            tooltip="each pixel's interval holding the truth with the run's calibrated coverage (docs/trust.md)",
+            tooltip="each pixel's interval holding the truth with the run's calibrated coverage; one more pass "
+            "of the network (docs/trust.md)",
         )
         self.form = Container(
             widgets=[
