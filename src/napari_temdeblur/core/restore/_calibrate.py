@@ -4,7 +4,6 @@ its Val split, or on demand (``temdeblur calibrate RUN DATA``)."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Generator, Sequence
 from pathlib import Path
 
@@ -31,7 +30,7 @@ def calibrate_with(
     """Calibrate a loaded run on `pairs` (not written: see :func:`write_calibration`).
 
     Each pair is restored with its spread (:func:`restore_with`), its GT windowed with the run's GT
-    window; on up to ``options.pixels / len(pairs)`` pixels of its sample mask (no grid bar, no
+    window; on up to ``options.pixels // len(pairs)`` pixels of its sample mask (no grid bar, no
     registration padding), drawn with ``options.seed``, the conformity score ``|y - yhat| / u`` is
     computed; the scale is their :func:`conformal_quantile` for ``options.coverage``.
 
@@ -46,7 +45,7 @@ def calibrate_with(
     if missing:
         raise ValueError(f"calibration needs the truth (GT) of every image; none for {', '.join(missing)}")
     rng = np.random.default_rng(options.seed)
-    per_image = max(1, math.ceil(options.pixels / len(pairs)))
+    per_image = max(1, options.pixels // len(pairs))
     scores, names = [], []
     for event in restore_with(model, checkpoint, pairs, options.restore, spread=True):
         if isinstance(event, InputSkipped):
