@@ -250,8 +250,10 @@ def test_the_restore_dock_makes_the_mosaic_of_a_session_with_progress_and_cancel
     box.make_button.clicked()
     assert widget.status.state is RunState.FAILED and "choose the mosaic folder" in widget.status.message
     box.out.value = tmp_path / "overview"
+    widget.adapt_bn.value = True  # not used for a mosaic: the dock says so rather than drop it silently
     box.make_button.clicked()
     assert widget.status.state is RunState.RUNNING and widget.run_button.text == "Cancel"
+    assert "without batch-norm adaptation" in widget.status.message
     widget.run_button.clicked()  # Cancel: the parts restored so far stay
     assert widget.wait(120) is RunState.STOPPED
     assert "Make mosaic continues" in widget.status.message

@@ -80,14 +80,14 @@ class RestoreWidget(Dock):
         self.gt = ComboBox(label="GT layer", choices=self._gt_choices)
         self.device = ComboBox(label="device", choices=available_devices(), value=restoring.device)
         self.inference_tile = SpinBox(
-            label="inference tile",
+            # superqt's spin box shows no special-value text, so the label says what 0 means
+            label="inference tile (0: auto)",
             min=0,
             max=8192,
             step=16,
             value=restoring.inference_tile or 0,
-            tooltip="side of the tiles the network sees, px (smaller: less memory); auto: the network's own",
+            tooltip="side of the tiles the network sees, px (smaller: less memory); 0: the network's own",
         )
-        self.inference_tile.native.setSpecialValueText("auto")
         self.overlap = SpinBox(label="overlap", min=0, max=1024, step=8, value=restoring.overlap)
         self.batch = SpinBox(label="batch", min=1, max=256, value=restoring.batch, tooltip="tiles per forward pass")
         self.adapt_bn = CheckBox(text="adapt batch norm to these images (new sample type)", value=restoring.adapt_bn)
@@ -222,6 +222,8 @@ class RestoreWidget(Dock):
             return
         self.progress.value, self._mosaic_out = 0, out
         self.status.message = f"making the mosaic of {session.name} in {out}"
+        if self.adapt_bn.value:
+            self.status.message += " without batch-norm adaptation (a mosaic continued later must restore alike)"
         self.run_work(mosaic, run, session, out, options=options, on_result=self._mosaic_made)
 
     def _mosaic_made(self, result: MosaicResult) -> None:
