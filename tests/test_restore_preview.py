@@ -165,3 +165,14 @@ def test_a_mosaic_folder_of_the_session_gives_solved_positions(viewer_dock, simu
     settle(dock.preview_box)
     record = viewer.layers[PREVIEW].metadata["temdeblur"]["restore"]
     assert record["frames"] == [5, 6, 7] and {r["method"] for r in record["registration"]} == {"positions"}
+
+
+def test_closing_the_dock_ends_the_preview(viewer_dock):
+    viewer, dock = viewer_dock
+    box = dock.preview_box
+    viewer.dims.set_current_step(0, 3)
+    box.preview.value = True
+    settle(box)
+    viewer.window.remove_dock_widget(dock)
+    viewer.dims.set_current_step(0, 5)
+    assert not box.preview.value and not box.busy and box.restored == [3]

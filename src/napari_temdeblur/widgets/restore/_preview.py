@@ -1,9 +1,11 @@
 """The Restore dock's preview box: the stream position under napari's frame slider, restored on the fly.
 
 With **Preview** ticked, each move of the frame slider (or napari's play button) asks for the position
-it shows in the chosen session stream layer: its neighbours are registered onto it and it is restored
-with the dock's run and settings (:func:`napari_temdeblur.core.restore.restore_position`) in a napari
-thread worker, so the viewer never waits. The result goes into one "restored (preview)" layer placed
+it shows in the dock's session stream (the stream layer chosen in its mosaic box): its neighbours are
+registered onto it (or, when the dock's mosaic folder holds the session's solved positions, resampled
+at them) and it is restored with the dock's run and settings
+(:func:`napari_temdeblur.core.restore.restore_position`) in a napari thread worker, so the viewer never
+waits. The result goes into one "restored (preview)" layer placed
 over that region of the frame. One position is restored at a time; a move while one is being restored
 only replaces the position waiting next (latest only), so the preview never works through a backlog of
 positions the slider has left. The run is loaded once and kept while the run, checkpoint and device
@@ -20,14 +22,14 @@ from collections import OrderedDict
 from collections.abc import Generator
 from pathlib import Path
 
-from magicgui.widgets import CheckBox, ComboBox, Container
+from magicgui.widgets import CheckBox, Container
 from napari.qt.threading import create_worker
 
 from napari_temdeblur.core import DataError, Progress, resolve_device
 from napari_temdeblur.core.models import load_model
 from napari_temdeblur.core.restore import Restored, mosaic_positions, restore_position
-from napari_temdeblur.layers import LayerKind, frame_index, kind_of, layer_info, tag
-from napari_temdeblur.widgets._dock import describe_error, keep_choice
+from napari_temdeblur.layers import LayerKind, frame_index, layer_info, tag
+from napari_temdeblur.widgets._dock import describe_error
 
 #: Restored positions kept (per stream, run and settings), so that going back to one shows it at once.
 CACHE_POSITIONS = 8
@@ -64,8 +66,8 @@ class PreviewBox(Container):
     Parameters
     ----------
     dock : RestoreWidget
-        The dock whose run (``run_folder()``), settings (``options()``) and status line the preview
-        uses; its viewer's frame slider is followed.
+        The dock whose run (``run_folder()``), settings (``options()``), session stream and mosaic
+        folder (its mosaic box's) and status line the preview uses; its viewer's frame slider is followed.
 
     Attributes
     ----------
@@ -74,15 +76,16 @@ class PreviewBox(Container):
     """
 
     def __init__(self, dock):
-        super().__init__(labels=True, label="preview")
+        super().__init__(labels=False, label="preview")
         self._dock, self._viewer = dock, dock.viewer
-        self.stream = ComboBox(label="session stream", choices=self._streams, tooltip="a raw session's stream layer")
+        self.stream = dock.mosaic_box.stream  # one session stream for the preview and the mosaic
         self.preview = CheckBox(
             text="Preview: restore the frame under the slider",
             value=False,
-            tooltip="restore the stream position the frame slider (or play) shows, with this dock's run",
+            tooltip="restore the session stream's position that the frame slider (or play) shows, with "
+            "this dock's run and settings, into a layer over the frame",
         )
-        self.extend([self.stream, self.preview])
+        self.append(self.preview)
         self.restored: list[int] = []
         self._loaded: tuple[tuple, object] | None = None  # (run key, (model, checkpoint))
         self._cache: OrderedDict[tuple, Shown] = OrderedDict()
@@ -91,13 +94,9 @@ class PreviewBox(Container):
         self.preview.changed.connect(self._toggled)
         self.stream.changed.connect(self.request)
         dock.form.changed.connect(self.request)  # a new run or setting restores the position again
+        dock.mosaic_box.out.changed.connect(self.request)  # its solved positions, if any, are used
         dock.status.events.state.connect(self._dock_state)
         self._viewer.dims.events.current_step.connect(self.request)
-        for event in (self._viewer.layers.events.inserted, self._viewer.layers.events.removed):
-            event.connect(lambda _event=None: keep_choice(self.stream))
-
-    def _streams(self, _widget=None) -> list[str]:
-        return [layer.name for layer in self._viewer.layers if kind_of(layer) is LayerKind.STREAM]
 
     @property
     def busy(self) -> bool:
@@ -110,6 +109,9 @@ class PreviewBox(Container):
         """Show the position under the frame slider: from the cache, else restore it (now, or next
         when a position is being restored; a newer request replaces a waiting one)."""
         if not self.preview.value:
+            return
+        if self._dock.parent() is None:  # the dock was closed (napari unparents it): preview no more
+            self.stop()
             return
         layer = self._layer()
         if layer is None:

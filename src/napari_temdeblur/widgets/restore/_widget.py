@@ -134,8 +134,8 @@ class RestoreWidget(Dock):
             self.status_label,
             self.table,
             buttons,
-            self.preview_box,
             self.mosaic_box,
+            self.preview_box,
             stretch=self.table,
         )
         self.mosaic_box.make_button.changed.connect(self.make_mosaic)
