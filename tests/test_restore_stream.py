@@ -108,6 +108,7 @@ def test_restore_stream_positions(run, sessions):
         drain(collect_restored(restore_stream(run, stream, [3, 30], RestoreOptions(device="cpu"))))
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_one_position_with_a_loaded_model(run, sessions):
     """restore_position restores as restore_stream does, with the model loaded once by the caller; a
     position that cannot be registered raises (one position alone has no others to go on with)."""

@@ -94,7 +94,6 @@ class PreviewBox(Container):
         self.preview.changed.connect(self._toggled)
         self.stream.changed.connect(self.request)
         dock.form.changed.connect(self.request)  # a new run or setting restores the position again
-        dock.mosaic_box.out.changed.connect(self.request)  # its solved positions, if any, are used
         dock.status.events.state.connect(self._dock_state)
         self._viewer.dims.events.current_step.connect(self.request)
 
@@ -196,7 +195,8 @@ class PreviewBox(Container):
     def _failed(self, position: int, source: Path, exc: BaseException) -> None:
         # the run's hint (what a run folder holds) for a run that cannot be loaded, none for the stream's errors
         hint = "" if isinstance(exc, DataError) and exc.path == source else self._dock.data_hint_for(exc)
-        self._say(f"preview of position {position} failed: {describe_error(exc, data_hint=hint)}")
+        why = describe_error(exc, data_hint=hint, memory_hint=self._dock.memory_hint)
+        self._say(f"preview of position {position} failed: {why}")
 
     def _next(self) -> None:
         """The worker ended: restore the position asked for meanwhile, if any."""
