@@ -25,8 +25,12 @@ def run(tmp_path_factory, untrained_run):
 
 @pytest.fixture
 def viewer_dock(make_napari_viewer, simulated_sessions, run):
+    return open_dock(make_napari_viewer, simulated_sessions, run)
+
+
+def open_dock(make_napari_viewer, simulated_sessions, run, show: bool = False):
     """(viewer, Restore dock): session 1's stream open, the dock on the tiny run, CPU, 128 px tiles."""
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer(show=show)
     viewer.open(str(simulated_sessions.out / "Kidney" / "sess1"), plugin="napari-temdeblur")
     _, dock = viewer.window.add_plugin_dock_widget("napari-temdeblur", "Restore")
     dock.run.value, dock.device.value, dock.inference_tile.value = run, "cpu", 128
@@ -118,7 +122,7 @@ def test_turning_the_preview_off_stops_it(viewer_dock):
     box.preview.value = False  # the running restoration stops at its next tile, the waiting one is dropped
     assert not box.busy and box._pending is None and dock.status.message == "preview off"
     viewer.dims.set_current_step(0, 7)
-    end = time.monotonic() + 2
+    end = time.monotonic() + 1  # a position takes about 0.3 s here
     while time.monotonic() < end:
         QApplication.processEvents()
         time.sleep(0.01)
@@ -176,3 +180,28 @@ def test_closing_the_dock_ends_the_preview(viewer_dock):
     viewer.window.remove_dock_widget(dock)
     viewer.dims.set_current_step(0, 5)
     assert not box.preview.value and not box.busy and box.restored == [3]
+
+
+def test_the_preview_follows_naparis_play_button(make_napari_viewer, simulated_sessions, run):
+    from qtpy.QtWidgets import QApplication
+
+    from napari_temdeblur.layers import frame_index
+
+    viewer, dock = open_dock(make_napari_viewer, simulated_sessions, run, show=True)  # napari plays when shown
+    box, stream = dock.preview_box, viewer.layers[f"{SESSION} stream"]
+    viewer.dims.set_current_step(0, 0)
+    box.preview.value = True
+    shown = []
+    viewer.dims.events.current_step.connect(lambda event: shown.append(event.value[0]))
+    dims = viewer.window._qt_viewer.dims
+    dims.play(axis=0, fps=30)  # faster than the preview restores
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.005)
+    dims.stop()
+    settle(box)
+    assert len(set(shown)) > len(box.restored) >= 2  # positions played past were dropped, not queued
+    # once playing stops, the preview shows the position the slider stopped at
+    here = frame_index(stream, viewer.dims.point)
+    assert viewer.layers[PREVIEW].metadata["temdeblur"]["position"] == here
