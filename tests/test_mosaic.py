@@ -20,7 +20,7 @@ from napari_temdeblur.core.register import (
     save_registration,
     translation_matrix,
 )
-from napari_temdeblur.core.restore import PositionRestored, RestoreOptions, mosaic
+from napari_temdeblur.core.restore import PositionRestored, RestoreOptions, mosaic, mosaic_positions
 
 CPU = RestoreOptions(device="cpu")
 
@@ -145,6 +145,17 @@ def test_positioned_burst_uses_the_solved_positions(whole, session):
     assert np.corrcoef(burst.low[1].ravel(), burst.low[2].ravel())[0, 1] > 0.8
     with pytest.raises(ValueError, match="stream of"):
         positioned_burst(sess.stream[:5], 2, 3, positions)
+
+
+def test_a_mosaic_folder_gives_its_sessions_positions(whole, session, simulated_sessions, tmp_path):
+    sess = session[0]
+    n_frames = sess.stream.shape[0]
+    found = mosaic_positions(whole.out, sess.path, n_frames)
+    assert found is not None and found.to_dict() == load_positions(whole.out).to_dict()
+    other = simulated_sessions.out / "Kidney" / "sess2"
+    assert mosaic_positions(whole.out, other, n_frames) is None  # another session's folder
+    assert mosaic_positions(whole.out, sess.path, n_frames + 1) is None  # a stream of another length
+    assert mosaic_positions(tmp_path, sess.path, n_frames) is None  # no mosaic there
 
 
 def test_the_mosaic_command(run, session, tmp_path, capsys):

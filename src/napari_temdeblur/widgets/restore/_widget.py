@@ -27,6 +27,7 @@ from napari_temdeblur.widgets._dock import Dock, RunState, follow_choice, keep_c
 
 from ._job import SCORE_TILE_STEP, RestoreResult, burst_layer_names, gt_layer_names, restore_job, select
 from ._mosaic import MosaicBox
+from ._preview import PreviewBox
 from ._view import Comparison, ScoresTable, current_slot, overlay_text, show_result
 
 if TYPE_CHECKING:
@@ -126,8 +127,16 @@ class RestoreWidget(Dock):
         for button in (self.copy_button, self.save_button, self.compare_button):
             buttons.addWidget(button.native)
         self.mosaic_box = MosaicBox(napari_viewer)
+        self.preview_box = PreviewBox(self)
         self.lay_out(
-            self.form, self.controls, self.status_label, self.table, buttons, self.mosaic_box, stretch=self.table
+            self.form,
+            self.controls,
+            self.status_label,
+            self.table,
+            buttons,
+            self.mosaic_box,
+            self.preview_box,
+            stretch=self.table,
         )
         self.mosaic_box.make_button.changed.connect(self.make_mosaic)
 
