@@ -43,7 +43,7 @@ def package(tiny_run, tmp_path_factory):
     return out, printed.getvalue()
 
 
-def test_the_package_is_valid_and_passes_the_bioimageio_model_test(package):
+def test_the_package_is_valid_and_passes_the_bioimageio_model_test(package, simulated_dataset):
     from bioimageio.spec import load_description
     from bioimageio.spec.model import v0_5
 
@@ -59,6 +59,9 @@ def test_the_package_is_valid_and_passes_the_bioimageio_model_test(package):
     assert {"torchscript", "onnx"} <= {w for w, entry in descr.weights if entry is not None}
     assert "10.1371/journal.pone.0246336" in {str(c.doi) for c in descr.cite}
     assert descr.config.model_extra["temdeblur"]["windows"]["low"] == {"low": 300.0, "high": 6000.0}
+    # the training data from the run's config.json, by folder name (no full path leaves the machine)
+    assert "validation pairs from Kidney" in descr.training_data.description
+    assert str(simulated_dataset.out) not in descr.training_data.description
     # the test input is a real Val burst of the run's data, in counts; the cover is input | restored
     test_input = descr.get_input_test_arrays()[0]
     assert test_input.dtype == np.uint16 and test_input.shape[:2] == (1, 5) and test_input.max() > 1000
@@ -159,3 +162,17 @@ def test_export_of_a_run_without_data_asks_for_a_sample(untrained_run, tmp_path,
     assert main(["export", str(run), "--format", "bioimageio", "--out", str(tmp_path / "m.zip")]) == 2
     assert "name a registered burst (dataset, burst folder or TIFF) with --sample" in capsys.readouterr().err
     assert not (tmp_path / "m.zip").exists()
+
+
+def test_the_restore_dock_takes_a_package_as_its_run(package, simulated_dataset, make_napari_viewer):
+    from napari_temdeblur.widgets._dock import RunState
+
+    viewer = make_napari_viewer()
+    viewer.open(str(simulated_dataset.out / "Kidney" / "Test"), plugin="napari-temdeblur")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-temdeblur", "Restore")
+    widget.device.value, widget.score_tile.value, widget.run.value = "cpu", 64, package[0]
+    widget.start()
+    assert widget.wait(120) is RunState.DONE, widget.status.message
+    restored = viewer.layers["Kidney Test restored"]
+    assert restored.metadata["temdeblur"]["restore"][0]["run"] == str(package[0])
+    assert restored.metadata["temdeblur"]["restore"][0]["windows"]["gt"] == {"low": 100.0, "high": 20000.0}

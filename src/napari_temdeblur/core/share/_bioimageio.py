@@ -16,7 +16,6 @@ description, as in the ONNX model's metadata, is in the package's ``config`` und
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import tempfile
 import warnings
@@ -25,12 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_temdeblur import __version__
 from napari_temdeblur.core import DataError, atomic_write, first_line
 from napari_temdeblur.core.io import check_overwrite
 
 from ._bioimageio_parts import describe_model, example_burst, write_cover, write_tensors
-from ._onnx import TOLERANCE, export_onnx
+from ._onnx import TOLERANCE, describe_run, export_onnx, require_extra
 
 _NEEDED = ("bioimageio.spec", "bioimageio.core", "onnx", "onnxruntime", "onnxscript")
 
@@ -55,18 +53,6 @@ class BioimageioExport:
     max_abs_difference: float
     metadata: dict
     test: str | None
-
-
-def _require_extra() -> None:
-    for name in _NEEDED:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            raise DataError(
-                None,
-                f"bioimage.io export needs {name}, which is not installed: install the export extra "
-                '(pip install "napari-temdeblur[export]")',
-            ) from None
 
 
 def _exported_by_us(path: Path) -> bool:
@@ -151,7 +137,7 @@ def export_bioimageio(
         ``TOLERANCE``, or bioimage.io's model test failed (its report is in the message); nothing is
         written then.
     """
-    _require_extra()
+    require_extra("bioimage.io export", _NEEDED)
     import torch
     from bioimageio.core import test_model
     from bioimageio.spec import save_bioimageio_package
@@ -159,12 +145,12 @@ def export_bioimageio(
     check_overwrite(None, [out], _exported_by_us, overwrite=overwrite)  # before the long export
 
     from napari_temdeblur.core.imaging import apply_window
-    from napari_temdeblur.core.models import BIOIMAGEIO_FORMAT, frames_required, load_model, size_multiple
+    from napari_temdeblur.core.models import BIOIMAGEIO_FORMAT, load_model
 
     model, checkpoint = load_model(run, "cpu")
     cfg = checkpoint.model
-    frames = frames_required(cfg) or checkpoint.frames[1]
-    multiple = size_multiple(cfg)
+    metadata = describe_run(model, checkpoint, BIOIMAGEIO_FORMAT)
+    frames, multiple = metadata["frames"], metadata["size_multiple"]
     burst = example_burst(run, sample, frames, multiple, test_size)  # (F, s, s) counts
     windowed = apply_window(burst, checkpoint.low_window)[None]
     side = windowed.shape[-1]
@@ -172,17 +158,6 @@ def export_bioimageio(
     checks = [windowed, np.random.default_rng(0).random((2, frames, side + multiple, 2 * side), np.float32)]
     with torch.no_grad():
         restored = model(torch.from_numpy(windowed)).numpy()
-    metadata = {
-        "format": BIOIMAGEIO_FORMAT,
-        "model": cfg.to_dict(),
-        "frames": frames,
-        "size_multiple": multiple,
-        "windows": {"gt": checkpoint.gt_window.to_dict(), "low": checkpoint.low_window.to_dict()},
-        "epoch": checkpoint.epoch,
-        "val_ssim": checkpoint.val_ssim,
-        "inference_tile": getattr(model, "inference_tile", None),
-        "exported_by": f"napari-temdeblur {__version__}",
-    }
     out = Path(out)
 
     with tempfile.TemporaryDirectory(prefix="temdeblur-bioimageio-") as tmp:
