@@ -88,6 +88,7 @@ def test_a_package_restores_like_its_run(tiny_run, package, simulated_dataset, t
         np.testing.assert_allclose(got, expected, atol=1e-4)
     capsys.readouterr()
     assert main(["restore", str(package[0]), str(test), str(tmp_path / "bn"), *args, "--adapt-bn"]) == 2
+    assert "an exported (ONNX) model or bioimage.io package does not expose" in capsys.readouterr().err
 
 
 def _repackaged(package, tmp_path, name, change):

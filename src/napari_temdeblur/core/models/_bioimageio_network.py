@@ -104,7 +104,7 @@ def _torchscript(path: Path, descr, device) -> torch.jit.ScriptModule:
     if entry is None:
         raise DataError(path, "the package has no TorchScript weights")
     with zipfile.ZipFile(path) as archive:
-        data = archive.read(str(entry.source.path if hasattr(entry.source, "path") else entry.source))
+        data = archive.read(str(entry.source))  # ours: a file in the package (KeyError otherwise)
     with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript, bioimage.io's format for torch weights
         warnings.simplefilter("ignore", DeprecationWarning)
         return torch.jit.load(io.BytesIO(data), map_location=device).eval()
