@@ -113,9 +113,10 @@ def write_cover(path: Path, centre: np.ndarray, restored: np.ndarray) -> Path:
     return path
 
 
-def _training_data(run: str | Path, metadata: dict):
-    """The training data as a bioimage.io dataset description (from config.json where there is one)."""
-    from bioimageio.spec.dataset.v0_3 import DatasetDescr
+def _training_data(run: str | Path, metadata: dict, readme: Path):
+    """The training data as a bioimage.io dataset description (from config.json where there is one),
+    documented by the package's README."""
+    from bioimageio.spec.dataset.v0_3 import DatasetDescr, FileDescr
 
     config = _run_config(run)
     data = dict(config.get("data", {}))
@@ -139,6 +140,7 @@ def _training_data(run: str | Path, metadata: dict):
         tags=["electron-microscopy", "2d"],
         authors=[{"name": "napari-temdeblur"}],
         license=LICENSE,
+        documentation=FileDescr(source=readme),
         config={"temdeblur": {"train": config.get("train"), "data": data}} if config else {},
     )
 
@@ -227,7 +229,7 @@ def describe_model(folder: Path, run: str | Path, metadata: dict, checkpoint):
             inputs=[burst],
             outputs=[restored],
             weights=weights,
-            training_data=_training_data(run, metadata),
+            training_data=_training_data(run, metadata, folder / "README.md"),
             version="0.1.0",
             config={"bioimageio": {"reproducibility_tolerance": [_tolerance(folder, gt)]}, "temdeblur": metadata},
         )
@@ -244,6 +246,11 @@ Input `burst`: {metadata["frames"]} registered stream frames as channels (centre
 {metadata["size_multiple"]} px. Pre-processing windows the counts with the run's Low window
 {windows["low"]} to [0, 1]. Output `restored`: one channel in detector counts (the run's GT window
 {windows["gt"]} undone).
+
+## Training data
+
+Described under `training_data` in rdf.yaml, from the run's config.json: the data's folder names, the
+numbers of training and validation pairs, held-out sessions and the intensity windows.
 
 ## Validation
 
