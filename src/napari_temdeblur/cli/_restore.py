@@ -65,7 +65,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "run",
         metavar="RUN",
-        help="run folder (its best.pt), checkpoint file, a model written by temdeblur export (.onnx) or pretrained",
+        help="run folder (its best.pt), checkpoint file, a model written by temdeblur export (.onnx, or a "
+        "bioimage.io package .zip) or pretrained",
     )
     p.add_argument("input", metavar="INPUT", help="dataset folder, burst folder, burst TIFF or session folder")
     p.add_argument("out", metavar="OUT", help="output folder")

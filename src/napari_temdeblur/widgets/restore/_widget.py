@@ -68,7 +68,8 @@ class RestoreWidget(Dock):
             label="run folder",
             mode="d",
             nullable=True,
-            tooltip="a training run (best.pt), or the path of a model written by temdeblur export (.onnx); "
+            tooltip="a training run (best.pt), or the path of a model written by temdeblur export (.onnx, or a "
+            "bioimage.io package .zip); "
             "empty: the Train network dock's run, else the pretrained network",
         )
         self.checkpoint = ComboBox(
