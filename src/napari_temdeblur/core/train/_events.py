@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# STOP (core.STOP) sent into the training generator stops after the current batch and gives a
-# TrainResult with stopped_reason="cancelled"; the epoch in progress is discarded, the checkpoints stay.
-from napari_temdeblur.core import STOP, Progress  # noqa: F401 (STOP re-exported as core.train.STOP)
+from napari_temdeblur.core import STOP as _STOP
+from napari_temdeblur.core import Progress
+
+#: core.STOP: sent into the training generator (``gen.send(STOP)``, e.g. superqt's ``worker.send``), it
+#: stops after the current batch and gives a :class:`TrainResult` with ``stopped_reason="cancelled"``; the
+#: epoch in progress is discarded, the saved checkpoints stay as they are.
+STOP = _STOP
 
 STOP_REASONS = ("done", "early-stop", "time-limit", "cancelled")
 
