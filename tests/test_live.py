@@ -168,3 +168,50 @@ def test_the_live_and_replay_commands(source, run, tmp_path, capsys):
     assert "nothing restored" in capsys.readouterr().out
     assert main(["live", str(run), str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"), "--idle-timeout", "1"]) == 2
     assert "session.json" in capsys.readouterr().err
+
+
+def test_the_restore_dock_runs_live_and_the_viewer_keeps_ticking(make_napari_viewer, source, run, tmp_path):
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    from napari_temdeblur.widgets._dock import RunState
+    from napari_temdeblur.widgets.restore import RestoreWidget
+
+    viewer = make_napari_viewer()
+    dock = RestoreWidget(viewer)
+    dock.run.value, dock.device.value = str(run.parent), "cpu"
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(20)
+    thread = replaying(source, tmp_path / "sess", 20.0)
+    box = dock.live_box
+    box.session.value, box.out.value, box.idle_timeout.value = str(tmp_path / "sess"), str(tmp_path / "out"), 1.0
+    box.button.changed()  # Start live
+    assert box.running and box.button.text == "Stop live" and dock.run_button.text == "Cancel"
+    assert dock.wait(120) is RunState.DONE
+    thread.join()
+    timer.stop()
+    assert len(ticks) > 20  # the event loop ran while frames were restored in the worker
+    names = [layer.name for layer in viewer.layers]
+    assert {"sess live raw", "sess live restored", "sess live mosaic"} <= set(names)
+    mosaic = viewer.layers["sess live mosaic"]
+    assert (
+        mosaic.multiscale
+        and [str(u) for u in mosaic.units] == ["nanometer", "nanometer"]
+        and mosaic.scale[0] == pytest.approx(31.25)
+    )
+    assert "mosaic of" in dock.status.message and not box.running and box.button.text == "Start live"
+    # a second session stopped with the button: it finishes cleanly (mosaic written, record done)
+    thread = replaying(source, tmp_path / "sess2", 10.0)
+    box.session.value, box.out.value, box.idle_timeout.value = str(tmp_path / "sess2"), str(tmp_path / "out2"), 0
+    box.button.changed()
+    while "sess2 live restored" not in viewer.layers and dock.status.running:
+        QApplication.processEvents()
+        time.sleep(0.01)
+    box.button.changed()  # Stop live
+    assert dock.wait(120) is RunState.DONE
+    thread.join()
+    record = json.loads((tmp_path / "out2" / "mosaic.json").read_text())
+    assert record["state"] == "done" and record["stopped"] == "stopped"
+    assert (tmp_path / "out2" / "mosaic.ome.zarr").is_dir()
