@@ -182,7 +182,8 @@ def main() -> int:
         print(
             f"replay at {args.fps:g} frames/s: {r['frames']} frames read at {r['read_fps']:.1f} frames/s, "
             f"file-to-read delay median {r['delay']:.2f} s (max {r['delay_max']:.2f}); {r['positions']} positions "
-            f"restored while frames arrived, at {r['positions_per_s']:.2f} positions/s, front latency median {r['latency']:.2f} s; frames placed: "
+            f"restored while frames arrived, at {r['positions_per_s']:.2f} positions/s, front latency median "
+            f"{r['latency']:.2f} s; frames placed: "
             f"{r['placed_centre']:.0%} (centre covered), {r['placed_share']:.0%} of their area on average "
             f"({r['wall']:.1f} s in all; load {os.getloadavg()[0]:.1f})"
         )
