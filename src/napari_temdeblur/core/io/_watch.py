@@ -9,6 +9,7 @@ file never appears while later frames do.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class FrameFolder:
         self.shape: tuple[int, int] | None = None
         self._failing: dict[int, float] = {}  # index -> when it was first found incomplete or missing
         self._frames: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # the frames in memory are read by a restoring thread too
 
     def poll(self, limit: int | None = None) -> list[ArrivedFrame]:
         """The frames that are complete now, next in index order (empty when the next is not); at most
@@ -115,13 +117,15 @@ class FrameFolder:
         return frame, None
 
     def _keep(self, t: int, frame: np.ndarray) -> None:
-        self._frames[t] = frame
-        while len(self._frames) > self.cache:
-            self._frames.popitem(last=False)
+        with self._lock:
+            self._frames[t] = frame
+            while len(self._frames) > self.cache:
+                self._frames.popitem(last=False)
 
     def __getitem__(self, t: int) -> np.ndarray:
-        """Frame `t` (handed over before): from memory, else read again."""
-        frame = self._frames.get(int(t))
+        """Frame `t` (handed over before): from memory, else read again (any thread)."""
+        with self._lock:
+            frame = self._frames.get(int(t))
         if frame is None:
             frame = read_image(self.files[int(t)])
             self._keep(int(t), frame)
@@ -129,18 +133,20 @@ class FrameFolder:
 
 
 class StreamView:
-    """The frames of a :class:`FrameFolder` handed over so far as a (T, h, w) array-like (``shape``,
-    ``len``, ``[t]``), as :func:`~napari_temdeblur.core.register.positioned_burst` reads a stream."""
+    """The first `count` frames of a :class:`FrameFolder` (default: all handed over, as they grow) as a
+    (T, h, w) array-like (``shape``, ``len``, ``[t]``), as
+    :func:`~napari_temdeblur.core.register.positioned_burst` reads a stream; safe to read from another
+    thread while the folder is polled."""
 
-    def __init__(self, frames: FrameFolder):
-        self.frames = frames
+    def __init__(self, frames: FrameFolder, count: int | None = None):
+        self.frames, self.count = frames, count
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return (self.frames.count, *(self.frames.shape or (0, 0)))
+        return (len(self), *(self.frames.shape or (0, 0)))
 
     def __len__(self) -> int:
-        return self.frames.count
+        return self.frames.count if self.count is None else self.count
 
     def __getitem__(self, t: int) -> np.ndarray:
         return self.frames[t]

@@ -22,6 +22,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,8 @@ class _Live:
         self.stop: str | None = None
         self.stops_sent = 0
         self.changed = True  # new positions or parts since the last choice
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="temdeblur-live")
+        self.pending = None  # (position, gap, future) restoring in the worker
         now = time.monotonic()
         self.start = self.last_frame = self.last_rate = self.last_write = now
         self.unwritten = 0
@@ -176,12 +179,12 @@ class _Live:
         if arrived:
             self.last_frame, busy = arrived[-1].time, True
             self._solve()
-        if self.changed:
+        yield from self._collect()
+        if self.pending is None and self.changed:
             t = self._next(final=False)
             self.changed = t is not None
             if t is not None:
-                busy = True
-                yield from self._restore(t)
+                self._start(t)
         now = time.monotonic()
         if self.unwritten and now - self.last_write >= self.options.rebuild_every:
             yield from self._write()
@@ -225,24 +228,42 @@ class _Live:
         spans = scan_spans(self.positions, self.count, self.frames.shape, ready)
         return next_live_position(spans, set(self.parts) | self.failed, final)
 
-    def _restore(self, t: int) -> Generator[Progress, object, None]:
+    def _start(self, t: int) -> None:
+        """Restore position `t` in the worker thread, on the frames and positions as they are now (torch
+        computes outside the GIL, so frames go on being read and matched meanwhile)."""
+        session = dataclasses.replace(self.session, stream=StreamView(self.frames, self.frames.count))
         gap = bool(self.parts) and t < max(self.parts)
+        self.pending = (t, gap, self.pool.submit(self._restore, session, self.positions, t))
+
+    def _restore(self, session: Session, positions, t: int):
+        """(parts, notes, restored counts, InputSkipped events) of position `t` (in the worker thread)."""
         work = restore_parts(
-            self.model, self.checkpoint, self.session, self.positions, [t], self.out / PARTS, self.options.restore
+            self.model, self.checkpoint, session, positions, [t], self.out / PARTS, self.options.restore
         )
-        counts = None
+        counts, skipped = None, []
         try:
             while True:
                 event = next(work)
                 if isinstance(event, ImageRestored):
                     counts = event.result.counts
                 elif isinstance(event, InputSkipped):
-                    self.messages.append(event.message)
-                    yield from self._emit(event)
+                    skipped.append(event)
         except StopIteration as done:
             parts, notes = done.value
         finally:
             work.close()
+        return parts, notes, counts, skipped
+
+    def _collect(self, wait: bool = False) -> Generator[Progress, object, None]:
+        """Take the restored position from the worker when it is done (with `wait`, once it is)."""
+        if self.pending is None or not (wait or self.pending[2].done()):
+            return
+        t, gap, future = self.pending
+        self.pending = None
+        parts, notes, counts, skipped = future.result()
+        for event in skipped:
+            self.messages.append(event.message)
+            yield from self._emit(event)
         self.messages += notes
         self.changed = True
         if t not in parts:
@@ -256,20 +277,11 @@ class _Live:
         self.unwritten += 1
         o = self._origin()
         yx = (part.yx[0] - o[0], part.yx[1] - o[1])
-        name = part.path.stem
-        yield from self._emit(
-            LiveRestored(
-                "restore",
-                len(self.parts),
-                len(self.parts),
-                name,
-                position=t,
-                image=counts,
-                yx=yx,
-                latency_s=latency,
-                gap=gap,
-            )
+        n = len(self.parts)
+        event = LiveRestored(
+            "restore", n, n, part.path.stem, position=t, image=counts, yx=yx, latency_s=latency, gap=gap
         )
+        yield from self._emit(event)
 
     def _rate(self, now: float) -> LiveRate:
         self.last_rate = now
@@ -318,10 +330,14 @@ class _Live:
         if fill:
             sent = self.stops_sent
             try:
+                yield from self._collect(wait=True)
                 while self.stops_sent == sent and (t := self._next(final=True)) is not None:
-                    yield from self._restore(t)
+                    self._start(t)
+                    yield from self._collect(wait=True)
             except KeyboardInterrupt:
                 self.messages.append("gaps left unfilled: interrupted again")
+        yield from self._collect(wait=True)  # the position in the worker, if any (its part is saved)
+        self.pool.shutdown()
         yield from self._write()
         skipped = (
             sorted(self.chain.problems)

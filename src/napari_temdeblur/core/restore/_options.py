@@ -90,7 +90,7 @@ class LiveOptions:
         metavar="S",
         parse=_seconds_or_none,
     )
-    poll: float = option(0.1, "seconds between looks at the stream folder when idle", metavar="S")
+    poll: float = option(0.05, "seconds between looks at the stream folder when idle", metavar="S")
     grace: float = option(
         10.0, "seconds a frame file may stay unreadable (being written) before it is skipped", metavar="S"
     )
