@@ -11,7 +11,8 @@ Simulates one full-size session (the paper's geometry: 1024 x 1024 stream frames
 2. *replay*: the session replayed at ``--fps`` (10) into a folder while ``live`` runs on it (gaps left
    unfilled, ``--leave-gaps``, so what it kept up with is what it placed), and reports frames/s read,
    the delay from a frame's file being written to its being read, positions/s, latency, and the
-   fraction of frames placed in the mosaic: frames whose footprint's centre (along the scan) a
+   fraction of frames placed in the mosaic while the stream ran: frames in the burst of a restored
+   position (their pixels are in the mosaic), frames whose footprint's centre (along the scan) a
    restored part covers, and the mean share of their footprint covered.
 
     python benchmarks/bench_live.py [--images 8] [--fps 10] [--threads 2] [--device auto] [--run pretrained]
@@ -118,6 +119,11 @@ def replayed(run: str, session_path: Path, root: Path, fps: float, device: str) 
         with np.load(out / "parts" / f"frame_{t:04d}.npz") as data:
             y, rows = float(data["yx"][0]) - origin[0], data["image"].shape[0]
         covered.append((y, y + rows))
+    used = set()  # frames whose pixels a restored position's burst took (the placed ones of its burst)
+    count = json.loads((out / "mosaic.json").read_text())["frames"]
+    for e in during:
+        first = int(np.clip(e.position - count // 2, 0, max(len(positions.frames) - count, 0)))
+        used.update(range(first, first + count))
     centre, share = [], []
     for f in positions.placed:
         lo, hi = f.yx[0], f.yx[0] + h
@@ -133,6 +139,7 @@ def replayed(run: str, session_path: Path, root: Path, fps: float, device: str) 
         "positions": len(during),
         "positions_per_s": len(during) / (last - start),
         "latency": float(np.median(front)) if front else float("nan"),
+        "placed_burst": float(np.mean([f.index in used for f in positions.placed])),
         "placed_centre": float(np.mean(centre)),
         "placed_share": float(np.mean(share)),
         "wall": time.monotonic() - start,
@@ -183,7 +190,7 @@ def main() -> int:
             f"replay at {args.fps:g} frames/s: {r['frames']} frames read at {r['read_fps']:.1f} frames/s, "
             f"file-to-read delay median {r['delay']:.2f} s (max {r['delay_max']:.2f}); {r['positions']} positions "
             f"restored while frames arrived, at {r['positions_per_s']:.2f} positions/s, front latency median "
-            f"{r['latency']:.2f} s; frames placed: "
+            f"{r['latency']:.2f} s; frames placed: {r['placed_burst']:.0%} (in a restored burst), "
             f"{r['placed_centre']:.0%} (centre covered), {r['placed_share']:.0%} of their area on average "
             f"({r['wall']:.1f} s in all; load {os.getloadavg()[0]:.1f})"
         )

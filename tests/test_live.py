@@ -215,3 +215,31 @@ def test_the_restore_dock_runs_live_and_the_viewer_keeps_ticking(make_napari_vie
     record = json.loads((tmp_path / "out2" / "mosaic.json").read_text())
     assert record["state"] == "done" and record["stopped"] == "stopped"
     assert (tmp_path / "out2" / "mosaic.ome.zarr").is_dir()
+
+
+def test_the_next_live_position_keeps_to_the_front_and_fills_gaps_in_spare_time():
+    from napari_temdeblur.core.restore._blend import next_live_position
+
+    spans = {t: (100.0 * t, 100.0 * t + 256) for t in range(10)}  # 256 px regions, 100 px apart
+    assert next_live_position({t: spans[t] for t in range(3)}, set()) == 2  # nothing yet: the newest
+    # the newest still overlaps the restored one by 64 px or more: nothing to do at the front
+    # spare time: the gap behind, along the scan's greedy cover, newest first
+    assert next_live_position({t: spans[t] for t in range(4)}, {2}) == 1
+    assert next_live_position({t: spans[t] for t in range(4)}, {1, 2}) == 0
+    assert next_live_position({t: spans[t] for t in range(4)}, {0, 1, 2}) is None
+    # the newest would overlap too little: the farthest that still overlaps enough
+    assert next_live_position({t: spans[t] for t in range(5)}, {0, 2}) == 3
+    assert next_live_position({t: spans[t] for t in range(6)}, {0, 2}) == 5  # a gap after 2: the newest
+    # behind: the newest leaves a gap, so the newest itself (never further behind)
+    assert next_live_position(spans, {0, 2}) == 9
+    assert next_live_position(spans, {0, 2, 9}) is not None  # the gap 4-8 next, in spare time
+    # at the end every gap is filled, up to the last position
+    done = {0, 2, 4, 6, 9}
+    assert (
+        next_live_position(spans, done, final=True) is None or next_live_position(spans, done, final=True) not in done
+    )
+
+
+def test_a_finished_stream_is_not_watched(source, run, tmp_path):
+    with pytest.raises(DataError, match="temdeblur mosaic"):
+        drain(live(run, source, tmp_path / "out", FAST))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_temdeblur.core import STOP, Progress, drain, resolve_device, write_json
+from napari_temdeblur.core import STOP, DataError, Progress, drain, resolve_device, write_json
 from napari_temdeblur.core.io import (
     MOSAIC_IMAGE,
     MOSAIC_RECORD,
@@ -90,6 +90,12 @@ def live(
     options = options or LiveOptions()
     session, out = Path(session), Path(out)
     meta = read_session_meta(session)
+    if (session / "stream.tif").is_file() and not (session / "stream").is_dir():
+        raise DataError(
+            session / "stream.tif",
+            "a finished stream: make its mosaic with temdeblur mosaic, or play it into a new folder with "
+            "temdeblur replay to restore it live",
+        )
     model, checkpoint = load_model(run, resolve_device(options.restore.device))
     count = frames_required(checkpoint.model) or checkpoint.frames[1]
     asked = {
