@@ -186,15 +186,14 @@ class _Live:
             self.last_frame, busy = arrived[-1].time, True
             self._solve()
         yield from self._collect()
+        now = time.monotonic()
+        if self.pending is None and self.unwritten and now - self.last_write >= self.options.rebuild_every:
+            self._start_write()
         if self.pending is None and self.changed:
             t = self._next(final=False)
             self.changed = t is not None
             if t is not None:
                 self._start(t)
-        now = time.monotonic()
-        if self.unwritten and now - self.last_write >= self.options.rebuild_every:
-            yield from self._write()
-            busy = True
         if now - self.last_rate >= 1.0:
             yield from self._emit(self._rate(now))
         if not busy:
@@ -266,6 +265,9 @@ class _Live:
             return
         t, gap, future = self.pending
         self.pending = None
+        if t is None:  # a rebuild of the mosaic
+            yield from self._written(*gap, future.result())
+            return
         parts, notes, counts, skipped = future.result()
         for event in skipped:
             self.messages.append(event.message)
@@ -304,32 +306,45 @@ class _Live:
         message = f"{fps:.1f} frames/s, {pps:.2f} positions/s, latency {latency:.2f} s, {behind} frames behind"
         return LiveRate("rate", len(self.parts), self.frames.count, message, fps, pps, latency, behind)
 
-    def _write(self) -> Generator[Progress, object, None]:
-        """positions.json and the mosaic of every part saved, shifted to the mosaic's origin."""
+    def _start_write(self) -> None:
+        """Rebuild positions.json and the mosaic of every part saved, shifted to the mosaic's origin, in
+        the worker (so frames go on being read meanwhile)."""
         o = self._origin()
-        if self.positions is not None:
-            frames = tuple(dataclasses.replace(f, yx=(f.yx[0] - o[0], f.yx[1] - o[1])) for f in self.positions.frames)
-            hq = {name: (yx[0] - o[0], yx[1] - o[1]) for name, yx in self.positions.hq.items()}
-            save_positions(self.out / POSITIONS_FILE, dataclasses.replace(self.positions, frames=frames, hq=hq))
-        if not self.parts:
+        parts = sorted(self.parts.items())
+        self.unwritten = 0
+        self.pending = (None, (o, [t for t, _ in parts]), self.pool.submit(self._write, self.positions, parts, o))
+
+    def _write(self, positions, parts: list, o: tuple[int, int]):
+        """(shape, files) of the mosaic written, or None without parts (in the worker thread)."""
+        if positions is not None:
+            frames = tuple(dataclasses.replace(f, yx=(f.yx[0] - o[0], f.yx[1] - o[1])) for f in positions.frames)
+            hq = {name: (yx[0] - o[0], yx[1] - o[1]) for name, yx in positions.hq.items()}
+            save_positions(self.out / POSITIONS_FILE, dataclasses.replace(positions, frames=frames, hq=hq))
+        if not parts:
+            return None
+        ordered = [dataclasses.replace(p, yx=(p.yx[0] - o[0], p.yx[1] - o[1])) for _, p in parts]
+        size = self.session.meta.get("stream_pixel_size_nm")
+        return drain(write_mosaic(self.out, ordered, size, self.checkpoint.gt_window))
+
+    def _written(self, o, positions: list[int], written) -> Generator[Progress, object, None]:
+        """Record a rebuild in mosaic.json and say so."""
+        self.last_write = time.monotonic()
+        if written is None:
             return
-        ordered = [dataclasses.replace(p, yx=(p.yx[0] - o[0], p.yx[1] - o[1])) for _, p in sorted(self.parts.items())]
+        shape, files = written
         window = self.checkpoint.gt_window
-        shape, files = yield from write_mosaic(self.out, ordered, self.session.meta.get("stream_pixel_size_nm"), window)
-        self.last_write, self.unwritten = time.monotonic(), 0
         self.record.update(
             shape=list(shape),
             origin_yx=list(o),
             pixel_size_nm=self.session.meta.get("stream_pixel_size_nm"),
-            positions=sorted(self.parts),
+            positions=positions,
             stream_frames=self.frames.count,
             windows={"gt": window.to_dict(), "low": self.checkpoint.low_window.to_dict()},
             images=[f.name for f in files],
         )
         write_json(self.out / MOSAIC_RECORD, self.record)
-        yield from self._emit(
-            MosaicWritten("mosaic", len(self.parts), len(self.parts), str(files[0]), files[0], len(self.parts), shape)
-        )
+        n = len(positions)
+        yield from self._emit(MosaicWritten("mosaic", n, n, str(files[0]), path=files[0], parts=n, shape=shape))
 
     def _finish(self, fill: bool) -> Generator[Progress, object, LiveResult]:
         """Fill the gaps (with `fill`, until a second STOP or Ctrl-C), then write everything and the record."""
@@ -343,8 +358,9 @@ class _Live:
             except KeyboardInterrupt:
                 self.messages.append("gaps left unfilled: interrupted again")
         yield from self._collect(wait=True)  # the position in the worker, if any (its part is saved)
+        self._start_write()
+        yield from self._collect(wait=True)
         self.pool.shutdown()
-        yield from self._write()
         skipped = (
             sorted(self.chain.problems)
             if self.positions is None
