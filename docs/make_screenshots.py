@@ -210,7 +210,8 @@ def live(session: Path, work: Path) -> None:
     viewer.canvas.grid.enabled = True
     viewer.canvas.overlays.scale_bar.visible = True
     viewer.reset_view()
-    widget.findChild(QScrollArea).ensureWidgetVisible(box.native)
+    bar = widget.findChild(QScrollArea).verticalScrollBar()
+    bar.setValue(bar.maximum())  # the live box, at the bottom of the dock
     save(viewer, "live")
     viewer.close()
 

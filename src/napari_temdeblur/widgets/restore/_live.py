@@ -54,6 +54,7 @@ class LiveBox(Container):
         self.idle_timeout.native.setSpecialValueText("never")
         self.button = PushButton(text="Start live")
         self.rate = Label(value="")
+        self.rate.native.setWordWrap(True)  # the rates wrap, never widen the dock
         self.extend([self.session, self.out, self.idle_timeout, self.button, self.rate])
         self.running = False
         self._scale = (1.0, 1.0)
