@@ -41,7 +41,7 @@ from napari_temdeblur.core.io import (
 from napari_temdeblur.core.models import frames_required, load_model
 from napari_temdeblur.core.register import POSITIONS_FILE, PositionChain, StreamPositions, save_positions
 
-from ._apply import ImageRestored, InputSkipped
+from ._apply import ImageRestored, InputSkipped, restore_with
 from ._blend import next_live_position, scan_spans
 from ._live_events import RATE_WINDOW, FrameArrived, LiveRate, LiveRestored, LiveResult, MosaicWritten
 from ._mosaic import MOSAIC_FORMAT, PARTS, check_record, write_mosaic
@@ -135,6 +135,10 @@ class _Live:
         self.changed = True  # new positions or parts since the last choice
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="temdeblur-live")
         self.pending = None  # (position, gap, future) restoring in the worker
+        # the network's first pass is slow (allocations, kernel choice): made before any frame waits on it
+        self.pool.submit(
+            drain, restore_with(model, checkpoint, [np.zeros((count, 128, 128), np.uint16)], options.restore)
+        )
         now = time.monotonic()
         self.start = self.last_frame = self.last_rate = self.last_write = now
         self.unwritten = 0
