@@ -6,7 +6,7 @@ Run from the repository root on a (virtual) screen::
 
 It simulates a small kidney-like acquisition, then drives the plugin's docks the way a user would
 (open a session, find frames, drag, register; train from the dataset's layers; restore and compare;
-open a ``temdeblur mosaic`` folder; run live on a replayed session)
+open a ``temdeblur mosaic`` folder; preview a raw stream; run live on a replayed session)
 and writes ``docs/images/<name>.png``, downscaled and colour-quantised to keep the repository small.
 Each dock's screenshots are one function below. The docks share one pattern (docs/design.md, The
 docks): each has a ``run_button`` (Register, Train, Restore), ``wait()`` runs the Qt event loop until
@@ -187,6 +187,26 @@ def mosaic(session: Path, work: Path) -> None:
     viewer.close()
 
 
+def preview(session: Path) -> None:
+    """The restore dock's Preview on a raw session stream: the position under the frame slider restored
+    with the pretrained network (no run chosen) into a layer over the frame, the dock scrolled to it."""
+    from qtpy.QtWidgets import QScrollArea
+
+    viewer, widget = with_dock(session, "Restore")
+    widget.device.value = "cpu"
+    stream = next(layer for layer in viewer.layers if layer.name.endswith(" stream"))
+    for layer in viewer.layers:
+        layer.visible = layer is stream
+    box = widget.preview_box
+    viewer.dims.set_current_step(0, stream.data.shape[0] // 2)
+    box.preview.value = True
+    wait(lambda: not box.busy and box.restored)
+    viewer.reset_view()
+    widget.findChild(QScrollArea).ensureWidgetVisible(box.native)
+    save(viewer, "restore_preview")
+    viewer.close()
+
+
 def live(session: Path, work: Path) -> None:
     """The Restore dock's live box on a session replayed into a folder at 5 frames/s (``temdeblur
     replay``), with the pretrained network: the newest raw frame, the newest restored position and the
@@ -224,7 +244,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="*",
-        choices=["sample_data", "registration", "training", "restoration", "mosaic", "live"],
+        choices=["sample_data", "registration", "training", "restoration", "mosaic", "preview", "live"],
         help="screenshots to take (default: all)",
     )
     args = parser.parse_args()
@@ -241,6 +261,7 @@ def main() -> None:
             "training": lambda: training(dataset, run),
             "restoration": lambda: restoration(dataset, run),
             "mosaic": lambda: mosaic(session, work),
+            "preview": lambda: preview(session),
             "live": lambda: live(session, work),
         }
         for name, take in shots.items():

@@ -10,10 +10,10 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_batchnorm": ["adapt_batchnorm"],
         "_live": ["live"],
         "_live_events": ["FrameArrived", "LiveRate", "LiveResult", "LiveRestored", "MosaicWritten"],
-        "_mosaic": ["MosaicResult", "mosaic"],
+        "_mosaic": ["MosaicResult", "mosaic", "mosaic_positions"],
         "_parts": ["PositionRestored"],
         "_options": ["LiveOptions", "RestoreOptions"],
-        "_stream": ["frame_name", "restore_stream"],
+        "_stream": ["frame_name", "restore_position", "restore_stream"],
         "_tiling": ["TileProgress", "restore_burst", "tile_layout"],
     },
 )

@@ -98,6 +98,36 @@ def check_record(out: Path, asked: dict) -> dict:
     return record
 
 
+def mosaic_positions(out: str | Path, session: str | Path, n_frames: int):
+    """The stream positions a mosaic folder solved for a session, so that restoring single positions of
+    its stream needs no registration (the Restore dock's preview); None when `out` holds none for it.
+
+    Parameters
+    ----------
+    out : str or Path
+        A ``temdeblur mosaic`` folder (mosaic.json and positions.json), begun or done.
+    session : str or Path
+        The session folder whose stream is restored.
+    n_frames : int
+        Frames of its stream.
+
+    Returns
+    -------
+    StreamPositions or None
+        None when `out` is no mosaic folder, was made for another session, its positions are
+        unreadable or of a stream of another length.
+    """
+    out = Path(out)
+    try:
+        record = read_json(out / MOSAIC_RECORD)
+        if record.get("session") != str(Path(session).resolve()):
+            return None
+        positions = load_positions(out / POSITIONS_FILE)
+    except (DataError, OSError, ValueError):
+        return None
+    return positions if len(positions.frames) == n_frames else None
+
+
 def _positions(session: Session, out: Path) -> Generator[Progress, None, object]:
     """The stream positions: OUT/positions.json when a run began it, else solved now and saved."""
     path = out / POSITIONS_FILE
