@@ -26,6 +26,7 @@ from napari_temdeblur.layers import find_bursts
 from napari_temdeblur.widgets._dock import Dock, RunState, follow_choice, keep_choice, show_progress
 
 from ._job import SCORE_TILE_STEP, RestoreResult, burst_layer_names, gt_layer_names, restore_job, select
+from ._live import LiveBox
 from ._mosaic import MosaicBox
 from ._preview import PreviewBox
 from ._view import Comparison, ScoresTable, current_slot, overlay_text, show_result
@@ -129,6 +130,7 @@ class RestoreWidget(Dock):
             buttons.addWidget(button.native)
         self.mosaic_box = MosaicBox(napari_viewer)
         self.preview_box = PreviewBox(self)
+        self.live_box = LiveBox(self)
         self.lay_out(
             self.form,
             self.controls,
@@ -137,6 +139,7 @@ class RestoreWidget(Dock):
             buttons,
             self.mosaic_box,
             self.preview_box,
+            self.live_box,
             stretch=self.table,
         )
         self.mosaic_box.make_button.changed.connect(self.make_mosaic)
@@ -247,6 +250,11 @@ class RestoreWidget(Dock):
     def on_event(self, event: Progress) -> None:
         show_progress(self.progress, event)
         super().on_event(event)
+        self.live_box.on_event(event)
+
+    def request_stop(self, worker) -> None:
+        if not self.live_box.request_stop(worker):  # live finishes (gaps, mosaic); the rest is cancelled
+            super().request_stop(worker)
 
     def _on_returned(self, result: RestoreResult) -> None:
         self.result, self._gt_layer = result, self._requested_gt
