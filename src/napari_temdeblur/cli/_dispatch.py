@@ -13,7 +13,7 @@ from types import ModuleType
 from napari_temdeblur.core import DataError
 from napari_temdeblur.core.io import OverwriteRefused
 
-from . import _calibrate, _evaluate, _export, _mosaic, _register, _restore, _simulate, _train
+from . import _calibrate, _evaluate, _export, _live, _mosaic, _register, _replay, _restore, _simulate, _train
 from ._output import torch_failure
 
 #: The commands a user (or the demo) runs; each module has ``add_parser(subparsers)``.
@@ -24,6 +24,8 @@ COMMANDS: tuple[ModuleType, ...] = (
     _calibrate,
     _restore,
     _mosaic,
+    _live,
+    _replay,
     _evaluate,
     _export,
 )
