@@ -167,6 +167,22 @@ def restoration(dataset: Path, run: Path) -> None:
     viewer.close()
 
 
+def trust(dataset: Path) -> None:
+    """The restore dock's trust layer: the pretrained (calibrated) network on the Test bursts, Compare
+    showing restored | trust (the calibrated 90 % interval widths with their colour bar)."""
+    from napari_temdeblur.widgets.restore._widget import COMPARE_TRUST
+
+    viewer, widget = with_dock(dataset / "Test", "Restore")
+    widget.device.value = "cpu"  # no run folder: the pretrained fast-burst, which ships calibrated
+    widget.run_button.native.click()
+    finished(widget, "restore")
+    widget.compare_what.value = COMPARE_TRUST
+    widget.compare()
+    viewer.reset_view()
+    save(viewer, "restore_trust")
+    viewer.close()
+
+
 def mosaic(session: Path, work: Path) -> None:
     """``temdeblur mosaic`` with the pretrained network, opened from its folder: the raw and the restored
     mosaic side by side in grid mode (HQ layers left out of the grid), with the scale bar in nm."""
@@ -244,7 +260,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="*",
-        choices=["sample_data", "registration", "training", "restoration", "mosaic", "preview", "live"],
+        choices=["sample_data", "registration", "training", "restoration", "trust", "mosaic", "preview", "live"],
         help="screenshots to take (default: all)",
     )
     args = parser.parse_args()
@@ -260,6 +276,7 @@ def main() -> None:
             "registration": lambda: registration(session, truth),
             "training": lambda: training(dataset, run),
             "restoration": lambda: restoration(dataset, run),
+            "trust": lambda: trust(dataset),
             "mosaic": lambda: mosaic(session, work),
             "preview": lambda: preview(session),
             "live": lambda: live(session, work),

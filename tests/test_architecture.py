@@ -23,7 +23,7 @@ ALLOWED = {
     "core.simulate": {"core", "core.io", "core.imaging"},
     "core.register": {"core", "core.io", "core.imaging"},
     "core.models": {"core", "core.imaging"},
-    "core.train": {"core", "core.io", "core.imaging", "core.models"},
+    "core.train": {"core", "core.io", "core.imaging", "core.models", "core.restore"},
     "core.restore": {"core", "core.io", "core.imaging", "core.models", "core.register"},
     "core.evaluate": {
         "core",

@@ -349,7 +349,14 @@ def test_cli_writes_the_run_folder(simulated_dataset, tmp_path, capsys):
     assert lines[2].startswith("training bu (") and "from scratch) on cpu" in lines[2]
     text = "\n".join(lines)
     assert "epoch 1/2" in text and "s/epoch  about" in text and f"checkpoint: {out / 'best.pt'}" in text
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.json", "history.csv", "last.pt"]
+    assert "trust intervals calibrated on" in text
+    assert sorted(p.name for p in out.iterdir()) == [
+        "best.pt",
+        "calibration.json",
+        "config.json",
+        "history.csv",
+        "last.pt",
+    ]
     assert cli.main(["train", str(simulated_dataset.out), "--model", "bu", "--out", str(out), *ARGS]) == 2
     assert "already holds a training run" in capsys.readouterr().err
 

@@ -13,7 +13,7 @@ from types import ModuleType
 from napari_temdeblur.core import DataError
 from napari_temdeblur.core.io import OverwriteRefused
 
-from . import _evaluate, _export, _live, _mosaic, _register, _replay, _restore, _simulate, _train
+from . import _calibrate, _evaluate, _export, _live, _mosaic, _register, _replay, _restore, _simulate, _train
 from ._output import torch_failure
 
 #: The commands a user (or the demo) runs; each module has ``add_parser(subparsers)``.
@@ -21,6 +21,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     _simulate,
     _register,
     _train,
+    _calibrate,
     _restore,
     _mosaic,
     _live,

@@ -6,6 +6,8 @@ Output, per restored image ``<name>`` (a burst's name, or ``frame_0123`` for str
 
     OUT/<name>.tif          float32 (H, W) in [0, 1] (the run's GT window)
     OUT/<name>_counts.tif   uint16 (H, W) in GT detector counts
+    OUT/<name>_trust.tif    with --trust: float32 (H, W) width of each pixel's calibrated interval, in the
+                            [0, 1] scale of <name>.tif (the interval is <name>.tif +- half of it; docs/trust.md)
     OUT/restore.json        run, model, windows, tiling and per-image frames (also in each TIFF's description)
 
 A dataset with more than one split writes into ``OUT/<Sample>/<Split>/`` so that names cannot collide.
@@ -105,7 +107,7 @@ def _write_float(path: Path, image: np.ndarray, metadata: dict) -> Path:
 
 
 def _files(out: Path, key: str) -> list[Path]:
-    return [out / f"{key}.tif", out / f"{key}_counts.tif"]
+    return [out / f"{key}.tif", out / f"{key}_counts.tif", out / f"{key}_trust.tif"]
 
 
 def _check_input(out: Path, source: Path, keys: list[str]) -> None:
@@ -197,9 +199,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 write_json(
                     out / RESTORE_RECORD, {"format": RESTORE_FORMAT, **common, "input": str(source), "images": images}
                 )
-                float_file, counts_file = _files(out, key)
+                float_file, counts_file, trust_file = _files(out, key)
                 _write_float(float_file, result.image, meta)
                 write_image(counts_file, result.counts, metadata=meta)
+                if result.interval_width is not None:
+                    _write_float(trust_file, result.interval_width, meta)
+                else:  # an earlier --trust run's width would no longer match this image
+                    trust_file.unlink(missing_ok=True)
                 restored += 1
             elif isinstance(event, InputSkipped):
                 skipped += 1

@@ -178,6 +178,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             "are further off; train longer, or compare with evaluate before using it"
         )
     print(f"checkpoint: {result.out / 'best.pt'}")
+    if result.calibration is not None:
+        c = result.calibration
+        print(
+            f"trust intervals calibrated on {c.pixels:,} Val pixels ({c.nominal_coverage:.0%} coverage): "
+            f"{result.out / 'calibration.json'}"
+        )
+    elif result.calibration_message:
+        print(f"note: {result.calibration_message}")
     if math.isnan(result.best_val_ssim):
         print("warning: the validation SSIM is not a number; the training diverged (try a smaller --lr)")
     return 0

@@ -24,6 +24,7 @@ class LayerKind(str, Enum):
     RESTORED = "restored"  #: the Restore dock's restored images
     INPUT = "input"  #: the Restore dock's centre input frames
     SSIM_MAP = "ssim-map"  #: the Restore dock's SSIM maps
+    TRUST = "trust"  #: the Restore dock's calibrated interval widths (docs/trust.md)
     MOSAIC = "mosaic"  #: a ``temdeblur mosaic`` overview (restored or raw), multiscale, lazy
 
 

@@ -11,7 +11,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_images": ["EvalImage", "prepare", "sample_windows", "score"],
         "_options": ["EvaluateOptions"],
         "_protocol": ["HELD_OUT", "evaluate"],
-        "_results": ["EVALUATION_FORMAT", "INPUT", "Evaluation", "Example", "Fold", "MethodScores"],
+        "_results": ["EVALUATION_FORMAT", "INPUT", "Evaluation", "Example", "Fold", "MethodScores", "TileTrust"],
         "_tables": ["format_table", "markdown_table"],
         "_written": ["TABLES_MARK", "written_by_evaluate"],
     },

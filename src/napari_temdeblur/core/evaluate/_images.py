@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from napari_temdeblur.core.imaging import (
 )
 from napari_temdeblur.core.io import BurstPair, find_splits, read_dataset
 
-from ._results import MethodScores
+from ._results import MethodScores, TileTrust
 
 
 @dataclass
@@ -125,7 +126,24 @@ def prepare(
     return EvalImage(sample, pair, gt, low, mask, origins, score_tile)
 
 
-def score(output: np.ndarray, image: EvalImage) -> MethodScores:
+def score(
+    output: np.ndarray,
+    image: EvalImage,
+    interval: tuple[np.ndarray, np.ndarray] | None = None,
+    nominal_coverage: float = math.nan,
+) -> MethodScores:
     """SSIM and PSNR of `output` ((H, W) in [0, 1], the evaluation's GT window) against the image's GT
-    on its evaluation tiles: the one scoring of ``evaluate`` and the Restore dock."""
-    return MethodScores(*tile_scores(output, image.gt, image.origins, size=image.score_tile))
+    on its evaluation tiles: the one scoring of ``evaluate`` and the Restore dock. With `interval`
+    ((lo, hi), (H, W) each in the same window), also its :class:`TileTrust` on the same tiles."""
+    scores = MethodScores(*tile_scores(output, image.gt, image.origins, size=image.score_tile))
+    if interval is not None:
+        lo, hi = interval
+        size, tiles = image.score_tile, []
+        for y, x in image.origins:
+            part = (slice(y, y + size), slice(x, x + size))
+            gt = image.gt[part]
+            inside = (lo[part] <= gt) & (gt <= hi[part])
+            tiles.append((inside.mean(), (hi[part] - lo[part]).mean(), np.abs(output[part] - gt).mean()))
+        columns = np.array(tiles, np.float64).reshape(-1, 3).T
+        scores.trust = TileTrust(*columns, nominal_coverage=float(nominal_coverage))
+    return scores

@@ -30,6 +30,9 @@ class EvaluateOptions:
     cross_validation : bool
         Score each run on every image (all splits) of the sessions it held out (its config.json
         ``data.held_out_sessions``; for a run without that record, the sessions it never saw).
+    uncertainty : bool
+        Also score each run's calibrated trust intervals on the same tiles (coverage, width, and the
+        Spearman correlation of width and error over tiles); every run must be calibrated.
     keep_examples : int
         Keep the first this many scored images with every output, for figures.
     restore : RestoreOptions
@@ -42,6 +45,9 @@ class EvaluateOptions:
     all_rows: bool = option(False, "score tiles in all rows (default: the top half of each image, as the paper)")
     cross_validation: bool = option(
         False, "score each run on all images of the sessions it held out (train with --hold-out)"
+    )
+    uncertainty: bool = option(
+        False, "also score each run's trust intervals: coverage, width, width-error correlation (calibrated runs)"
     )
     keep_examples: int = 1
     restore: RestoreOptions = dataclasses.field(default_factory=RestoreOptions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Generator, Sequence
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import numpy as np
 
 from napari_temdeblur.core import Progress
 from napari_temdeblur.core.imaging import WINDOW, apply_window
-from napari_temdeblur.core.restore import collect_restored, restore
+from napari_temdeblur.core.models import checkpoint_path, load_checkpoint
+from napari_temdeblur.core.restore import collect_restored, read_calibration, restore
 
 from ._baselines import BASELINES, baseline, estimate_motion_psf
 from ._images import EvalImage, prepare, read_samples, sample_windows, score
@@ -40,7 +42,8 @@ def evaluate(
       bound on a motion-PSF deconvolution);
     * each run (key: its folder name): :func:`~napari_temdeblur.core.restore.restore` of the raw
       burst through the run's own windows, its output mapped back to counts and re-windowed with
-      the evaluation GT window, so every method is scored in the same units.
+      the evaluation GT window, so every method is scored in the same units; with
+      ``options.uncertainty``, its calibrated intervals too (:class:`TileTrust`, docs/trust.md).
 
     Parameters
     ----------
@@ -64,6 +67,8 @@ def evaluate(
     ValueError
         Nothing to compare, runs sharing a folder name, no evaluation tile at all, a run that saw
         every session (cross-validation).
+    Uncalibrated
+        With ``options.uncertainty``, a run without a calibration (the message says how to calibrate).
     """
     options = options or EvaluateOptions()
     data = [data] if isinstance(data, (str, Path)) else list(data)
@@ -77,6 +82,11 @@ def evaluate(
         raise ValueError("cross-validation needs runs (trained with sessions held out)")
     by_sample, messages = read_samples(data, None if options.cross_validation else options.split)
     plan = _fold_plan(keys, by_sample, messages) if options.cross_validation else None
+    restoring = options.restore
+    if options.uncertainty:
+        for path in keys.values():  # an uncalibrated run is named before the long restoring
+            read_calibration(load_checkpoint(checkpoint_path(path)))
+        restoring = dataclasses.replace(restoring, trust=True)
     if plan is not None:  # only the held-out images are evaluated (and set the windows)
         wanted = {(s, name) for folds in plan.values() for (s, _), names in folds.items() for name in names}
         by_sample = {s: kept for s, pairs in by_sample.items() if (kept := [p for p in pairs if (s, p.name) in wanted])}
@@ -102,12 +112,16 @@ def evaluate(
         done += 1
     for key, group in groups:
         yield Progress("evaluate", done, total, f"{key} on {len(group)} {group[0].sample} image(s)")
-        results = yield from collect_restored(restore(keys[key], [im.pair for im in group], options.restore))
+        results = yield from collect_restored(restore(keys[key], [im.pair for im in group], restoring))
         for image, result in zip(group, results):
             messages += result.messages
             output = apply_window(result.counts, windows[image.sample]["gt"])  # the evaluation's GT units
             ident = (image.sample, image.name)
-            scores[ident][key] = score(output, image)
+            if result.calibration is None:
+                scores[ident][key] = score(output, image)
+            else:
+                interval = _in_window(result, windows[image.sample]["gt"])
+                scores[ident][key] = score(output, image, interval, result.calibration.nominal_coverage)
             if ident in outputs:
                 outputs[ident][key] = output
         done += 1
@@ -133,6 +147,13 @@ def evaluate(
     else:
         _pool_folds(evaluation, plan, by_id, scores, method_keys)
     return evaluation
+
+
+def _in_window(result, window) -> tuple[np.ndarray, np.ndarray]:
+    """A restoration's interval (run's GT window) in the evaluation's GT `window`, through counts."""
+    run = result.metadata["windows"]["gt"]
+    span = run["high"] - run["low"]
+    return tuple(apply_window(bound.astype(np.float64) * span + run["low"], window) for bound in result.interval())
 
 
 def _tiled_images(

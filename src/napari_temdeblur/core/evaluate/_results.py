@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from napari_temdeblur.core.imaging import IntensityWindow
 
@@ -25,17 +27,22 @@ class MethodScores:
         float64 (K,), one value per tile.
     psnr : ndarray
         float64 (K,), dB, one value per tile (same tile order as `ssim`).
+    trust : TileTrust or None
+        The run's trust intervals on the same tiles (``evaluate --uncertainty``); None otherwise.
     """
 
     ssim: np.ndarray
     psnr: np.ndarray
+    trust: TileTrust | None = None
 
     @classmethod
     def concat(cls, parts: Sequence[MethodScores]) -> MethodScores:
-        """Pool the tiles of several evaluations (e.g. images) into one."""
+        """Pool the tiles of several evaluations (e.g. images) into one (trust when every part has it)."""
         if not parts:
             return cls(np.empty(0), np.empty(0))
-        return cls(np.concatenate([p.ssim for p in parts]), np.concatenate([p.psnr for p in parts]))
+        trusts = [p.trust for p in parts]
+        trust = TileTrust.concat(trusts) if all(t is not None for t in trusts) else None
+        return cls(np.concatenate([p.ssim for p in parts]), np.concatenate([p.psnr for p in parts]), trust)
 
     @property
     def tiles(self) -> int:
@@ -44,12 +51,55 @@ class MethodScores:
     def summary(self) -> dict[str, float]:
         """``{"ssim_mean", "ssim_std", "psnr_mean", "psnr_std"}`` over the tiles (population std, ddof 0)."""
         with np.errstate(invalid="ignore"):  # identical tiles: PSNR inf, whose std is NaN
-            return {
+            summary = {
                 "ssim_mean": float(np.mean(self.ssim)),
                 "ssim_std": float(np.std(self.ssim)),
                 "psnr_mean": float(np.mean(self.psnr)),
                 "psnr_std": float(np.std(self.psnr)),
             }
+        return summary if self.trust is None else {**summary, **self.trust.summary()}
+
+
+@dataclass
+class TileTrust:
+    """A run's per-pixel intervals on each evaluation tile (docs/trust.md).
+
+    Attributes
+    ----------
+    coverage : ndarray
+        float64 (K,): share of the tile's GT pixels inside their interval.
+    width : ndarray
+        float64 (K,): mean interval width (hi - lo, clipped to [0, 1]) over the tile, in the evaluation's
+        GT window ([0, 1] scale).
+    error : ndarray
+        float64 (K,): mean absolute error of the restoration over the tile, same scale.
+    nominal_coverage : float
+        The coverage the run was calibrated for.
+    """
+
+    coverage: np.ndarray
+    width: np.ndarray
+    error: np.ndarray
+    nominal_coverage: float
+
+    @classmethod
+    def concat(cls, parts: Sequence[TileTrust]) -> TileTrust:
+        nominal = {p.nominal_coverage for p in parts}
+        return cls(
+            *(np.concatenate([getattr(p, name) for p in parts]) for name in ("coverage", "width", "error")),
+            nominal.pop() if len(nominal) == 1 else math.nan,
+        )
+
+    def summary(self) -> dict[str, float]:
+        """``coverage`` (all tiles' pixels; the tiles are equal), ``nominal_coverage``,
+        ``interval_width_mean`` and ``uncertainty_error_spearman`` (over tiles; NaN for fewer than 3)."""
+        rho = spearmanr(self.width, self.error)[0] if len(self.width) > 2 else math.nan
+        return {
+            "coverage": float(np.mean(self.coverage)) if len(self.coverage) else math.nan,
+            "nominal_coverage": float(self.nominal_coverage),
+            "interval_width_mean": float(np.mean(self.width)) if len(self.width) else math.nan,
+            "uncertainty_error_spearman": float(rho),
+        }
 
 
 @dataclass

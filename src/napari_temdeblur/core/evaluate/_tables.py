@@ -3,6 +3,7 @@
 * Tables 1/2: mean +- std SSIM and PSNR per method over the test tiles;
 * Table 3: the same per sample (one column pair each) next to the pooled "all" column, when the data
   hold several samples (e.g. a kidney run, a grid run and a both run on a root holding both);
+* with ``--uncertainty``, the runs' trust intervals (coverage, width, width-error correlation);
 * Table 4: cross-validation, one row per run and held-out session, then mean +- std over the folds.
 """
 
@@ -40,6 +41,27 @@ def _tables(evaluation: Evaluation) -> list[_Table]:
         f"{evaluation.tile_size} x {evaluation.tile_size} px ({counts}); mean ± std over tiles"
     )
     tables = [(title, header, rows)]
+    trusted = {key: m.trust for key, m in evaluation.methods.items() if m.trust is not None}
+    if trusted:
+        header = ["run", "coverage", "nominal", "interval width (mean)", "width-error Spearman", "tiles"]
+        rows = []
+        for key, trust in trusted.items():
+            t = trust.summary()
+            rows.append(
+                [
+                    key,
+                    f"{t['coverage']:.4f}",
+                    f"{t['nominal_coverage']:.2f}",
+                    f"{t['interval_width_mean']:.4f}",
+                    f"{t['uncertainty_error_spearman']:.3f}",
+                    str(len(trust.width)),
+                ]
+            )
+        caption = (
+            "Trust intervals: share of GT pixels inside them (pooled over tiles), their mean width in the "
+            "[0, 1] GT window, and the Spearman correlation of mean width and mean absolute error over tiles"
+        )
+        tables.append((caption, header, rows))
     if evaluation.folds:
         header = [
             "run",

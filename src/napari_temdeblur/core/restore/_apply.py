@@ -19,7 +19,8 @@ from napari_temdeblur.core.models import Checkpoint, frames_required, load_model
 
 from ._batchnorm import adapt_batchnorm
 from ._options import RestoreOptions
-from ._tiling import check_tiling, restore_burst, tile_layout, with_tile
+from ._tiling import check_tiling, tile_layout, with_tile
+from ._trust import Calibration, read_calibration, restore_with_spread
 
 # A run's Low window "does not fit" an input when more than this share of its sample saturates ...
 _SATURATION_WARNING = 0.05
@@ -48,6 +49,11 @@ class Restored:
         run, model, checkpoint epoch, frames, windows, tiling, adapted batch norm: JSON-ready.
     messages : list of str
         Notes for the user (fewer frames than trained with, a window that does not fit, ...).
+    spread : ndarray or None
+        float32 (H, W) > 0: the heuristic spread ``u`` of :func:`restore_with_spread` (``options.trust``),
+        in `image`'s units; None without trust.
+    calibration : Calibration or None
+        The run's calibration with ``options.trust``: the interval is ``image +- scale * spread``.
     """
 
     name: str
@@ -57,6 +63,30 @@ class Restored:
     centre: np.ndarray
     metadata: dict
     messages: list[str] = field(default_factory=list)
+    spread: np.ndarray | None = None
+    calibration: Calibration | None = None
+
+    @property
+    def interval_width(self) -> np.ndarray | None:
+        """float32 (H, W): the calibrated interval's width ``2 * scale * spread`` in the run's GT window
+        ([0, 1] scale, before clipping to [0, 1]); None without a calibration."""
+        if self.spread is None or self.calibration is None:
+            return None
+        return (2.0 * self.calibration.scale * self.spread).astype(np.float32)
+
+    def interval(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi), float32 (H, W) each in [0, 1] (the run's GT window): the calibrated interval per pixel.
+
+        Raises
+        ------
+        ValueError
+            The image was restored without trust (``RestoreOptions.trust``).
+        """
+        width = self.interval_width
+        if width is None:
+            raise ValueError(f"{self.name}: restored without trust intervals (restore with trust=True)")
+        half = width / 2
+        return np.clip(self.image - half, 0.0, 1.0), np.clip(self.image + half, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -240,11 +270,20 @@ def restore(
 
 
 def restore_with(
-    model, checkpoint: Checkpoint, inputs: Sequence[BurstPair | np.ndarray], options: RestoreOptions
+    model,
+    checkpoint: Checkpoint,
+    inputs: Sequence[BurstPair | np.ndarray],
+    options: RestoreOptions,
+    *,
+    spread: bool = False,
 ) -> Generator[Progress, None, int]:
     """:func:`restore` with the run already loaded (:func:`~napari_temdeblur.core.models.load_model`),
-    for callers that need the checkpoint before the inputs exist (:mod:`._stream`)."""
+    for callers that need the checkpoint before the inputs exist (:mod:`._stream`). `spread` computes
+    :attr:`Restored.spread` without a calibration (what calibrating needs); ``options.trust`` reads
+    the run's calibration first (:class:`Uncalibrated` before any image when it has none)."""
     cfg = checkpoint.model
+    calibration = read_calibration(checkpoint) if options.trust else None
+    spread = spread or calibration is not None
     options = with_tile(model, options)
     tile = options.inference_tile
     multiple = check_tiling(model, options)  # before any image is read or adapted to
@@ -269,7 +308,9 @@ def restore_with(
                 f"pass, mirror-padded to {layout[0][0]} x {layout[1][0]} px"
             )
         window = checkpoint.low_window
-        image = yield from restore_burst(model, frames, options, stage=f"restore {name}", window=window)
+        image, spread_map = yield from restore_with_spread(
+            model, frames, options, stage=f"restore {name}", window=window, spread=spread
+        )
         metadata = {
             "run": str(checkpoint.path),
             "model": cfg.to_dict(),
@@ -281,6 +322,12 @@ def restore_with(
             "overlap": options.overlap,
             "adapted_batchnorm": adapted,
         }
+        if calibration is not None:
+            metadata["trust"] = {
+                "method": calibration.method,
+                "nominal_coverage": calibration.nominal_coverage,
+                "scale": calibration.scale,
+            }
         result = Restored(
             name,
             image,
@@ -289,6 +336,8 @@ def restore_with(
             apply_window(frames[len(sel) // 2], window),
             metadata,
             messages,
+            spread_map,
+            calibration,
         )
         restored += 1
         yield ImageRestored("restore", k + 1, total, name, index=k, result=result)

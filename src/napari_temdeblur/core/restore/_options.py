@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from napari_temdeblur.core import DEVICE_HELP, check_int, option
 
@@ -31,6 +31,9 @@ class RestoreOptions:
         First adapt the batch-norm statistics to the inputs (a new sample type); the run is unchanged.
     adapt_steps : int
         Forward passes of that adaptation (the paper's ~20).
+    trust : bool
+        Also compute each pixel's calibrated interval (one more pass of the network; the run needs a
+        calibration.json, docs/trust.md).
     """
 
     device: str = option("auto", DEVICE_HELP)
@@ -46,6 +49,9 @@ class RestoreOptions:
         False, "first adapt the batch-norm statistics to the input (for a new sample type; the run is unchanged)"
     )
     adapt_steps: int = option(20, "forward passes of the batch-norm adaptation")
+    trust: bool = option(
+        False, "also give each pixel its calibrated interval (the run must be calibrated: temdeblur calibrate)"
+    )
 
     def __post_init__(self) -> None:
         check_int("inference_tile", self.inference_tile, optional=True)
@@ -115,3 +121,34 @@ class LiveOptions:
             raise ValueError(f"restore must be a RestoreOptions, got {type(self.restore).__name__}")
         if self.restore.adapt_bn:
             raise ValueError("live restoration runs without batch-norm adaptation (each position alone)")
+
+
+@dataclass(frozen=True)
+class CalibrateOptions:
+    """How a run's trust intervals are calibrated (:func:`calibrate`, ``temdeblur calibrate``, training's end).
+
+    Attributes
+    ----------
+    coverage : float
+        Nominal coverage of the intervals, in (0, 1): the share of pixels whose truth they should hold.
+    split : str
+        The split of the data calibrated on: images with truth the run was not trained on.
+    pixels : int
+        At most this many calibration pixels, drawn evenly from the images' sample masks (seeded).
+    seed : int
+        Seed of that draw.
+    restore : RestoreOptions
+        How the run restores the calibration images (device, tiling).
+    """
+
+    coverage: float = option(0.9, "nominal coverage of the intervals, between 0 and 1", metavar="P")
+    split: str = option("Val", "split of DATA to calibrate on (images with truth the run was not trained on)")
+    pixels: int = option(100_000, "at most this many calibration pixels, drawn from the images' sample")
+    seed: int = option(0, "seed of the pixel draw")
+    restore: RestoreOptions = field(default_factory=RestoreOptions)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.coverage, bool) or not isinstance(self.coverage, (int, float)) or not 0 < self.coverage < 1:
+            raise ValueError(f"coverage must be a number between 0 and 1, got {self.coverage!r}")
+        check_int("pixels", self.pixels, minimum=10)
+        check_int("seed", self.seed, minimum=0)

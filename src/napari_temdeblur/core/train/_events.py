@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from napari_temdeblur.core import STOP as _STOP
 from napari_temdeblur.core import Progress
+
+if TYPE_CHECKING:
+    from napari_temdeblur.core.restore import Calibration
 
 #: core.STOP: sent into the training generator (``gen.send(STOP)``, e.g. superqt's ``worker.send``), it
 #: stops after the current batch and gives a :class:`TrainResult` with ``stopped_reason="cancelled"``; the
@@ -76,6 +80,10 @@ class TrainResult:
         One of :data:`STOP_REASONS`.
     history : list of dict
         One row per epoch: epoch, train_loss, val_ssim, val_psnr, seconds.
+    calibration : Calibration or None
+        The trust intervals' calibration on the Val pairs written at the end (docs/trust.md).
+    calibration_message : str or None
+        Why there is none, when training ended with a best.pt but no calibration.
     """
 
     out: Path
@@ -86,6 +94,8 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_val_psnr: float = float("nan")
     input_val_psnr: float = float("nan")
+    calibration: Calibration | None = None
+    calibration_message: str | None = None
 
     @property
     def psnr_below_input(self) -> bool:

@@ -30,10 +30,12 @@ from napari_temdeblur.core.models import (
     count_parameters,
     frames_required,
     load_checkpoint,
+    load_model,
     load_weights,
     pretrained_checkpoint,
     save_checkpoint,
 )
+from napari_temdeblur.core.restore import CalibrateOptions, RestoreOptions, calibrate_with, write_calibration
 
 from ._config import SCRATCH, TrainConfig
 from ._data import CropSampler, TrainingData, ValidationTiles, check_frame_counts
@@ -145,9 +147,12 @@ def train(
         Continue the run in `out` from its last.pt, up to ``cfg.epochs`` epochs in total (the
         intensity windows of the run are kept; model and frames must match).
 
+    When the run ends (not cancelled) with a best.pt, its trust intervals are calibrated on the Val
+    pairs (:func:`~napari_temdeblur.core.restore.calibrate_with`) into the run's calibration.json.
+
     Yields
     ------
-    TrainStarted, then BatchDone per step and EpochDone per epoch.
+    TrainStarted, then BatchDone per step and EpochDone per epoch; the calibration's progress last.
         Sending :data:`STOP` into the generator ends the run after the current step (the epoch in
         progress is discarded) and returns the result; closing it (GeneratorExit) also leaves the
         saved files valid.
@@ -166,7 +171,30 @@ def train(
         to train (nothing is written then), or (DeviceOutOfMemory) the device ran out of memory.
     """
     with folder_lock(out, "training"):
-        return (yield from _train(cfg, data, Path(out), resume))
+        result = yield from _train(cfg, data, Path(out), resume)
+        if result.stopped_reason != "cancelled" and result.best_epoch is not None:
+            result.calibration, result.calibration_message = yield from _calibrate(cfg, data, Path(out))
+        return result
+
+
+def _calibrate(cfg: TrainConfig, data: TrainingData, out: Path) -> Generator[Progress, object, tuple]:
+    """Calibrate best.pt's trust intervals on the Val pairs and write calibration.json (docs/trust.md);
+    (Calibration or None, why not). :data:`STOP` sent meanwhile skips it."""
+    model, checkpoint = load_model(out / BEST, resolve_device(cfg.device))
+    options = CalibrateOptions(restore=RestoreOptions(device=cfg.device))
+    work = calibrate_with(model, checkpoint, data.val, options, data=data.sources)
+    try:
+        event = next(work)
+        while True:
+            if (yield event) == STOP:
+                work.close()
+                return None, f"not calibrated (stopped); calibrate with: temdeblur calibrate {out} DATA"
+            event = next(work)
+    except StopIteration as stop:
+        write_calibration(checkpoint.path, stop.value)
+        return stop.value, None
+    except ValueError as exc:  # e.g. too few sample pixels in tiny Val images: the run itself is fine
+        return None, f"not calibrated ({exc}); calibrate with: temdeblur calibrate {out} DATA"
 
 
 def _train(cfg: TrainConfig, data: TrainingData, out: Path, resume: bool) -> Generator[Progress, object, TrainResult]:

@@ -42,6 +42,7 @@ from napari_temdeblur.core.io import BurstPair
 from napari_temdeblur.core.restore import (
     Restored,
     RestoreOptions,
+    Uncalibrated,
     collect_restored,
     restore,
 )
@@ -180,7 +181,14 @@ def select(low: Any, gt: Any | None, layers: Sequence[Any]) -> Selection:
 
 
 #: Plugin layers that are never bursts to restore / GT images: session layers and the dock's own results.
-_NOT_EITHER = {LayerKind.HQ, LayerKind.STREAM, LayerKind.RESTORED, LayerKind.INPUT, LayerKind.SSIM_MAP}
+_NOT_EITHER = {
+    LayerKind.HQ,
+    LayerKind.STREAM,
+    LayerKind.RESTORED,
+    LayerKind.INPUT,
+    LayerKind.SSIM_MAP,
+    LayerKind.TRUST,
+}
 _NOT_BURSTS, _NOT_GT = _NOT_EITHER | {LayerKind.GT}, _NOT_EITHER | {LayerKind.LOW}
 
 
@@ -230,6 +238,11 @@ class RestoreResult:
         The score tile asked for when no tile of it lay on the sample of any image, so that the images
         were scored on `score_tile`, the largest that fits (or not at all, `score_tile` 0); None when
         the tile asked for was used.
+    trust : list of ndarray or None
+        (h, w) width of each pixel's calibrated interval, in the [0, 1] scale of `images`; None
+        without trust (not asked for, or an uncalibrated run: then `trust_note` says so).
+    trust_note : str or None
+        Why there is no trust layer although one was asked for (how to calibrate the run).
     """
 
     selection: Selection
@@ -243,6 +256,8 @@ class RestoreResult:
     score_tile: int = 128
     top_half: bool = True
     requested_tile: int | None = None
+    trust: list[np.ndarray] | None = None
+    trust_note: str | None = None
 
     @property
     def scored(self) -> bool:
@@ -260,12 +275,20 @@ def restore_job(
     (:class:`~napari_temdeblur.core.evaluate.EvaluateOptions`): ``keep_rows_fraction`` is
     ``TOP_HALF_ROWS``, or None for all rows.
     """
-    pairs = selection.pairs
-    restored = yield from collect_restored(restore(run, pairs, options))
+    pairs, note = selection.pairs, None
+    work = restore(run, pairs, options)
+    try:
+        first = next(work)  # the run is loaded (and its calibration read) before the first event
+    except Uncalibrated as exc:  # trust is on by default: an uncalibrated run restores without it
+        note, options = str(exc), dataclasses.replace(options, trust=False)
+        work = restore(run, pairs, options)
+        first = next(work)
+    restored = yield from collect_restored(_chain(first, work))
     if any(p.gt is None for p in pairs):
         low_window = suggest_window([p.low for p in pairs])
         inputs = [apply_window(p.low[len(p.low) // 2], low_window) for p in pairs]
-        return RestoreResult(selection, restored, [r.image for r in restored], inputs, low_window)
+        result = RestoreResult(selection, restored, [r.image for r in restored], inputs, low_window)
+        return _with_trust(result, note)
     windows = sample_windows(pairs)
     keep_rows = TOP_HALF_ROWS if top_half else None
     # Which tiles lie on each image's sample, before scoring any: one image's windowed pair at a time.
@@ -296,4 +319,25 @@ def restore_job(
         result.scores.append(scores)
         result.ssim_maps.append(smap)
     yield Progress("scoring", len(pairs), len(pairs))
+    return _with_trust(result, note)
+
+
+def _chain(first: Progress, work: Generator) -> Generator[Progress, None, object]:
+    """`work` with its first event (already taken) put back in front; closing it closes `work`."""
+    try:
+        yield first
+        return (yield from work)
+    finally:
+        work.close()
+
+
+def _with_trust(result: RestoreResult, note: str | None) -> RestoreResult:
+    """`result` with the interval widths in the scale of its images (with a GT, the scoring GT window)."""
+    result.trust_note = note
+    if result.restored and result.restored[0].interval_width is not None:
+        result.trust = []
+        for restored in result.restored:
+            run, window = restored.metadata["windows"]["gt"], result.gt_window
+            factor = 1.0 if window is None else (run["high"] - run["low"]) / (window.high - window.low)
+            result.trust.append(restored.interval_width * np.float32(factor))
     return result

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 #: Result layer name suffixes, after the burst's title.
 RESTORED, INPUT, SSIM_MAP = " restored", " input", " SSIM map"
+#: The trust layer's suffix: what it shows and in which unit (napari's colour bar has no label).
+TRUST = " trust (interval width, 0-1 intensity)"
 #: Pixels the valid SSIM map loses on each side (11-tap window).
 SSIM_MARGIN = WINDOW // 2
 
@@ -114,9 +116,34 @@ def show_result(viewer: napari.Viewer, result: RestoreResult) -> dict[str, objec
         )
         layer.colorbar.visible = True
         layers["ssim-map"] = layer
+    if result.trust is None and selection.title + TRUST in viewer.layers:
+        viewer.layers.remove(selection.title + TRUST)  # an earlier restore's, of other images
+    if result.trust is not None:
+        layers["trust"] = _trust_layer(viewer, result, info)
     # The SSIM map lies on top (hidden) so that showing it shows it; the restored layer is the active one.
     viewer.layers.selection.active = layers["restored"]
     return layers
+
+
+def _trust_layer(viewer: napari.Viewer, result: RestoreResult, info: dict):
+    """The interval widths stacked like the restored layer (NaN, transparent, in the padding), on a
+    colour bar from 0 to their 99th percentile, hidden until asked for (Compare, or the layer list)."""
+    selection = result.selection
+    data = _stack(selection, result.trust, selection.shape, np.nan)
+    top = float(np.nanpercentile(data, 99)) if np.isfinite(data).any() else 1.0
+    coverage = result.restored[0].calibration.nominal_coverage
+    layer = _put(
+        viewer,
+        selection.title + TRUST,
+        data,
+        colormap="magma",
+        **_placement(selection),
+        visible=False,
+        metadata=tag(LayerKind.TRUST, **info, nominal_coverage=coverage, unit="restored layer's 0-1 intensity"),
+    )
+    layer.contrast_limits = (0.0, max(top, 1e-6))  # also when an earlier restore's layer is refreshed
+    layer.colorbar.visible = True
+    return layer
 
 
 def overlay_text(result: RestoreResult, slot: int) -> str:
@@ -126,8 +153,12 @@ def overlay_text(result: RestoreResult, slot: int) -> str:
     except ValueError:
         return "this image was not restored"
     name = result.selection.pairs[k].name
+    trust = ""
+    if result.trust is not None:
+        coverage = result.restored[k].calibration.nominal_coverage
+        trust = f"\ntrust     {coverage:.0%} interval, mean width {float(np.mean(result.trust[k])):.3f} (0-1 intensity)"
     if result.scores is None:
-        return f"{name}: restored (no GT, no scores)"
+        return f"{name}: restored (no GT, no scores){trust}"
     scores = result.scores[k]
     half = " in the top half" if result.top_half else ""
     if not result.score_tile:
@@ -140,7 +171,7 @@ def overlay_text(result: RestoreResult, slot: int) -> str:
     return (
         f"{name}: {scores.tiles} {where}{smaller}\n"
         f"input     SSIM {in_ssim:.4f}   PSNR {in_psnr:.2f} dB\n"
-        f"restored  SSIM {out_ssim:.4f}   PSNR {out_psnr:.2f} dB"
+        f"restored  SSIM {out_ssim:.4f}   PSNR {out_psnr:.2f} dB{trust}"
     )
 
 
@@ -198,9 +229,11 @@ class Comparison:
     members : list of (layer, IntensityWindow or None)
         Left to right; the window maps a layer's counts to [0, 1] (None: already in [0, 1]).
         Every member starts at its full window.
+    link : bool
+        Link the members' contrast limits (not for layers of different quantities: restored | trust).
     """
 
-    def __init__(self, viewer: napari.Viewer, members: list[tuple[object, object]]):
+    def __init__(self, viewer: napari.Viewer, members: list[tuple[object, object]], link: bool = True):
         self._viewer = viewer
         self._order_before = list(viewer.layers)
         self._visible_before = [layer for layer in viewer.layers if layer.visible]
@@ -214,13 +247,15 @@ class Comparison:
         grid = viewer.canvas.grid
         grid.stride, grid.shape, grid.enabled = 1, (1, len(chosen)), True
         viewer.reset_view()
-        self._link = ContrastLink(members)
-        window = members[-1][1]
-        chosen[-1].contrast_limits = [_from_unit(0.0, window), _from_unit(1.0, window)]
+        self._link = ContrastLink(members) if link else None
+        if link:
+            window = members[-1][1]
+            chosen[-1].contrast_limits = [_from_unit(0.0, window), _from_unit(1.0, window)]
 
     def end(self) -> None:
         """Leave grid mode; the layer order and visibility are as before (layers added since go on top)."""
-        self._link.disconnect()
+        if self._link is not None:
+            self._link.disconnect()
         layers = self._viewer.layers
         self._viewer.canvas.grid.enabled = False
         for layer in reversed(self._order_before):

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 RUN_HINT = "a run folder holds best.pt: train one in the Train network dock or with temdeblur train"
 #: GT choice meaning "no ground truth: restore only, no scores".
 NO_GT = "(none: no scores)"
+#: What Compare shows side by side.
+COMPARE_IMAGES, COMPARE_TRUST = "GT | input | restored", "restored | trust"
 
 
 class RestoreWidget(Dock):
@@ -105,6 +107,11 @@ class RestoreWidget(Dock):
         self.top_half = CheckBox(
             text="score the top half only (as evaluate: HQ images overlap by half)", value=not scoring.all_rows
         )
+        self.trust = CheckBox(
+            text="trust layer (calibrated runs: interval widths)",
+            value=True,
+            tooltip="each pixel's calibrated interval (docs/trust.md); one more pass of the network",
+        )
         self.form = Container(
             widgets=[
                 self.run,
@@ -118,6 +125,7 @@ class RestoreWidget(Dock):
                 self.adapt_bn,
                 self.score_tile,
                 self.top_half,
+                self.trust,
             ]
         )
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
@@ -125,8 +133,9 @@ class RestoreWidget(Dock):
         self.table = ScoresTable()
         self.copy_button, self.save_button = PushButton(text="Copy table"), PushButton(text="Save CSV...")
         self.compare_button = PushButton(text="Compare")
+        self.compare_what = ComboBox(choices=[COMPARE_IMAGES, COMPARE_TRUST], value=COMPARE_IMAGES)
         buttons = QHBoxLayout()
-        for button in (self.copy_button, self.save_button, self.compare_button):
+        for button in (self.copy_button, self.save_button, self.compare_what, self.compare_button):
             buttons.addWidget(button.native)
         self.mosaic_box = MosaicBox(napari_viewer)
         self.preview_box = PreviewBox(self)
@@ -202,7 +211,7 @@ class RestoreWidget(Dock):
                 raise ValueError("no burst layer: open a registered dataset (File > Open Folder) or register a session")
             gt = None if self.gt.value in (None, NO_GT) else self.viewer.layers[self.gt.value]
             selection = select(self.viewer.layers[self.burst.value], gt, self.viewer.layers)
-            options = self.options()
+            options = dataclasses.replace(self.options(), trust=self.trust.value)  # not live, preview, mosaic
         except ValueError as exc:
             self.fail(exc)
             return
@@ -275,6 +284,10 @@ class RestoreWidget(Dock):
             done += f"; no scores: not even a {SCORE_TILE_STEP} px tile lies wholly on the sample" + (
                 " in the top half of these images (untick 'score the top half only')" if result.top_half else ""
             )
+        if result.trust is not None:
+            done += f"; trust intervals in '{self._layers['trust'].name}'"
+        elif result.trust_note:
+            notes.append(f"no trust layer: {result.trust_note}")
         self.status.message = "; ".join([done, *notes])
         self.status.state = RunState.DONE
         self._update_overlay()
@@ -300,9 +313,17 @@ class RestoreWidget(Dock):
         overlay.text, overlay.visible = text, bool(text)
 
     def compare(self) -> None:
-        """GT | input | restored side by side (grid mode) with linked contrast limits."""
+        """GT | input | restored side by side (grid mode) with linked contrast limits; or restored | trust."""
         if self.result is None:
             raise ValueError("nothing to compare yet: restore first")
+        if self.compare_what.value == COMPARE_TRUST:
+            if self._layers.get("trust") not in self.viewer.layers:
+                raise ValueError("no trust layer: restore with a calibrated run and 'trust layer' ticked")
+            self.end_compare()
+            members = [(self._layers["restored"], None), (self._layers["trust"], None)]
+            self._comparison = Comparison(self.viewer, members, link=False)
+            self.compare_button.text = "End compare"
+            return
         members = [(self._layers["input"], None), (self._layers["restored"], None)]
         if self._gt_layer is not None and self._gt_layer in self.viewer.layers:
             members.insert(0, (self._gt_layer, self.result.gt_window))
