@@ -43,7 +43,9 @@ from napari_temdeblur.core.simulate import SAMPLE_NAMES, SimulationConfig, simul
 
 
 def per_position(run: str, session_path: Path, out: Path, device: str) -> dict:
+    # the frames in memory, as live holds the frames it has read (not re-read from the TIFF per burst)
     session = open_session(session_path)
+    session = dataclasses.replace(session, stream=np.asarray(session.stream))
     stream = session.stream
     chain, adds, solves = PositionChain(3), [], []
     for t in range(int(stream.shape[0])):
