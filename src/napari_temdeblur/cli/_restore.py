@@ -6,7 +6,9 @@ Output, per restored image ``<name>`` (a burst's name, or ``frame_0123`` for str
 
     OUT/<name>.tif          float32 (H, W) in [0, 1] (the run's GT window)
     OUT/<name>_counts.tif   uint16 (H, W) in GT detector counts
-    OUT/restore.json        run, model, windows, tiling and per-image frames (also in each TIFF's description)
+    OUT/<name>_flags.tif    with --flags: uint8 (H, W), 1 where the frames contradict the restored image
+    OUT/restore.json        run, model, windows, tiling and per-image frames (also in each TIFF's description);
+                            with --flags each image's ``flagged_fraction`` and fitted ``flags`` model
 
 A dataset with more than one split writes into ``OUT/<Sample>/<Split>/`` so that names cannot collide.
 Bursts are read one at a time and each result is written as soon as it is made (restore.json first),
@@ -103,8 +105,9 @@ def _write_float(path: Path, image: np.ndarray, metadata: dict) -> Path:
     )
 
 
-def _files(out: Path, key: str) -> list[Path]:
-    return [out / f"{key}.tif", out / f"{key}_counts.tif"]
+def _files(out: Path, key: str, flags: bool = True) -> list[Path]:
+    """The files of image `key` in OUT: float, counts and (with `flags`) the flags mask."""
+    return [out / f"{key}.tif", out / f"{key}_counts.tif"] + ([out / f"{key}_flags.tif"] if flags else [])
 
 
 def _check_input(out: Path, source: Path, keys: list[str]) -> None:
@@ -116,7 +119,7 @@ def _check_input(out: Path, source: Path, keys: list[str]) -> None:
                 raise DataError(file, "is a file of the input; choose another output folder")
 
 
-def _earlier_images(out: Path, keys: list[str], overwrite: bool) -> dict:
+def _earlier_images(out: Path, keys: list[str], overwrite: bool, flags: bool) -> dict:
     """The images OUT's restore.json lists from earlier runs, once this run's files are known to
     replace only those (or `overwrite` was given)."""
     path = out / RESTORE_RECORD
@@ -127,7 +130,9 @@ def _earlier_images(out: Path, keys: list[str], overwrite: bool) -> dict:
     ours = record.get("format") == RESTORE_FORMAT
     images = record.get("images") if ours and isinstance(record.get("images"), dict) else {}
     owned = [file for key in images for file in _files(out, key)] + ([path] if ours else [])
-    check_overwrite(out, [*(file for key in keys for file in _files(out, key)), path], owned, overwrite=overwrite)
+    check_overwrite(
+        out, [*(file for key in keys for file in _files(out, key, flags)), path], owned, overwrite=overwrite
+    )
     return images
 
 
@@ -169,7 +174,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     # the first event comes once the run is loaded: a bad run is reported before OUT is made
     first = next(work)
     with folder_lock(out, "restoring"):
-        images = _earlier_images(out, keys, args.overwrite)
+        images = _earlier_images(out, keys, args.overwrite, options.flags)
         again = sum(key in images for key in keys)
         if again:
             print(f"  replacing {again} image(s) restored earlier into {out} (those of this input)")
@@ -181,7 +186,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                     print(f"  note: {message}")
                 # the input as an absolute path: the folder is opened again from anywhere (napari OUT)
                 meta = {**result.metadata, "name": result.name, "input": str(source)}
-                per_image = ("frames", "input_frames", "position", "origin_yx", "registration")
+                per_image = ("frames", "input_frames", "position", "origin_yx", "registration", "flags")
                 common = {k: v for k, v in result.metadata.items() if k not in per_image}
                 images[key] = {
                     **{k: meta[k] for k in per_image if k in meta},
@@ -189,13 +194,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
                     "run": meta["run"],
                     "input": str(source),
                 }
+                if result.flags is not None:
+                    images[key]["flagged_fraction"] = result.flags.fraction
                 # the record first: a kill between the two never leaves a file restore.json does not list
                 write_json(
                     out / RESTORE_RECORD, {"format": RESTORE_FORMAT, **common, "input": str(source), "images": images}
                 )
-                float_file, counts_file = _files(out, key)
+                float_file, counts_file, flags_file = _files(out, key)
                 _write_float(float_file, result.image, meta)
                 write_image(counts_file, result.counts, metadata=meta)
+                if result.flags is not None:
+                    write_image(flags_file, result.flags.mask.astype(np.uint8), metadata=meta)
                 restored += 1
             elif isinstance(event, InputSkipped):
                 skipped += 1

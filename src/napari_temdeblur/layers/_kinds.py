@@ -24,6 +24,7 @@ class LayerKind(str, Enum):
     RESTORED = "restored"  #: the Restore dock's restored images
     INPUT = "input"  #: the Restore dock's centre input frames
     SSIM_MAP = "ssim-map"  #: the Restore dock's SSIM maps
+    FLAGS = "flags"  #: the Restore dock's hallucination flags (labels: 1 where flagged)
     MOSAIC = "mosaic"  #: a ``temdeblur mosaic`` overview (restored or raw), multiscale, lazy
 
 

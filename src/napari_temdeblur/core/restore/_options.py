@@ -30,6 +30,9 @@ class RestoreOptions:
         First adapt the batch-norm statistics to the inputs (a new sample type); the run is unchanged.
     adapt_steps : int
         Forward passes of that adaptation (the paper's ~20).
+    flags : bool
+        Also mark where the restored image disagrees with its frames beyond their noise
+        (:func:`napari_temdeblur.core.flags.hallucination_flags`, docs/flags.md).
     """
 
     device: str = option("auto", DEVICE_HELP)
@@ -45,6 +48,11 @@ class RestoreOptions:
         False, "first adapt the batch-norm statistics to the input (for a new sample type; the run is unchanged)"
     )
     adapt_steps: int = option(20, "forward passes of the batch-norm adaptation")
+    flags: bool = option(
+        False,
+        "also flag where the restored image holds detail its frames contradict (re-blurred with each frame's "
+        "motion, compared beyond the noise; docs/flags.md)",
+    )
 
     def __post_init__(self) -> None:
         check_int("inference_tile", self.inference_tile, optional=True)

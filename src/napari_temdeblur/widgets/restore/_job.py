@@ -180,7 +180,14 @@ def select(low: Any, gt: Any | None, layers: Sequence[Any]) -> Selection:
 
 
 #: Plugin layers that are never bursts to restore / GT images: session layers and the dock's own results.
-_NOT_EITHER = {LayerKind.HQ, LayerKind.STREAM, LayerKind.RESTORED, LayerKind.INPUT, LayerKind.SSIM_MAP}
+_NOT_EITHER = {
+    LayerKind.HQ,
+    LayerKind.STREAM,
+    LayerKind.RESTORED,
+    LayerKind.INPUT,
+    LayerKind.SSIM_MAP,
+    LayerKind.FLAGS,
+}
 _NOT_BURSTS, _NOT_GT = _NOT_EITHER | {LayerKind.GT}, _NOT_EITHER | {LayerKind.LOW}
 
 

@@ -91,6 +91,13 @@ class RestoreWidget(Dock):
         self.overlap = SpinBox(label="overlap", min=0, max=1024, step=8, value=restoring.overlap)
         self.batch = SpinBox(label="batch", min=1, max=256, value=restoring.batch, tooltip="tiles per forward pass")
         self.adapt_bn = CheckBox(text="adapt batch norm to these images (new sample type)", value=restoring.adapt_bn)
+        # on in the dock (off in the CLI, where it writes more files): a look at where to doubt costs seconds
+        self.flags = CheckBox(
+            text="flag what the frames contradict",
+            value=True,
+            tooltip="re-blur the restored image with each frame's motion and outline where it disagrees with the "
+            "frames beyond their noise (docs/flags.md)",
+        )
         self.score_tile = SpinBox(
             label="score tile",
             min=16,
@@ -113,6 +120,7 @@ class RestoreWidget(Dock):
                 self.overlap,
                 self.batch,
                 self.adapt_bn,
+                self.flags,
                 self.score_tile,
                 self.top_half,
             ]
@@ -175,6 +183,7 @@ class RestoreWidget(Dock):
             overlap=self.overlap.value,
             batch=self.batch.value,
             adapt_bn=self.adapt_bn.value,
+            flags=self.flags.value,
         )
 
     # --- running ---------------------------------------------------------------------------------
