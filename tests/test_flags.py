@@ -31,7 +31,7 @@ def test_a_faithful_restoration_is_hardly_flagged(burst):
 def test_an_inserted_structure_is_flagged_there_and_not_elsewhere(burst):
     gt = burst.gt.astype(np.float32)
     invented = gt.copy()
-    invented[58:64, 20:100] = 1.8 * np.median(gt)  # a bright bar the specimen does not have
+    invented[58:64, 20:100] = 0.3 * np.median(gt)  # a dark bar the specimen does not have
     flags = hallucination_flags(invented, burst.low)
     inside = np.zeros(gt.shape, bool)
     inside[58:64, 20:100] = True

@@ -22,6 +22,7 @@ averaged away in every frame, so a network may invent it without contradicting t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -29,15 +30,26 @@ import cv2
 import numpy as np
 from scipy import ndimage, stats
 
-from ._forward import FrameModel, blur, fit_motion
+from napari_temdeblur.core.imaging import IntensityWindow, matching_window
+
+from ._forward import FrameModel, fit_motion, fit_shift
 
 #: Sigma of the Gaussian window the squared residual is averaged over, px.
 WINDOW_SIGMA_PX = 2.0
 #: Flag where the windowed mean of z^2 (1 where the restoration is faithful) exceeds this
 #: (calibrated on simulated kidney, grid and the synthetic images: docs/flags.md).
 THRESHOLD = 25.0
-#: The most the score is deflated for a forward model that misses the frames everywhere a little.
-MAX_DISPERSION = 4.0
+#: The forward model's error at an edge, as a shift of the edge, px (calibrated: docs/flags.md).
+MODEL_ERROR_PX = 0.2
+#: Pixels whose smoothed mean residual lies further than this many robust standard deviations from
+#: its median are left out of the second gain and offset fit.
+AGREE_SIGMAS = 3.0
+#: Sigma of the wider window the texture score averages z^2 over, px.
+TEXTURE_SIGMA_PX = 4.0
+#: Flag where the texture score (about N(0, 1) where the restoration is faithful) exceeds this.
+TEXTURE_THRESHOLD = 20.0
+#: Smallest disagreement flagged, as a share of the restored image's range (0.5 to 99.5th percentile).
+MIN_EFFECT = 0.03
 #: Intensity bins of the noise fit.
 NOISE_BINS = 24
 #: Flagged regions smaller than this many pixels are dropped (a window's worth of noise).
@@ -59,10 +71,11 @@ class Flags:
         Share of the checked pixels that are flagged, in [0, 1].
     frames : list of FrameModel
         Each frame's fitted (or given) streak and intensity map.
-    noise : tuple of float
-        (a, b): one frame's noise variance = a * counts + b (counts^2).
-    dispersion : float
-        How much z^2 was deflated for a forward model that misses everywhere a little (1: not at all).
+    noise : tuple of numpy.ndarray
+        (counts, variances): one frame's noise variance (counts^2) at these predicted counts,
+        interpolated between them.
+    texture : numpy.ndarray
+        float32 (H, W): the texture score (about N(0, 1) where faithful), NaN where not checked.
     threshold : float
         The score above which pixels are flagged.
     """
@@ -71,8 +84,8 @@ class Flags:
     score: np.ndarray
     fraction: float
     frames: list[FrameModel] = field(default_factory=list)
-    noise: tuple[float, float] = (0.0, 0.0)
-    dispersion: float = 1.0
+    noise: tuple[np.ndarray, np.ndarray] = (np.zeros(1), np.ones(1))
+    texture: np.ndarray | None = None
     threshold: float = THRESHOLD
 
     def to_dict(self) -> dict:
@@ -82,8 +95,8 @@ class Flags:
             "threshold": self.threshold,
             "window_sigma_px": WINDOW_SIGMA_PX,
             "frames": [f.to_dict() for f in self.frames],
-            "noise_variance": {"per_count": self.noise[0], "constant": self.noise[1]},
-            "dispersion": self.dispersion,
+            "noise_variance": {"counts": self.noise[0].tolist(), "variance": self.noise[1].tolist()},
+            "texture_threshold": TEXTURE_THRESHOLD,
         }
 
 
@@ -115,12 +128,14 @@ def _checked(frames: np.ndarray, margin: int) -> np.ndarray:
     return inside if inside.any() else measured
 
 
-def _noise_model(predicted: np.ndarray, scatter: np.ndarray, frames: int) -> tuple[float, float]:
-    """(a, b) of variance = a * counts + b, from per-pixel sample variances between frames.
+def _noise_model(predicted: np.ndarray, scatter: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's noise variance as a function of the predicted counts: (counts, variances) of
+    :data:`NOISE_BINS` intensity bins, to interpolate between.
 
-    Per intensity bin (quantiles of the predicted counts) the median sample variance, divided by the
-    median of chi^2_{F-1} / (F - 1), estimates the variance robustly (misregistered edges are the
-    few large ones); a non-negative least-squares line through the bins gives a and b."""
+    Per bin (quantiles of the predicted counts) the median sample variance between frames, divided
+    by the median of chi^2_{F-1} / (F - 1), estimates the variance robustly (misregistered edges are
+    the few large ones). No formula is imposed: a Poisson-Gaussian detector gives a line with an
+    offset (gain * (counts - offset) + read noise^2), a clipped or binned one something else."""
     edges = np.unique(np.quantile(predicted, np.linspace(0, 1, NOISE_BINS + 1)))
     which = np.clip(np.searchsorted(edges, predicted, side="right") - 1, 0, len(edges) - 2)
     correction = stats.chi2.median(frames - 1) / (frames - 1)
@@ -130,12 +145,13 @@ def _noise_model(predicted: np.ndarray, scatter: np.ndarray, frames: int) -> tup
         if inside.sum() >= 20:
             centres.append(np.median(predicted[inside]))
             variances.append(np.median(scatter[inside]) / correction)
-    if len(centres) < 2:
-        return 0.0, float(np.median(scatter) / correction)
-    from scipy.optimize import nnls
-
-    coef, _ = nnls(np.stack([np.maximum(centres, 0), np.ones(len(centres))], axis=1), np.asarray(variances))
-    return float(coef[0]), float(coef[1])
+    if not centres:
+        centres, variances = [float(np.median(predicted))], [float(np.median(scatter) / correction)]
+    centres, variances = np.asarray(centres), np.maximum(np.asarray(variances), 1e-12)
+    # bins of equal centre (a flat black region filling several quantiles) are merged by np.interp's
+    # need for increasing x: keep the first of each
+    centres, first = np.unique(centres, return_index=True)
+    return centres, variances[first]
 
 
 def hallucination_flags(
@@ -143,6 +159,7 @@ def hallucination_flags(
     frames: np.ndarray,
     *,
     motion: Sequence[FrameModel] | None = None,
+    streak_px: float | None = None,
     threshold: float = THRESHOLD,
 ) -> Flags:
     """Flag where a restored image disagrees with the frames it was restored from beyond their noise.
@@ -159,6 +176,11 @@ def hallucination_flags(
         Each frame's streak (``length_px``, ``angle_deg``) when known (e.g. from the session's scan
         speed and exposure); gain and offset are fitted either way. Default: fitted by least squares
         (:func:`fit_motion`).
+    streak_px : float, optional
+        Without `motion`: the streak length when known (stage speed x exposure / stream pixel size,
+        e.g. 25 um/s x 15 ms / 31.25 nm = 12 px); the direction is still fitted. Recommended: a
+        restoration that is itself blurred is otherwise matched by a shorter fitted streak, and its
+        missing detail goes unflagged.
     threshold : float
         Flag where z^2 of the windowed mean residual exceeds this (default :data:`THRESHOLD`).
 
@@ -177,47 +199,106 @@ def hallucination_flags(
     if motion is not None and len(motion) != count:
         raise ValueError(f"motion gives {len(motion)} frame models for {count} frames")
     valid = _checked(frames, 2)
-    if motion is None:
-        models = fit_motion(restored, frames, valid)
-    else:
-        from ._forward import robust_gain_offset
-
-        models = []
-        for m, frame in zip(motion, frames):
-            model = blur(restored, m.length_px, m.angle_deg)
-            models.append(FrameModel(m.length_px, m.angle_deg, *robust_gain_offset(model[valid], frame[valid])))
+    models = _frame_models(restored, frames, valid, motion, streak_px)
+    # The streak again without the pixels that disagree: an invented structure would otherwise pull
+    # its fit (a longer streak thins it out). They show in the mean residual, where the noise is
+    # sqrt(F) lower than in any one frame.
+    disagreement = cv2.GaussianBlur(
+        np.mean([f - m.predict(restored) for m, f in zip(models, frames)], axis=0), (0, 0), WINDOW_SIGMA_PX
+    )
+    centre = np.median(disagreement[valid])
+    spread = 1.4826 * np.median(np.abs(disagreement[valid] - centre))
+    agree = valid & (np.abs(disagreement - centre) <= AGREE_SIGMAS * max(spread, 1e-12))
+    if agree.sum() >= 0.5 * valid.sum():
+        models = _frame_models(restored, frames, agree, motion, streak_px)
     # the borders a streak reaches beyond were measured from specimen outside the restored image
     margin = int(np.ceil(max(m.length_px for m in models) / 2)) + 2
     checked = _checked(frames, margin)
     residuals = np.empty_like(frames)
     predicted = np.zeros_like(restored)
     for k, m in enumerate(models):
-        prediction = m.gain * blur(restored, m.length_px, m.angle_deg) + m.offset
+        prediction = m.predict(restored)
         residuals[k] = frames[k] - prediction
         predicted += prediction / count
     mean = residuals.mean(axis=0)
     scatter = residuals.var(axis=0, ddof=1)
-    a, b = _noise_model(predicted[checked], scatter[checked], count)
-    variance = np.maximum(a * np.maximum(predicted, 0) + b, 1e-6 * max(b, 1.0) + 1e-12)
-    # the mean residual averaged over a Gaussian window (checked pixels only: a normalised convolution),
-    # standardised by its own noise: sum(w m) / sqrt(sum(w^2 variance / F)) is N(0, 1) where faithful
-    weights = cv2.GaussianBlur(checked.astype(np.float32), (0, 0), WINDOW_SIGMA_PX)
-    summed = cv2.GaussianBlur(np.where(checked, mean, 0).astype(np.float32), (0, 0), WINDOW_SIGMA_PX)
-    kernel = cv2.getGaussianKernel(int(2 * np.ceil(4 * WINDOW_SIGMA_PX) + 1), WINDOW_SIGMA_PX)
-    spread = cv2.sepFilter2D(np.where(checked, variance / count, 0).astype(np.float32), -1, kernel**2, kernel**2)
-    # cv2.GaussianBlur normalises its window to sum 1 in the same way, so both use the same weights
-    score = summed**2 / np.maximum(spread, 1e-12)
-    score[~checked | (weights <= 0)] = np.nan
-    # Where the straight-line streak misses the real stage path (vibration, jitter) every edge leaves a
-    # little residual, the same in every frame: z^2 is then over-dispersed everywhere. Its median,
-    # over that of chi^2_1, measures this (most of an image is faithful) and is divided out, up to
-    # MAX_DISPERSION so that a restoration wrong everywhere is not explained away.
-    dispersion = float(np.clip(np.nanmedian(score) / stats.chi2.median(1), 1.0, MAX_DISPERSION))
-    score /= dispersion
-    mask = np.nan_to_num(score, nan=0.0) > threshold
+    levels, variances = _noise_model(predicted[checked], scatter[checked], count)
+    variance = np.interp(predicted, levels, variances).astype(np.float32)
+    slope = np.hypot(*np.gradient(predicted))
+    score, texture, amplitude = _scores(mean, variance / count, MODEL_ERROR_PX * slope, checked)
+    # in the restored image's units: a disagreement the eye would miss is not flagged, however certain
+    gain = float(np.mean([abs(m.gain) for m in models])) or 1.0
+    low, high = np.percentile(restored[checked], [0.5, 99.5]) if checked.any() else (0.0, 1.0)
+    visible = amplitude / gain >= MIN_EFFECT * max(float(high - low), 1e-12)
+    mask = visible & ((np.nan_to_num(score) > threshold) | (np.nan_to_num(texture) > TEXTURE_THRESHOLD))
     mask = _drop_small(mask)
     fraction = float(mask.sum() / checked.sum()) if checked.any() else 0.0
-    return Flags(mask, score.astype(np.float32), fraction, models, (a, b), dispersion, float(threshold))
+    return Flags(mask, score, fraction, models, (levels, variances), texture, float(threshold))
+
+
+def _scores(mean: np.ndarray, noise: np.ndarray, bias: np.ndarray, checked: np.ndarray):
+    """(structure, texture, amplitude) of the mean residual `mean` (counts), NaN where not `checked`.
+
+    `noise` is its variance from the detector (one frame's over F), `bias` the forward model's own
+    error at edges (:data:`MODEL_ERROR_PX` times the slope of the prediction): the straight streak
+    is a model, the real stage path wanders (vibration, jitter), so at a strong edge every frame
+    differs from the prediction a little, alike - a bias, the same over a window, not noise.
+
+    * structure: the mean residual averaged over a Gaussian window (:data:`WINDOW_SIGMA_PX`), squared
+      over its own variance, ``(sum w m)^2 / (sum w^2 noise + (sum w bias)^2)``: chi^2_1 where the
+      restoration is faithful; evidence of a same-sign disagreement (a structure too many or too few)
+      adds up over the window's pixels;
+    * texture: the windowed mean (:data:`TEXTURE_SIGMA_PX`) of each pixel's ``m^2 / (noise + bias^2)``,
+      less its mean 1, over its standard deviation ``sqrt(2 sum w^2)``: about N(0, 1) where faithful;
+      it sees an invented fine pattern, whose residual changes sign within the structure window.
+
+    * amplitude: the disagreement's size in counts, the larger of the windowed mean residual's and
+      the windowed r.m.s. residual beyond the noise.
+
+    Windows are normalised convolutions over the checked pixels (cv2.GaussianBlur's weights sum to 1).
+    """
+    inside = checked.astype(np.float32)
+    weights = cv2.GaussianBlur(inside, (0, 0), WINDOW_SIGMA_PX)
+    summed = cv2.GaussianBlur(np.where(checked, mean, 0).astype(np.float32), (0, 0), WINDOW_SIGMA_PX)
+    kernel = cv2.getGaussianKernel(int(2 * np.ceil(4 * WINDOW_SIGMA_PX) + 1), WINDOW_SIGMA_PX)
+    spread = cv2.sepFilter2D(np.where(checked, noise, 0).astype(np.float32), -1, kernel**2, kernel**2)
+    biased = cv2.GaussianBlur(np.where(checked, bias, 0).astype(np.float32), (0, 0), WINDOW_SIGMA_PX)
+    structure = summed**2 / np.maximum(spread + biased**2, 1e-12)
+    structure[~checked | (weights <= 0)] = np.nan
+    z2 = np.where(checked, mean**2 / np.maximum(noise + bias**2, 1e-12), 0).astype(np.float32)
+    near = cv2.GaussianBlur(inside, (0, 0), TEXTURE_SIGMA_PX)
+    averaged = cv2.GaussianBlur(z2, (0, 0), TEXTURE_SIGMA_PX) / np.maximum(near, 1e-6)
+    texture = (averaged - 1) / np.sqrt(2 / (4 * np.pi * TEXTURE_SIGMA_PX**2))
+    texture[~checked | (near <= 0)] = np.nan
+    safe = np.maximum(near, 1e-6)
+    power = (
+        cv2.GaussianBlur(np.where(checked, mean**2 - noise, 0).astype(np.float32), (0, 0), TEXTURE_SIGMA_PX)
+    ) / safe
+    amplitude = np.maximum(np.abs(summed) / np.maximum(weights, 1e-6), np.sqrt(np.maximum(power, 0)))
+    return structure.astype(np.float32), texture.astype(np.float32), amplitude
+
+
+def _frame_models(restored, frames, valid, motion, streak_px) -> list[FrameModel]:
+    """Each frame's streak (given in `motion`, else fitted on the `valid` pixels), residual shift,
+    gain and offset."""
+    if motion is None:
+        models = fit_motion(restored, frames, valid, length_px=streak_px)
+    else:
+        models = [FrameModel(m.length_px, m.angle_deg) for m in motion]
+    return [_laid_on(fit_shift(m, restored, frame), restored, frame) for m, frame in zip(models, frames)]
+
+
+def _laid_on(model: FrameModel, restored: np.ndarray, frame: np.ndarray) -> FrameModel:
+    """`model` with the gain and offset that map the blurred, shifted restored image onto `frame`:
+    matched on the deciles of the two (:func:`~napari_temdeblur.core.imaging.matching_window`), which a
+    structure on a few percent of the image barely moves, however bright, while a least-squares fit
+    lets it set the gain of an image of little contrast."""
+    blurred = dataclasses.replace(model, gain=1.0, offset=0.0).predict(restored)
+    try:
+        matched = matching_window(frame, blurred, IntensityWindow(0.0, 1.0))
+    except ValueError:  # no contrast to match (a blank image): keep the least-squares fit
+        return model
+    return dataclasses.replace(model, gain=matched.high - matched.low, offset=matched.low)
 
 
 def _drop_small(mask: np.ndarray) -> np.ndarray:

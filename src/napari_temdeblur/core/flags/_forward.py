@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import optimize
+from scipy import ndimage
+from skimage.registration import phase_cross_correlation
 
 from napari_temdeblur.core.simulate import motion_kernel
 
@@ -24,13 +25,15 @@ from napari_temdeblur.core.simulate import motion_kernel
 ANGLES_DEG = tuple(range(0, 180, 15))
 #: Candidate streak lengths of the coarse search, stream px (the MiniTEM's 25 um/s over 15 ms is 12).
 COARSE_LENGTHS_PX = tuple(float(v) for v in range(0, 33, 2))
-#: Refinement around the coarse length, stream px.
+#: Refinement around the coarse (or given) length: steps and reach, stream px.
 FINE_STEP_PX = 0.5
+FINE_RANGE_PX = 2.0
+#: Step of the direction's refinement, degrees.
+FINE_ANGLE_DEG = 2.5
 #: Pixels the fits are made on at most (a random subset), so a 1024 px frame fits as fast as 256 px.
 FIT_PIXELS = 60_000
-#: Scale of the robust (Huber) loss of the gain/offset fit, in robust standard deviations of the
-#: residual: pixels further off (the very detail under test) weigh less.
-HUBER_SCALE = 2.0
+#: Larger shifts than this are not registration residue but a misregistered frame: left alone, px.
+MAX_SHIFT_PX = 2.0
 
 
 @dataclass(frozen=True)
@@ -45,15 +48,32 @@ class FrameModel:
         Streak direction, degrees counter-clockwise from the x axis (90: along the columns).
     gain, offset : float
         Frame counts = gain * blurred restored image + offset.
+    shift_yx : tuple of float
+        What is left of the frame's registration: the blurred image shifted by this (rows, cols), px,
+        lies on the frame.
     """
 
     length_px: float
     angle_deg: float
     gain: float = 1.0
     offset: float = 0.0
+    shift_yx: tuple[float, float] = (0.0, 0.0)
 
     def to_dict(self) -> dict:
-        return {"length_px": self.length_px, "angle_deg": self.angle_deg, "gain": self.gain, "offset": self.offset}
+        return {
+            "length_px": self.length_px,
+            "angle_deg": self.angle_deg,
+            "gain": self.gain,
+            "offset": self.offset,
+            "shift_yx": list(self.shift_yx),
+        }
+
+    def predict(self, restored: np.ndarray) -> np.ndarray:
+        """The frame `restored` (H, W) predicts: blurred, shifted, gain and offset applied; float32 counts."""
+        blurred = blur(restored, self.length_px, self.angle_deg)
+        if any(self.shift_yx):
+            blurred = ndimage.shift(blurred, self.shift_yx, order=3, mode="nearest")
+        return self.gain * blurred + self.offset
 
 
 def line_kernel(length_px: float, angle_deg: float) -> np.ndarray:
@@ -84,7 +104,7 @@ def blur(image: np.ndarray, length_px: float, angle_deg: float) -> np.ndarray:
     )
 
 
-def _linear_fit(model: np.ndarray, frame: np.ndarray) -> tuple[float, float, float]:
+def linear_fit(model: np.ndarray, frame: np.ndarray) -> tuple[float, float, float]:
     """(gain, offset, sum of squares) of the least-squares line frame ~ gain * model + offset."""
     design = np.stack([model, np.ones_like(model)], axis=1).astype(np.float64)
     coef, residual, *_ = np.linalg.lstsq(design, frame.astype(np.float64), rcond=None)
@@ -92,26 +112,20 @@ def _linear_fit(model: np.ndarray, frame: np.ndarray) -> tuple[float, float, flo
     return float(coef[0]), float(coef[1]), sse
 
 
-def robust_gain_offset(model: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
-    """Gain and offset of frame ~ gain * model + offset, with a Huber loss so that the pixels where the
-    two disagree (what the flags look for) do not pull the fit. `model`, `frame`: 1-D samples."""
-    gain, offset, sse = _linear_fit(model, frame)
-    spread = 1.4826 * np.median(np.abs(frame - (gain * model + offset))) or np.sqrt(sse / max(frame.size, 1)) or 1.0
-    fit = optimize.least_squares(
-        lambda p: (p[0] * model + p[1] - frame) / spread, [gain, offset], loss="huber", f_scale=HUBER_SCALE
-    )
-    return float(fit.x[0]), float(fit.x[1])
-
-
 def fit_motion(
-    restored: np.ndarray, frames: np.ndarray, valid: np.ndarray, rng: np.random.Generator | None = None
+    restored: np.ndarray,
+    frames: np.ndarray,
+    valid: np.ndarray,
+    rng: np.random.Generator | None = None,
+    length_px: float | None = None,
 ) -> list[FrameModel]:
     """Fit each frame's streak (length and direction) and intensity map to the restored image.
 
     The direction is shared by the burst (one scan) and found first on the mean frame over
     :data:`ANGLES_DEG` x :data:`COARSE_LENGTHS_PX`; then each frame's length is refined in
     :data:`FINE_STEP_PX` steps around the coarse best (stage speed and vibration differ between
-    exposures), and its gain and offset fitted robustly.
+    exposures); gain and offset are those of the least-squares fit (:func:`hallucination_flags`
+    fits them again robustly).
 
     Parameters
     ----------
@@ -123,6 +137,10 @@ def fit_motion(
         bool (H, W): pixels to fit on (no registration padding, away from the borders).
     rng : numpy.random.Generator, optional
         Source of the pixel subset (default seed 0, so the fit is reproducible).
+    length_px : float, optional
+        The streak length when known (stage speed x exposure / pixel size): the direction is fitted,
+        and each frame's length only within :data:`FINE_RANGE_PX` of it. A restoration that is itself
+        blurred would otherwise be matched by a shorter streak.
 
     Returns
     -------
@@ -136,16 +154,33 @@ def fit_motion(
     samples = frames.reshape(len(frames), -1)[:, where].astype(np.float64)
 
     def sse(frame_values, length, angle):
-        return _linear_fit(blur(restored, length, angle).reshape(-1)[where], frame_values)[2]
+        return linear_fit(blur(restored, length, angle).reshape(-1)[where], frame_values)[2]
 
     mean = samples.mean(axis=0)
-    scores = {(a, n): sse(mean, n, a) for a in ANGLES_DEG for n in COARSE_LENGTHS_PX if n > 0 or a == ANGLES_DEG[0]}
+    lengths = COARSE_LENGTHS_PX if length_px is None else (float(length_px),)
+    scores = {(a, n): sse(mean, n, a) for a in ANGLES_DEG for n in lengths if n > 0 or a == ANGLES_DEG[0]}
     angle, coarse = min(scores, key=scores.get)
-    fine = np.arange(max(coarse - 2, 0), coarse + 2 + FINE_STEP_PX / 2, FINE_STEP_PX)
+    # the direction finer, between the coarse candidates (drift tilts the streak a few degrees)
+    step = (ANGLES_DEG[1] - ANGLES_DEG[0]) / 2
+    finer = {a: sse(mean, coarse, a) for a in np.arange(angle - step, angle + step + 0.1, FINE_ANGLE_DEG)}
+    angle = float(min(finer, key=finer.get)) % 180 if coarse > 0 else angle
+    # each frame's own length near it (stage speed and vibration differ between exposures)
+    fine = np.arange(max(coarse - FINE_RANGE_PX, 0), coarse + FINE_RANGE_PX + FINE_STEP_PX / 2, FINE_STEP_PX)
     models = []
     blurred = {n: blur(restored, n, angle).reshape(-1)[where] for n in fine}
     for values in samples:
-        length = float(min(fine, key=lambda n: _linear_fit(blurred[n], values)[2]))
-        gain, offset = robust_gain_offset(blurred[length], values)
+        length = float(min(fine, key=lambda n: linear_fit(blurred[n], values)[2]))
+        gain, offset, _ = linear_fit(blurred[length], values)
         models.append(FrameModel(length, float(angle), gain, offset))
     return models
+
+
+def fit_shift(model: FrameModel, restored: np.ndarray, frame: np.ndarray) -> FrameModel:
+    """`model` with the sub-pixel shift (to 1/20 px, at most :data:`MAX_SHIFT_PX`) that best lays the
+    blurred restored image on `frame` (phase correlation): what registration left, so that an edge a
+    tenth of a pixel off is not taken for a disagreement."""
+    blurred = blur(restored, model.length_px, model.angle_deg)
+    shift, _, _ = phase_cross_correlation(frame.astype(np.float32), blurred, upsample_factor=20, normalization=None)
+    if np.abs(shift).max() > MAX_SHIFT_PX:
+        return model
+    return FrameModel(model.length_px, model.angle_deg, model.gain, model.offset, (float(shift[0]), float(shift[1])))

@@ -296,7 +296,7 @@ def restore_with(
             messages,
         )
         if options.flags:
-            result.flags = _flags(name, image, low, result.messages)
+            result.flags = _flags(name, image, low, options.streak_px, result.messages)
             if result.flags is not None:
                 result.metadata["flags"] = result.flags.to_dict()
         restored += 1
@@ -304,10 +304,10 @@ def restore_with(
     return restored
 
 
-def _flags(name: str, image: np.ndarray, low: np.ndarray, messages: list[str]) -> Flags | None:
+def _flags(name: str, image: np.ndarray, low: np.ndarray, streak_px, messages: list[str]) -> Flags | None:
     """The flags of one restored image from every frame of its burst, or None with a message why not."""
     try:
-        return hallucination_flags(image, low)
+        return hallucination_flags(image, low, streak_px=streak_px)
     except ValueError as exc:
         messages.append(f"{name}: no flags: {exc}")
         return None
