@@ -30,9 +30,7 @@ import cv2
 import numpy as np
 from scipy import ndimage, stats
 
-from napari_temdeblur.core.imaging import IntensityWindow, matching_window
-
-from ._forward import FrameModel, fit_motion, fit_shift
+from ._forward import FrameModel, fit_motion, fit_shift, robust_gain_offset
 
 #: Sigma of the Gaussian window the squared residual is averaged over, px.
 WINDOW_SIGMA_PX = 2.0
@@ -200,9 +198,10 @@ def hallucination_flags(
         raise ValueError(f"motion gives {len(motion)} frame models for {count} frames")
     valid = _checked(frames, 2)
     models = _frame_models(restored, frames, valid, motion, streak_px)
-    # The streak again without the pixels that disagree: an invented structure would otherwise pull
-    # its fit (a longer streak thins it out). They show in the mean residual, where the noise is
-    # sqrt(F) lower than in any one frame.
+    # Again without the pixels that disagree: an invented structure would otherwise pull the fit (a
+    # longer streak thins it out; in an image of little contrast it sets the gain) and every pixel of
+    # another brightness would then disagree a little. They show in the mean residual, where the
+    # noise is sqrt(F) lower than in any one frame.
     disagreement = cv2.GaussianBlur(
         np.mean([f - m.predict(restored) for m, f in zip(models, frames)], axis=0), (0, 0), WINDOW_SIGMA_PX
     )
@@ -279,26 +278,21 @@ def _scores(mean: np.ndarray, noise: np.ndarray, bias: np.ndarray, checked: np.n
 
 
 def _frame_models(restored, frames, valid, motion, streak_px) -> list[FrameModel]:
-    """Each frame's streak (given in `motion`, else fitted on the `valid` pixels), residual shift,
-    gain and offset."""
+    """Each frame's streak (given in `motion`, else fitted), residual shift, gain and offset, fitted
+    on the `valid` pixels."""
     if motion is None:
         models = fit_motion(restored, frames, valid, length_px=streak_px)
     else:
         models = [FrameModel(m.length_px, m.angle_deg) for m in motion]
-    return [_laid_on(fit_shift(m, restored, frame), restored, frame) for m, frame in zip(models, frames)]
+    return [_laid_on(fit_shift(m, restored, frame), restored, frame, valid) for m, frame in zip(models, frames)]
 
 
-def _laid_on(model: FrameModel, restored: np.ndarray, frame: np.ndarray) -> FrameModel:
-    """`model` with the gain and offset that map the blurred, shifted restored image onto `frame`:
-    matched on the deciles of the two (:func:`~napari_temdeblur.core.imaging.matching_window`), which a
-    structure on a few percent of the image barely moves, however bright, while a least-squares fit
-    lets it set the gain of an image of little contrast."""
+def _laid_on(model: FrameModel, restored: np.ndarray, frame: np.ndarray, valid: np.ndarray) -> FrameModel:
+    """`model` with the gain and offset that map the blurred, shifted restored image onto `frame`
+    (:func:`robust_gain_offset` over the `valid` pixels)."""
     blurred = dataclasses.replace(model, gain=1.0, offset=0.0).predict(restored)
-    try:
-        matched = matching_window(frame, blurred, IntensityWindow(0.0, 1.0))
-    except ValueError:  # no contrast to match (a blank image): keep the least-squares fit
-        return model
-    return dataclasses.replace(model, gain=matched.high - matched.low, offset=matched.low)
+    gain, offset = robust_gain_offset(blurred[valid], frame[valid])
+    return dataclasses.replace(model, gain=gain, offset=offset)
 
 
 def _drop_small(mask: np.ndarray) -> np.ndarray:

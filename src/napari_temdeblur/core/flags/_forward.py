@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, optimize
 from skimage.registration import phase_cross_correlation
 
 from napari_temdeblur.core.simulate import motion_kernel
@@ -32,6 +32,8 @@ FINE_RANGE_PX = 2.0
 FINE_ANGLE_DEG = 2.5
 #: Pixels the fits are made on at most (a random subset), so a 1024 px frame fits as fast as 256 px.
 FIT_PIXELS = 60_000
+#: Scale of the Cauchy loss of the gain and offset fit, in robust standard deviations of the residual.
+ROBUST_SCALE = 2.0
 #: Larger shifts than this are not registration residue but a misregistered frame: left alone, px.
 MAX_SHIFT_PX = 2.0
 
@@ -110,6 +112,17 @@ def linear_fit(model: np.ndarray, frame: np.ndarray) -> tuple[float, float, floa
     coef, residual, *_ = np.linalg.lstsq(design, frame.astype(np.float64), rcond=None)
     sse = float(residual[0]) if residual.size else float(np.sum((design @ coef - frame) ** 2))
     return float(coef[0]), float(coef[1]), sse
+
+
+def robust_gain_offset(model: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
+    """Gain and offset of frame ~ gain * model + offset (1-D samples), least squares with a Cauchy
+    loss so that the pixels where the two disagree (what the flags look for) weigh little."""
+    gain, offset, sse = linear_fit(model, frame)
+    spread = 1.4826 * np.median(np.abs(frame - (gain * model + offset))) or np.sqrt(sse / max(frame.size, 1)) or 1.0
+    fit = optimize.least_squares(
+        lambda p: (p[0] * model + p[1] - frame) / spread, [gain, offset], loss="cauchy", f_scale=ROBUST_SCALE
+    )
+    return float(fit.x[0]), float(fit.x[1])
 
 
 def fit_motion(
