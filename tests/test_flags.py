@@ -81,3 +81,12 @@ def test_restore_flags_writes_a_mask_and_the_fraction(burst, untrained_run, tmp_
     image = json.loads((out / "restore.json").read_text())["images"]["spots"]
     assert image["flagged_fraction"] == pytest.approx(mask.mean(), abs=0.1)
     assert image["flags"]["frames"][0]["length_px"] >= 0
+
+
+def test_a_given_streak_bounds_each_frames_length_and_a_bad_one_is_named(burst):
+    from napari_temdeblur.core.restore import RestoreOptions
+
+    flags = hallucination_flags(burst.gt, burst.low, streak_px=12.0)
+    assert all(10.0 <= f.length_px <= 14.0 for f in flags.frames) and flags.fraction < 0.01
+    with pytest.raises(ValueError, match="streak_px"):
+        RestoreOptions(streak_px=-3.0)

@@ -1,20 +1,21 @@
 """Hallucination flags: where a restored image holds detail that its measured frames contradict.
 
 Each registered frame is predicted from the restored image by the forward model (:mod:`._forward`:
-the frame's motion blur, then its gain and offset). Where the restoration is faithful, what is left,
-frame minus prediction, is detector noise; where the network drew something the specimen does not
-have (or left out something it has), every frame disagrees with the prediction the same way. So:
+the frame's motion blur, a residual sub-pixel shift, then its gain and offset, fitted twice, the
+second time without the pixels that disagree). Where the restoration is faithful, what is left, frame
+minus prediction, is detector noise; where the network drew something the specimen does not have (or
+left out something it has), every frame disagrees with the prediction the same way. So:
 
 1. residual ``r_k = frame_k - prediction_k`` (counts), and its mean over the F frames, ``m``;
-2. the noise of one frame, as a function of the predicted counts (Poisson-Gaussian: variance
-   ``a * counts + b``), fitted to the scatter of the residuals *between* frames (which a consistent
-   disagreement does not inflate) with a robust, binned fit;
-3. ``m`` averaged over a Gaussian window (:data:`WINDOW_SIGMA_PX`) and divided by its own standard
-   deviation (from the noise model): z, standard normal where the restoration is faithful; the flag
-   score is ``z^2`` (a chi-square with one degree of freedom there), so that an invented bright and an
-   invented dark structure count alike, and evidence accumulates over the window's pixels;
-4. flagged where the score exceeds :data:`THRESHOLD`, chosen on simulated data where the truth is
-   known (docs/flags.md): the GT itself, checked against its own frames, is flagged on well under 1 %.
+2. the noise of one frame as a function of the predicted counts, per intensity bin, from the scatter
+   of the residuals *between* frames (which a consistent disagreement does not inflate), robustly;
+   the straight streak's own error at strong edges is added as a bias (:data:`MODEL_ERROR_PX`);
+3. two scores (:func:`_scores`): *structure*, ``m`` averaged over a Gaussian window and squared over
+   its variance (chi^2_1 where faithful), and *texture*, the windowed mean of each pixel's squared
+   z, standardised (about N(0, 1) where faithful), for invented fine patterns;
+4. flagged where either exceeds its threshold (:data:`THRESHOLD`, :data:`TEXTURE_THRESHOLD`, chosen
+   on simulated data where the truth is known, docs/flags.md: the GT itself, checked against its own
+   frames, is hardly flagged) and the disagreement is visible (:data:`MIN_EFFECT`).
 
 What the frames cannot see cannot be flagged: detail along the scan shorter than the streak is
 averaged away in every frame, so a network may invent it without contradicting them.
@@ -32,15 +33,15 @@ from scipy import ndimage, stats
 
 from ._forward import FrameModel, fit_motion, fit_shift, robust_gain_offset
 
-#: Sigma of the Gaussian window the squared residual is averaged over, px.
+#: Sigma of the Gaussian window the mean residual is averaged over (structure score), px.
 WINDOW_SIGMA_PX = 2.0
-#: Flag where the windowed mean of z^2 (1 where the restoration is faithful) exceeds this
+#: Flag where the structure score (chi^2_1 where the restoration is faithful) exceeds this
 #: (calibrated on simulated kidney, grid and the synthetic images: docs/flags.md).
 THRESHOLD = 25.0
 #: The forward model's error at an edge, as a shift of the edge, px (calibrated: docs/flags.md).
 MODEL_ERROR_PX = 0.2
 #: Pixels whose smoothed mean residual lies further than this many robust standard deviations from
-#: its median are left out of the second gain and offset fit.
+#: its median are left out of the second fit of the forward model.
 AGREE_SIGMAS = 3.0
 #: Sigma of the wider window the texture score averages z^2 over, px.
 TEXTURE_SIGMA_PX = 4.0
@@ -63,8 +64,9 @@ class Flags:
     mask : numpy.ndarray
         bool (H, W): True where the frames contradict the restored image.
     score : numpy.ndarray
-        float32 (H, W): z^2 of the windowed mean residual (mean 1 where the restoration is faithful); NaN where
-        not checked (registration padding, the borders a streak reaches beyond).
+        float32 (H, W): the structure score, z^2 of the windowed mean residual (chi^2_1 where the
+        restoration is faithful); NaN where not checked (registration padding, the borders a streak
+        reaches beyond).
     fraction : float
         Share of the checked pixels that are flagged, in [0, 1].
     frames : list of FrameModel
@@ -75,7 +77,7 @@ class Flags:
     texture : numpy.ndarray
         float32 (H, W): the texture score (about N(0, 1) where faithful), NaN where not checked.
     threshold : float
-        The score above which pixels are flagged.
+        The structure score above which pixels are flagged.
     """
 
     mask: np.ndarray

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage, optimize
+from scipy import optimize
 from skimage.registration import phase_cross_correlation
 
 from napari_temdeblur.core.simulate import motion_kernel
@@ -30,8 +30,10 @@ FINE_STEP_PX = 0.5
 FINE_RANGE_PX = 2.0
 #: Step of the direction's refinement, degrees.
 FINE_ANGLE_DEG = 2.5
-#: Pixels the fits are made on at most (a random subset), so a 1024 px frame fits as fast as 256 px.
+#: Pixels the fits are made on at most (a random subset of a central crop of at most this side), so a
+#: 1024 px frame fits as fast as a 256 px one.
 FIT_PIXELS = 60_000
+FIT_SIDE_PX = 320
 #: Scale of the Cauchy loss of the gain and offset fit, in robust standard deviations of the residual.
 ROBUST_SCALE = 2.0
 #: Larger shifts than this are not registration residue but a misregistered frame: left alone, px.
@@ -73,9 +75,18 @@ class FrameModel:
     def predict(self, restored: np.ndarray) -> np.ndarray:
         """The frame `restored` (H, W) predicts: blurred, shifted, gain and offset applied; float32 counts."""
         blurred = blur(restored, self.length_px, self.angle_deg)
-        if any(self.shift_yx):
-            blurred = ndimage.shift(blurred, self.shift_yx, order=3, mode="nearest")
+        if any(self.shift_yx):  # cv2's cubic warp: as scipy's shift, ten times faster on a 1024 px frame
+            dy, dx = self.shift_yx
+            matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+            blurred = cv2.warpAffine(
+                blurred, matrix, blurred.shape[::-1], flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+            )
         return self.gain * blurred + self.offset
+
+
+def _central(shape: tuple[int, ...], side: int) -> tuple[slice, ...]:
+    """The central side x side part of an image of `shape` (all of it along a shorter axis)."""
+    return tuple(slice(max((n - side) // 2, 0), max((n - side) // 2, 0) + side) for n in shape)
 
 
 def line_kernel(length_px: float, angle_deg: float) -> np.ndarray:
@@ -117,6 +128,9 @@ def linear_fit(model: np.ndarray, frame: np.ndarray) -> tuple[float, float, floa
 def robust_gain_offset(model: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
     """Gain and offset of frame ~ gain * model + offset (1-D samples), least squares with a Cauchy
     loss so that the pixels where the two disagree (what the flags look for) weigh little."""
+    if model.size > FIT_PIXELS:  # a random subset is as good and keeps the robust fit fast
+        pick = np.random.default_rng(0).choice(model.size, FIT_PIXELS, replace=False)
+        model, frame = model[pick], frame[pick]
     gain, offset, sse = linear_fit(model, frame)
     spread = 1.4826 * np.median(np.abs(frame - (gain * model + offset))) or np.sqrt(sse / max(frame.size, 1)) or 1.0
     fit = optimize.least_squares(
@@ -161,6 +175,10 @@ def fit_motion(
         One per frame.
     """
     rng = rng or np.random.default_rng(0)
+    # the streak is the same everywhere: a central crop is enough, and blurring it is what costs
+    crop = _central(valid.shape, FIT_SIDE_PX)
+    if valid[crop].sum() >= min(valid.sum(), FIT_PIXELS // 4):
+        restored, frames, valid = restored[crop], frames[(slice(None), *crop)], valid[crop]
     where = np.flatnonzero(valid)
     if where.size > FIT_PIXELS:
         where = np.sort(rng.choice(where, FIT_PIXELS, replace=False))
@@ -192,8 +210,10 @@ def fit_shift(model: FrameModel, restored: np.ndarray, frame: np.ndarray) -> Fra
     """`model` with the sub-pixel shift (to 1/20 px, at most :data:`MAX_SHIFT_PX`) that best lays the
     blurred restored image on `frame` (phase correlation): what registration left, so that an edge a
     tenth of a pixel off is not taken for a disagreement."""
-    blurred = blur(restored, model.length_px, model.angle_deg)
-    shift, _, _ = phase_cross_correlation(frame.astype(np.float32), blurred, upsample_factor=20, normalization=None)
+    crop = _central(restored.shape, 2 * FIT_SIDE_PX)
+    blurred = blur(restored, model.length_px, model.angle_deg)[crop].astype(np.float64)
+    target = frame[crop].astype(np.float64)
+    shift, _, _ = phase_cross_correlation(target, blurred, upsample_factor=20, normalization=None)
     if np.abs(shift).max() > MAX_SHIFT_PX:
         return model
     return FrameModel(model.length_px, model.angle_deg, model.gain, model.offset, (float(shift[0]), float(shift[1])))
