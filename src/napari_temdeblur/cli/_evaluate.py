@@ -32,7 +32,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--model", nargs="+", default=[], metavar="RUN", help="run folder(s) (with best.pt)")
     # --tile and --restore-tile: the flags' names before score and inference tiles were told apart
     add_options(p, EvaluateOptions, aliases={"score_tile": ("--tile",)})
-    add_options(p, RestoreOptions, aliases={"inference_tile": ("--restore-tile",)})
+    # the flags are for looking at one restoration (restore --flags), not part of the scores
+    restoring = [f.name for f in dataclasses.fields(RestoreOptions) if f.name not in ("flags", "streak_px")]
+    add_options(p, RestoreOptions, restoring, aliases={"inference_tile": ("--restore-tile",)})
     p.add_argument("--json", metavar="FILE", help="write the scores as JSON")
     p.add_argument("--markdown", metavar="FILE", help="write the tables as markdown")
     p.add_argument("--figure", metavar="PNG", help="write GT | input | each method for the first scored image")
