@@ -6,7 +6,7 @@ Run from the repository root on a (virtual) screen::
 
 It simulates a small kidney-like acquisition, then drives the plugin's docks the way a user would
 (open a session, find frames, drag, register; train from the dataset's layers; restore and compare;
-open a ``temdeblur mosaic`` folder)
+open a ``temdeblur mosaic`` folder; preview a raw stream; run live on a replayed session)
 and writes ``docs/images/<name>.png``, downscaled and colour-quantised to keep the repository small.
 Each dock's screenshots are one function below. The docks share one pattern (docs/design.md, The
 docks): each has a ``run_button`` (Register, Train, Restore), ``wait()`` runs the Qt event loop until
@@ -26,6 +26,7 @@ from pathlib import Path
 import napari
 import numpy as np
 from PIL import Image
+from qtpy.QtWidgets import QScrollArea
 
 from napari_temdeblur.core import drain
 from napari_temdeblur.core.simulate import (
@@ -186,6 +187,55 @@ def mosaic(session: Path, work: Path) -> None:
     viewer.close()
 
 
+def preview(session: Path) -> None:
+    """The restore dock's Preview on a raw session stream: the position under the frame slider restored
+    with the pretrained network (no run chosen) into a layer over the frame, the dock scrolled to it."""
+    from qtpy.QtWidgets import QScrollArea
+
+    viewer, widget = with_dock(session, "Restore")
+    widget.device.value = "cpu"
+    stream = next(layer for layer in viewer.layers if layer.name.endswith(" stream"))
+    for layer in viewer.layers:
+        layer.visible = layer is stream
+    box = widget.preview_box
+    viewer.dims.set_current_step(0, stream.data.shape[0] // 2)
+    box.preview.value = True
+    wait(lambda: not box.busy and box.restored)
+    viewer.reset_view()
+    widget.findChild(QScrollArea).ensureWidgetVisible(box.native)
+    save(viewer, "restore_preview")
+    viewer.close()
+
+
+def live(session: Path, work: Path) -> None:
+    """The Restore dock's live box on a session replayed into a folder at 5 frames/s (``temdeblur
+    replay``), with the pretrained network: the newest raw frame, the newest restored position and the
+    mosaic side by side in grid mode, the rates under Stop live; shot once the idle timeout has ended it."""
+    import threading
+
+    from napari_temdeblur.core.io import replay_session
+
+    folder = work / "live-session"
+    thread = threading.Thread(target=lambda: drain(replay_session(session, folder, 5.0)), daemon=True)
+    thread.start()
+    wait(lambda: (folder / "session.json").is_file())
+    viewer = new_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-temdeblur", "Restore")
+    widget.device.value = "cpu"
+    box = widget.live_box
+    box.session.value, box.out.value, box.idle_timeout.value = str(folder), str(work / "live-out"), 3.0
+    box.button.native.click()
+    finished(widget, "live")
+    thread.join()
+    viewer.canvas.grid.enabled = True
+    viewer.canvas.overlays.scale_bar.visible = True
+    viewer.reset_view()
+    bar = widget.findChild(QScrollArea).verticalScrollBar()
+    bar.setValue(bar.maximum())  # the live box, at the bottom of the dock
+    save(viewer, "live")
+    viewer.close()
+
+
 def main() -> None:
     import torch
 
@@ -194,7 +244,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="*",
-        choices=["sample_data", "registration", "training", "restoration", "mosaic"],
+        choices=["sample_data", "registration", "training", "restoration", "mosaic", "preview", "live"],
         help="screenshots to take (default: all)",
     )
     args = parser.parse_args()
@@ -211,6 +261,8 @@ def main() -> None:
             "training": lambda: training(dataset, run),
             "restoration": lambda: restoration(dataset, run),
             "mosaic": lambda: mosaic(session, work),
+            "preview": lambda: preview(session),
+            "live": lambda: live(session, work),
         }
         for name, take in shots.items():
             if not args.only or name in args.only:

@@ -20,7 +20,7 @@ from napari_temdeblur.core.register import (
     save_registration,
     translation_matrix,
 )
-from napari_temdeblur.core.restore import PositionRestored, RestoreOptions, mosaic
+from napari_temdeblur.core.restore import PositionRestored, RestoreOptions, mosaic, mosaic_positions
 
 CPU = RestoreOptions(device="cpu")
 
@@ -147,6 +147,17 @@ def test_positioned_burst_uses_the_solved_positions(whole, session):
         positioned_burst(sess.stream[:5], 2, 3, positions)
 
 
+def test_a_mosaic_folder_gives_its_sessions_positions(whole, session, simulated_sessions, tmp_path):
+    sess = session[0]
+    n_frames = sess.stream.shape[0]
+    found = mosaic_positions(whole.out, sess.path, n_frames)
+    assert found is not None and found.to_dict() == load_positions(whole.out).to_dict()
+    other = simulated_sessions.out / "Kidney" / "sess2"
+    assert mosaic_positions(whole.out, other, n_frames) is None  # another session's folder
+    assert mosaic_positions(whole.out, sess.path, n_frames + 1) is None  # a stream of another length
+    assert mosaic_positions(tmp_path, sess.path, n_frames) is None  # no mosaic there
+
+
 def test_the_mosaic_command(run, session, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["mosaic", str(session[0].path), "--run", str(run), "--out", str(out), "--every", "4", "--device", "cpu"]
@@ -250,8 +261,10 @@ def test_the_restore_dock_makes_the_mosaic_of_a_session_with_progress_and_cancel
     box.make_button.clicked()
     assert widget.status.state is RunState.FAILED and "choose the mosaic folder" in widget.status.message
     box.out.value = tmp_path / "overview"
+    widget.adapt_bn.value = True  # not used for a mosaic: the dock says so rather than drop it silently
     box.make_button.clicked()
     assert widget.status.state is RunState.RUNNING and widget.run_button.text == "Cancel"
+    assert "without batch-norm adaptation" in widget.status.message
     widget.run_button.clicked()  # Cancel: the parts restored so far stay
     assert widget.wait(120) is RunState.STOPPED
     assert "Make mosaic continues" in widget.status.message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -250,3 +251,13 @@ def test_a_restore_output_folder_opens_as_restored_layers_next_to_its_input(
         assert list(restored.contrast_limits) == [window["low"], window["high"]]
         # the restore dock does not take its own kind of layer as a burst to restore
         assert restored.name not in burst_layer_names(viewer.layers)
+    # the dataset moved away: the restored images open alone, still in nm (restore.json keeps the pixel size)
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    record["input"] = str(tmp_path / "gone")
+    (moved / "restore.json").write_text(json.dumps(record))
+    alone = make_napari_viewer().open(str(moved), plugin="napari-temdeblur")
+    assert [layer.name for layer in alone] == [f"moved Kidney {s} restored" for s in splits]
+    gt = viewer.layers["Kidney Test GT"]
+    assert all(tuple(layer.scale[-2:]) == tuple(gt.scale[-2:]) and layer.units == gt.units for layer in alone)
+    assert str(gt.units[-1]) == "nanometer"

@@ -18,6 +18,7 @@ from napari_temdeblur.core.restore import (
     InputSkipped,
     RestoreOptions,
     collect_restored,
+    restore_position,
     restore_stream,
 )
 from napari_temdeblur.core.simulate import read_true_translations
@@ -105,6 +106,38 @@ def test_restore_stream_positions(run, sessions):
     assert mid.counts.shape == mid.image.shape and 0 <= mid.image.min() <= mid.image.max() <= 1
     with pytest.raises(ValueError, match=r"positions \[30\] are outside the stream \(frames 0-23\)"):
         drain(collect_restored(restore_stream(run, stream, [3, 30], RestoreOptions(device="cpu"))))
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_one_position_with_a_loaded_model(run, sessions):
+    """restore_position restores as restore_stream does, with the model loaded once by the caller; a
+    position that cannot be registered raises (one position alone has no others to go on with)."""
+    from napari_temdeblur.core.models import load_model
+    from napari_temdeblur.core.register import stream_positions
+
+    session, _ = sessions["Kidney"]
+    stream = np.asarray(session.stream).copy()
+    stream[5] = 0
+    options = RestoreOptions(device="cpu", inference_tile=128)
+    model, checkpoint = load_model(run, "cpu")
+    events = []
+    one = drain(restore_position(model, checkpoint, stream, 12, options), events.append)
+    (same,) = drain(collect_restored(restore_stream(run, stream, [12], options)))
+    assert one.name == "frame_0012" and one.frames == same.frames == [11, 12, 13]
+    np.testing.assert_array_equal(one.image, same.image)
+    assert one.metadata["origin_yx"] == same.metadata["origin_yx"]
+    assert any(type(e).__name__ == "TileProgress" for e in events)  # where a preview is cancelled
+    with pytest.raises(DataError, match="stream.tif: frame 5 is all zero .blank.: position 5 cannot be restored"):
+        drain(restore_position(model, checkpoint, stream, 5, options, source="stream.tif"))
+    with pytest.raises(ValueError, match="position 24 is outside the stream"):
+        drain(restore_position(model, checkpoint, stream, 24, options))
+    with pytest.raises(ValueError, match="without batch-norm adaptation"):
+        drain(restore_position(model, checkpoint, stream, 3, RestoreOptions(device="cpu", adapt_bn=True)))
+    # with solved positions nothing is registered again: the frames are resampled where they lie
+    positions = drain(stream_positions(session))
+    placed = drain(restore_position(model, checkpoint, session.stream, 12, options, positions=positions))
+    assert placed.frames == [11, 12, 13] and placed.image.shape[0] > 0.8 * one.image.shape[0]
+    assert [r["method"] for r in placed.metadata["registration"]] == ["positions"] * 3
 
 
 def test_frames_as_channels_keep_time_order(sessions, tmp_path, untrained_run):

@@ -13,11 +13,21 @@ from types import ModuleType
 from napari_temdeblur.core import DataError
 from napari_temdeblur.core.io import OverwriteRefused
 
-from . import _evaluate, _export, _mosaic, _register, _restore, _simulate, _train
+from . import _evaluate, _export, _live, _mosaic, _register, _replay, _restore, _simulate, _train
 from ._output import torch_failure
 
 #: The commands a user (or the demo) runs; each module has ``add_parser(subparsers)``.
-COMMANDS: tuple[ModuleType, ...] = (_simulate, _register, _train, _restore, _mosaic, _evaluate, _export)
+COMMANDS: tuple[ModuleType, ...] = (
+    _simulate,
+    _register,
+    _train,
+    _restore,
+    _mosaic,
+    _live,
+    _replay,
+    _evaluate,
+    _export,
+)
 
 
 def build_parser(commands: Sequence[ModuleType] = COMMANDS) -> argparse.ArgumentParser:

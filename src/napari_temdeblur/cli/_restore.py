@@ -67,7 +67,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "run",
         metavar="RUN",
-        help="run folder (its best.pt), checkpoint file, a model written by temdeblur export (.onnx) or pretrained",
+        help="run folder (its best.pt), checkpoint file, a model written by temdeblur export (.onnx, or a "
+        "bioimage.io package .zip) or pretrained",
     )
     p.add_argument("input", metavar="INPUT", help="dataset folder, burst folder, burst TIFF or session folder")
     p.add_argument("out", metavar="OUT", help="output folder")
@@ -155,6 +156,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             raise ValueError(f"--every must be at least 1, got {args.every}")
         positions = args.positions or list(range(0, n_frames, args.every or 1))
         folders = [Path()] * len(positions)
+        pixel_sizes = [session.meta["stream_pixel_size_nm"]] * len(positions)
         names = [frame_name(p, n_frames) if 0 <= p < n_frames else str(p) for p in positions]
         work = restore_stream(args.run, session, positions, options)
     else:
@@ -164,7 +166,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 "session folder (no session.json)"
             )
         inputs = read_inputs(args.input)
-        folders, names = inputs.folders, inputs.names
+        folders, names, pixel_sizes = inputs.folders, inputs.names, inputs.pixel_sizes_nm
         work = restore(args.run, inputs, options)
     keys = [
         "/".join(path_component(part, args.input, "input name") for part in (*folder.parts, name))
@@ -193,6 +195,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
                     "messages": result.messages,
                     "run": meta["run"],
                     "input": str(source),
+                    # the restored image lies on its input's grid: opened alone, it shows in nm
+                    **({"pixel_size_nm": pixel_sizes[event.index]} if pixel_sizes[event.index] else {}),
                 }
                 if result.flags is not None:
                     images[key]["flagged_fraction"] = result.flags.fraction

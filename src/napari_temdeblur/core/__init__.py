@@ -29,6 +29,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         ],
         "_errors": ["DataError", "DiskFull"],
         "_options": ["check_int", "option", "reject_unknown_keys"],
-        "_progress": ["Progress", "drain", "time_left"],
+        "_progress": ["STOP", "Progress", "drain", "time_left"],
     },
 )

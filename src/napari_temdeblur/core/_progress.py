@@ -10,6 +10,11 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+#: Sent into a long operation's generator (``gen.send(STOP)``, superqt's ``worker.send``) that accepts it
+#: (training, live restoration): it ends after its current step and returns its result, unlike closing it.
+STOP = "stop"
+
+
 @dataclass(frozen=True)
 class Progress:
     """One step of long work.

@@ -12,6 +12,8 @@ that differ between layers), so the layers made from one another copy their scal
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from napari_temdeblur.core.imaging import IntensityWindow, suggest_window
@@ -161,6 +163,14 @@ def session_layers(session: Session) -> list[tuple]:
     return [(session.hq, hq_kwargs, "image"), (session.stream, stream_kwargs, "image")]
 
 
+def _recorded_pixel_size(images: dict, key: str) -> float | None:
+    """The pixel size (nm) restore.json records for one image; None when it has none or a bad one."""
+    entry = images.get(key)
+    size = entry.get("pixel_size_nm") if isinstance(entry, dict) else None
+    valid = isinstance(size, (int, float)) and not isinstance(size, bool) and math.isfinite(size) and size > 0
+    return float(size) if valid else None
+
+
 def restored_layers(
     folder: RestoredFolder, splits: dict[str, tuple[float, list[str], float | None]] | None = None
 ) -> list[tuple]:
@@ -191,8 +201,12 @@ def restored_layers(
         split = splits.get(group) or (next(iter(splits.values())) if not group and len(splits) == 1 else None)
         if split is not None and set(names) <= set(split[1]):
             first, order, pixel_size_nm = split
-        else:
-            first, order, pixel_size_nm = 0.0, names, None
+        else:  # opened alone: the pixel size restore.json records, when every image of the group has the same
+            first, order = 0.0, names
+            sizes = {
+                _recorded_pixel_size(folder.record["images"], f"{group}/{name}" if group else name) for name in names
+            }
+            pixel_size_nm = sizes.pop() if len(sizes) == 1 else None
         shapes = {name: image.shape for name, image in images}
         rows, cols = max(s[0] for s in shapes.values()), max(s[1] for s in shapes.values())
         data = np.zeros((len(order), rows, cols), np.uint16)

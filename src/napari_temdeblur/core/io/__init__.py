@@ -42,7 +42,17 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_files": ["read_json", "tiff_files"],
         "_lock": ["FolderInUse", "folder_lock"],
         "_outputs": ["OverwriteRefused", "check_overwrite", "path_component"],
-        "_session": ["Session", "find_sessions", "is_session_folder", "open_session", "write_session"],
+        "_session": [
+            "Session",
+            "find_sessions",
+            "is_session_folder",
+            "open_session",
+            "read_session_meta",
+            "stream_frame_files",
+            "write_session",
+        ],
+        "_replay": ["replay_session"],
+        "_watch": ["ArrivedFrame", "FrameFolder", "StreamView"],
         "_tiff": ["TruncatedStack", "read_image", "tiff_info", "write_image"],
     },
 )

@@ -9,7 +9,7 @@ import numpy as np
 
 from napari_temdeblur.core import DataError
 
-from ._dataset import BurstPair, find_splits, frame_files, read_pair
+from ._dataset import BurstPair, find_splits, frame_files, read_pair, read_pixel_size
 from ._files import tiff_files
 from ._tiff import read_image, tiff_info
 
@@ -23,16 +23,35 @@ class BurstInputs(Sequence):
         Output name of each burst (known without reading pixels).
     folders : list of Path
         Output subfolder of each burst (``<Sample>/<Split>`` for a dataset of several splits).
+    pixel_sizes_nm : list of float or None
+        Stream pixel size (nm) of each burst as its sample folder's sample.json records it; None
+        when it records none (or is unreadable: the pixels are restored all the same).
     """
 
-    def __init__(self, names: list[str], folders: list[Path], loaders: list[Callable[[], BurstPair]]):
+    def __init__(
+        self,
+        names: list[str],
+        folders: list[Path],
+        loaders: list[Callable[[], BurstPair]],
+        pixel_sizes_nm: list[float | None] | None = None,
+    ):
         self.names, self.folders, self._loaders = names, folders, loaders
+        self.pixel_sizes_nm = pixel_sizes_nm or [None] * len(names)
 
     def __len__(self) -> int:
         return len(self._loaders)
 
     def __getitem__(self, k: int) -> BurstPair:
         return self._loaders[k]()
+
+
+def _pixel_size(sample_dir: Path) -> float | None:
+    """sample.json's pixel size; None when there is none or it is unreadable (the reader names the
+    bad file when the dataset is opened; restoring does not need it)."""
+    try:
+        return read_pixel_size(sample_dir)
+    except DataError:
+        return None
 
 
 def read_inputs(path: str | Path) -> BurstInputs:
@@ -52,16 +71,21 @@ def read_inputs(path: str | Path) -> BurstInputs:
     splits = find_splits(path)
     if splits:
         try:
-            found = [(Path(sample, split), gt) for sample, split, folder in splits for gt in tiff_files(folder / "GT")]
+            found = [
+                (Path(sample, split), gt, _pixel_size(folder.parent))
+                for sample, split, folder in splits
+                for gt in tiff_files(folder / "GT")
+            ]
         except PermissionError as exc:  # every split is restored: an unreadable one is not passed over
             raise DataError.no_permission(exc.filename or path) from None
         if not found:
             raise DataError(path, "the dataset's GT folders hold no .tif images")
-        many = len({folder for folder, _ in found}) > 1
+        many = len({folder for folder, _, _ in found}) > 1
         return BurstInputs(
-            [gt.stem for _, gt in found],
-            [folder if many else Path() for folder, _ in found],
-            [lambda gt=gt: read_pair(gt) for _, gt in found],
+            [gt.stem for _, gt, _ in found],
+            [folder if many else Path() for folder, _, _ in found],
+            [lambda gt=gt: read_pair(gt) for _, gt, _ in found],
+            [size for _, _, size in found],
         )
     files = frame_files(path, path.name)  # in frame order: a plain name sort puts _10 before _2
     if not files:

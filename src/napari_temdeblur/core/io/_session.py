@@ -93,7 +93,16 @@ def find_sessions(path: str | Path, unreadable: list[Path] | None = None) -> lis
     return find_folders(Path(path), is_session_folder, unreadable)
 
 
-def _read_meta(path: Path) -> dict:
+def read_session_meta(path: str | Path) -> dict:
+    """A session folder's ``session.json``, checked (format, pixel sizes), without opening its images
+    (a live session may have no HQ image and no frame yet).
+
+    Raises
+    ------
+    DataError
+        Missing or unreadable session.json, another format, pixel sizes missing or out of range.
+    """
+    path = Path(path)
     meta_path = path / "session.json"
     if not meta_path.is_file():
         raise DataError(path, "not an acquisition session: session.json is missing")
@@ -111,18 +120,28 @@ def _read_meta(path: Path) -> dict:
     return meta
 
 
+def stream_frame_files(folder: str | Path) -> dict[int, Path]:
+    """The numbered frame files of a session's ``stream/`` folder (``<index>.tif``, any non-digit prefix,
+    e.g. ``frame_0012.tif``), index -> path, in index order; empty when the folder is absent."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    numbered = sorted(
+        (int(m.group(1)), p)
+        for p in tiff_files(folder)
+        if (m := re.fullmatch(r"\D*(\d+)\.tiff?", p.name, re.IGNORECASE)) is not None
+    )
+    return dict(numbered)
+
+
 def _stream(path: Path, on_truncated=None):
     if (path / "stream.tif").is_file():
         return open_stack_lazily(path / "stream.tif", on_truncated)
     folder = path / "stream"
     if folder.is_dir():
-        numbered = sorted(
-            (int(m.group(1)), p)
-            for p in tiff_files(folder)
-            if (m := re.fullmatch(r"\D*(\d+)\.tiff?", p.name, re.IGNORECASE)) is not None
-        )
+        numbered = stream_frame_files(folder)
         if numbered:
-            return stack_files_lazily([p for _, p in numbered])
+            return stack_files_lazily(list(numbered.values()))
         raise DataError(folder, "holds no numbered frame files (<index>.tif)")
     raise DataError(path, "no stream found: expected stream.tif or a stream/ folder of frames")
 
@@ -181,7 +200,7 @@ def open_session(path: str | Path, *, allow_truncated: bool = False) -> Session:
         notes.append(f"{cut}; the session opened with its {cut.complete} complete frames")
 
     try:
-        meta = _read_meta(path)
+        meta = read_session_meta(path)
         hq_names, hq = _hq(path)
         stream = _stream(path, truncated if allow_truncated else None)
     except PermissionError as exc:  # a folder of the session that cannot be listed

@@ -6,6 +6,12 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submod_attrs={
+        "_bioimageio_network": [
+            "BIOIMAGEIO_FORMAT",
+            "PackageNetwork",
+            "load_bioimageio",
+            "read_bioimageio_description",
+        ],
         "_checkpoint": [
             "BEST",
             "LAST",

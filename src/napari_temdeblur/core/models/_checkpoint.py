@@ -30,6 +30,7 @@ from napari_temdeblur import __version__
 from napari_temdeblur.core import DataError, atomic_write, first_line
 from napari_temdeblur.core.imaging import IntensityWindow
 
+from ._bioimageio_network import BIOIMAGEIO_SUFFIX, load_bioimageio
 from ._onnx_network import ONNX_SUFFIX, load_onnx
 from ._pretrained import resolve_run
 from ._registry import MODEL_NAMES, ModelConfig, build_model
@@ -182,8 +183,8 @@ def load_model(run_or_path: str | Path, device: str | torch.device = "cpu") -> t
     ----------
     run_or_path : str or Path
         A run folder (its ``best.pt`` is used), a ``.pt`` file, a model exported to ``.onnx``
-        (:func:`load_onnx`), or ``"pretrained"`` (the default model's shipped weights,
-        :func:`pretrained_checkpoint`).
+        (:func:`load_onnx`) or to a bioimage.io package ``.zip`` (:func:`load_bioimageio`), or
+        ``"pretrained"`` (the default model's shipped weights, :func:`pretrained_checkpoint`).
     device : str or torch.device
 
     Returns
@@ -198,6 +199,9 @@ def load_model(run_or_path: str | Path, device: str | torch.device = "cpu") -> t
     path = checkpoint_path(run_or_path)
     if path.suffix.lower() == ONNX_SUFFIX:  # computed by onnxruntime, on the CPU
         network, description = load_onnx(path)
+        return network, _exported_checkpoint(path, description)
+    if path.suffix.lower() == BIOIMAGEIO_SUFFIX:  # a bioimage.io package: its TorchScript weights
+        network, description = load_bioimageio(path, device)
         return network, _exported_checkpoint(path, description)
     checkpoint = load_checkpoint(path)
     model = build_model(checkpoint.model, pretrained=False)  # the weights come from the checkpoint

@@ -20,6 +20,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_positions": [
             "FramePosition",
             "POSITIONS_FILE",
+            "PositionChain",
             "StreamPositions",
             "load_positions",
             "save_positions",

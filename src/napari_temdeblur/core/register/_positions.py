@@ -160,6 +160,70 @@ def _prior(steps: deque, k: int):
     return (float(step[0] * k), float(step[1] * k))
 
 
+class PositionChain:
+    """The stream geometry built one frame at a time: each frame added is matched to the frames one to
+    `neighbours` before it (kept prepared in a deque of that length, so memory stays at a few
+    thumbnails), and :meth:`solve` turns the matches so far into positions. :func:`stream_positions`
+    adds a whole stream; live restoration adds frames as they arrive.
+
+    Parameters
+    ----------
+    neighbours : int
+        Each frame is matched to the 1 ... `neighbours` frames before it (1-5).
+    """
+
+    def __init__(self, neighbours: int = 3):
+        if not (isinstance(neighbours, int) and 1 <= neighbours <= 5):
+            raise ValueError(f"neighbours must be an integer from 1 to 5, got {neighbours!r}")
+        self.recent: deque = deque(maxlen=neighbours)
+        self.steps: deque = deque(maxlen=PRIOR_STEPS)
+        self.problems: dict[int, str] = {}
+        self.best: dict[int, float] = {}
+        self.measured: list[Edge] = []
+        #: frames added (the next frame's index)
+        self.count = 0
+
+    def add(self, frame: np.ndarray | None, problem: str | None = None) -> None:
+        """Match the next frame (uint16 or float (h, w) counts) to those before it; None (with the
+        `problem`, e.g. an unreadable file) adds it flagged."""
+        t = self.count
+        self.count += 1
+        if frame is None:
+            self.problems[t] = problem or f"frame {t} could not be read"
+            return
+        prepared = prepare_frame(t, frame)
+        if prepared.problem:
+            self.problems[t] = prepared.problem
+        for earlier in reversed(self.recent):
+            k = t - earlier.index
+            pair = match_pair(earlier, prepared, _prior(self.steps, k))
+            if pair is None:
+                continue
+            for i in (pair.first, pair.second):
+                self.best[i] = max(self.best.get(i, -1.0), pair.correlation)
+            if pair.correlation >= MIN_CORRELATION:
+                self.measured.append(Edge(pair.first, pair.second, pair.shift_yx))
+                if k == 1:
+                    self.steps.append(pair.shift_yx)
+        self.recent.append(prepared)
+
+    def solve(self, session, use_registration: bool = True) -> StreamPositions:
+        """The positions of the frames added so far (least squares over every match).
+
+        Parameters
+        ----------
+        session : Session or object with ``path`` and ``meta``
+            Its ``registration.json`` anchors the solution when `use_registration`; its
+            ``stream_pixel_size_nm`` is recorded.
+
+        Raises
+        ------
+        DataError
+            Unreadable registration.json, or no two frames match yet.
+        """
+        return _solve(session, self.count, self.measured, self.problems, self.best, self.steps, use_registration)
+
+
 def stream_positions(
     session, *, neighbours: int = 3, use_registration: bool = True
 ) -> Generator[Progress, None, StreamPositions]:
@@ -190,31 +254,13 @@ def stream_positions(
     DataError
         Unreadable registration.json, or no two frames of the stream match.
     """
-    if not (isinstance(neighbours, int) and 1 <= neighbours <= 5):
-        raise ValueError(f"neighbours must be an integer from 1 to 5, got {neighbours!r}")
+    chain = PositionChain(neighbours)
     stream = session.stream
     n_frames = int(stream.shape[0])
-    recent: deque = deque(maxlen=neighbours)
-    steps: deque = deque(maxlen=PRIOR_STEPS)
-    problems, best, measured = {}, {}, []
     for t in range(n_frames):
-        frame = prepare_frame(t, stream[t])
-        if frame.problem:
-            problems[t] = frame.problem
-        for earlier in reversed(recent):
-            k = t - earlier.index
-            pair = match_pair(earlier, frame, _prior(steps, k))
-            if pair is None:
-                continue
-            for i in (pair.first, pair.second):
-                best[i] = max(best.get(i, -1.0), pair.correlation)
-            if pair.correlation >= MIN_CORRELATION:
-                measured.append(Edge(pair.first, pair.second, pair.shift_yx))
-                if k == 1:
-                    steps.append(pair.shift_yx)
-        recent.append(frame)
+        chain.add(stream[t])
         yield Progress("positions", t + 1, n_frames, f"frame {t}")
-    return _solve(session, n_frames, measured, problems, best, steps, use_registration)
+    return chain.solve(session, use_registration)
 
 
 def _solve(session, n_frames, measured, problems, best, steps, use_registration) -> StreamPositions:

@@ -8,10 +8,12 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     submod_attrs={
         "_apply": ["ImageRestored", "InputSkipped", "Restored", "collect_restored", "restore", "to_counts"],
         "_batchnorm": ["adapt_batchnorm"],
-        "_mosaic": ["MosaicResult", "mosaic"],
+        "_live": ["live"],
+        "_live_events": ["FrameArrived", "LiveRate", "LiveResult", "LiveRestored", "MosaicWritten"],
+        "_mosaic": ["MosaicResult", "mosaic", "mosaic_positions"],
         "_parts": ["PositionRestored"],
-        "_options": ["RestoreOptions"],
-        "_stream": ["frame_name", "restore_stream"],
+        "_options": ["LiveOptions", "RestoreOptions"],
+        "_stream": ["frame_name", "restore_position", "restore_stream"],
         "_tiling": ["TileProgress", "restore_burst", "tile_layout"],
     },
 )

@@ -95,8 +95,8 @@ def adapt_batchnorm(
         raise ValueError("batch-norm adaptation needs at least one burst")
     if not getattr(model, "adaptable", True):
         raise ValueError(
-            "batch-norm adaptation needs the network's weights, which an exported (ONNX) model does not "
-            "expose: restore without it, or with the run folder"
+            "batch-norm adaptation needs the network's weights, which an exported (ONNX) model or bioimage.io "
+            "package does not expose: restore without it, or with the run folder"
         )
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not norms:

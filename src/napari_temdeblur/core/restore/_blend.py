@@ -20,6 +20,8 @@ from ._parts import Part
 FEATHER = 32
 #: Neighbouring parts chosen to cover the scan overlap by at least this much (stream px), where they can.
 MIN_OVERLAP = 2 * FEATHER
+#: Uncovered ground (stream px along the scan) a restored position must add to be worth restoring.
+GAP_PX = 2.0
 #: Mosaic pixels whose summed weight is below this show no part (0).
 MIN_WEIGHT = 1e-3
 #: Mosaic rows blended at a time (memory: a band of the mosaic's width, and the parts over it).
@@ -69,21 +71,26 @@ def cover_positions(positions, count: int, frame_shape: tuple[int, int], every: 
     placed = [f.index for f in positions.placed]
     if every is not None:
         return [t for t in placed if t % every == 0]
-    boxes = {t: burst_box(positions, t, count, frame_shape) for t in placed}
+    spans = scan_spans(positions, count, frame_shape, placed)
+    if not spans:
+        return []
+    order = sorted(spans, key=lambda t: (spans[t][0], -spans[t][1]))
+    return sorted(greedy_cover([(*spans[t], t) for t in order]))
+
+
+def scan_spans(positions, count: int, frame_shape: tuple[int, int], candidates) -> dict[int, tuple[float, float]]:
+    """Position -> (lo, hi): the extent of its burst region (:func:`burst_box`) along the scan (the axis
+    of the placed frames' overall motion), increasing in the scan's direction; candidates whose burst
+    shares no region are left out."""
+    boxes = {t: burst_box(positions, t, count, frame_shape) for t in candidates}
     boxes = {t: b for t, b in boxes.items() if b is not None}
     if not boxes:
-        return []
-    start, end = positions.placed[0].yx, positions.placed[-1].yx
-    scan = np.subtract(end, start)
+        return {}
+    scan = np.subtract(positions.placed[-1].yx, positions.placed[0].yx)
     axis = int(np.argmax(np.abs(scan)))
-    sign = 1.0 if scan[axis] >= 0 else -1.0
-
-    def span(t):  # the region's extent along the scan, increasing in the scan's direction
-        lo, hi = boxes[t][axis], boxes[t][axis + 2]
-        return (lo, hi) if sign > 0 else (-hi, -lo)
-
-    order = sorted(boxes, key=lambda t: (span(t)[0], -span(t)[1]))
-    return sorted(greedy_cover([(*span(t), t) for t in order]))
+    if scan[axis] >= 0:
+        return {t: (b[axis], b[axis + 2]) for t, b in boxes.items()}
+    return {t: (-b[axis + 2], -b[axis]) for t, b in boxes.items()}
 
 
 def greedy_cover(spans: list[tuple[float, float, int]]) -> list[int]:
@@ -113,6 +120,70 @@ def greedy_cover(spans: list[tuple[float, float, int]]) -> list[int]:
                 return chosen
         chosen.append(pick[2])
         reach = pick[1]
+
+
+def uncovered(span: tuple[float, float], covered: list[tuple[float, float]], limit: float = math.inf) -> float:
+    """Length of `span` (lo, hi), cut at `limit`, that the merged, sorted intervals `covered` leave out."""
+    lo, hi = span[0], min(span[1], limit)
+    free = max(0.0, hi - lo)
+    for a, b in covered:
+        free -= max(0.0, min(b, hi) - max(a, lo))
+    return free
+
+
+def merged(spans) -> list[tuple[float, float]]:
+    """The union of (lo, hi) intervals as sorted, disjoint intervals."""
+    out: list[list[float]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return [(a, b) for a, b in out]
+
+
+def next_live_position(spans: dict, restored: set, final: bool = False) -> int | None:
+    """The next stream position to restore while frames arrive (docs/live.md, "Which positions").
+
+    At the front of the scan, nothing is restored while the newest restorable position still overlaps
+    the restored regions by MIN_OVERLAP; once it does not, the farthest-reaching position that does is
+    restored, as :func:`greedy_cover` walks, or, when the newest leaves a gap (restoration fell behind),
+    the newest itself, so the restored front never falls further behind. With no need at the front
+    (spare time), the positions of the scan's greedy cover that would fill a gap behind the front of
+    more than GAP_PX, newest first; with `final` (the stream has stopped), the gaps up to the end too.
+
+    Parameters
+    ----------
+    spans : dict of int -> (float, float)
+        The restorable positions' burst regions along the scan (:func:`scan_spans`).
+    restored : set of int
+        Positions restored already.
+    final : bool
+
+    Returns
+    -------
+    int or None
+        None: nothing to restore now.
+    """
+    if not spans:
+        return None
+    done = [spans[t] for t in restored if t in spans]
+    newest = max(spans)
+    if not done:
+        return newest
+    reach = max(hi for _, hi in done)
+    lo, hi = spans[newest]
+    if not final and hi > reach and lo > reach - MIN_OVERLAP and newest not in restored:
+        if lo > reach:
+            return newest
+        reaching = [t for t, (a, b) in spans.items() if a <= reach - MIN_OVERLAP and b > reach and t not in restored]
+        return max(reaching, key=lambda t: (spans[t][1], t)) if reaching else newest
+    covered = merged(done)
+    order = sorted(spans, key=lambda t: (spans[t][0], -spans[t][1]))
+    for t in sorted(greedy_cover([(*spans[t], t) for t in order]), reverse=True):
+        if t not in restored and uncovered(spans[t], covered, math.inf if final else reach) > GAP_PX:
+            return t
+    return None
 
 
 def feather(shape: tuple[int, int]) -> np.ndarray:

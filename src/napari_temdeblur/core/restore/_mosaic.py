@@ -78,22 +78,54 @@ class MosaicResult:
     messages: list[str] = field(default_factory=list)
 
 
-def _check_record(out: Path, asked: dict) -> dict:
-    """The folder's mosaic.json; refuses a folder begun for another session, run or choice of positions."""
+def check_record(out: Path, asked: dict) -> dict:
+    """The folder's mosaic.json; refuses a folder begun for another session, run or choice of positions,
+    or by the other mode (``temdeblur mosaic`` or ``temdeblur live``, whose parts lie in other coordinates)."""
     path = out / MOSAIC_RECORD
     if not path.is_file():
         return {}
     record = read_json(path)
     if record.get("format") != MOSAIC_FORMAT:
         raise DataError(path, f"format is {record.get('format')!r}, expected {MOSAIC_FORMAT!r}")
-    for key in _SAME:
-        if record.get(key) != asked[key]:
+    for key in (*_SAME, "mode"):
+        # "mode" came with live mosaics: a record without one is a temdeblur mosaic's
+        if record.get(key, "mosaic" if key == "mode" else None) != asked.get(key, "mosaic"):
             raise DataError(
                 path,
-                f"this folder holds a mosaic with {key} {record.get(key)!r}, not {asked[key]!r}: "
+                f"this folder holds a mosaic with {key} {record.get(key)!r}, not {asked.get(key, 'mosaic')!r}: "
                 "choose another output folder (or remove this one) to start anew",
             )
     return record
+
+
+def mosaic_positions(out: str | Path, session: str | Path, n_frames: int):
+    """The stream positions a mosaic folder solved for a session, so that restoring single positions of
+    its stream needs no registration (the Restore dock's preview); None when `out` holds none for it.
+
+    Parameters
+    ----------
+    out : str or Path
+        A ``temdeblur mosaic`` folder (mosaic.json and positions.json), begun or done.
+    session : str or Path
+        The session folder whose stream is restored.
+    n_frames : int
+        Frames of its stream.
+
+    Returns
+    -------
+    StreamPositions or None
+        None when `out` is no mosaic folder, was made for another session, its positions are
+        unreadable or of a stream of another length.
+    """
+    out = Path(out)
+    try:
+        record = read_json(out / MOSAIC_RECORD)
+        if record.get("session") != str(Path(session).resolve()):
+            return None
+        positions = load_positions(out / POSITIONS_FILE)
+    except (DataError, OSError, ValueError):
+        return None
+    return positions if len(positions.frames) == n_frames else None
 
 
 def _positions(session: Session, out: Path) -> Generator[Progress, None, object]:
@@ -192,7 +224,7 @@ def mosaic(
 def _make(run, model, checkpoint, session, out, asked, every, raw, options, scheduler, workers):
     """:func:`mosaic` once OUT is locked and checked."""
     count = asked["frames"]
-    record = {**_check_record(out, asked), **asked}
+    record = {**check_record(out, asked), **asked}
     write_json(out / MOSAIC_RECORD, record)
     positions = yield from _positions(session, out)
     stream = session.stream
@@ -218,13 +250,7 @@ def _make(run, model, checkpoint, session, out, asked, every, raw, options, sche
     if not parts:
         raise DataError(session.path, "no stream position could be restored (see the messages)")
     ordered = [parts[t] for t in sorted(parts)]
-    files = [out / MOSAIC_IMAGE] + ([out / RAW_IMAGE] if raw else [])
-    shape = mosaic_shape(ordered)
-    for file, key in zip(files, ("image", "raw")):
-        store = out / f".{key}.blend.zarr"
-        image = yield from _blend(ordered, shape, key, checkpoint.gt_window, store)
-        write_pyramid(file, image, positions.pixel_size_nm, "mosaic" if key == "image" else "raw")
-        shutil.rmtree(store)
+    shape, files = yield from write_mosaic(out, ordered, positions.pixel_size_nm, checkpoint.gt_window, raw)
     record.update(
         state="done",
         shape=list(shape),
@@ -236,6 +262,22 @@ def _make(run, model, checkpoint, session, out, asked, every, raw, options, sche
     )
     write_json(out / MOSAIC_RECORD, record)
     return MosaicResult(out, sorted(parts), resumed, shape, files, messages)
+
+
+def write_mosaic(
+    out: Path, parts: list[Part], pixel_size_nm: float | None, window, raw: bool = False
+) -> Generator[Progress, None, tuple[tuple[int, int], list[Path]]]:
+    """Blend `parts` (in this order) into OUT/mosaic.ome.zarr (and with `raw` OUT/raw.ome.zarr), each
+    replaced only once complete; `window` is the run's GT window. Returns the mosaic's (rows, cols)
+    and the files written; yields ``blend`` per band of rows."""
+    files = [out / MOSAIC_IMAGE] + ([out / RAW_IMAGE] if raw else [])
+    shape = mosaic_shape(parts)
+    for file, key in zip(files, ("image", "raw")):
+        store = out / f".{key}.blend.zarr"
+        image = yield from _blend(parts, shape, key, window, store)
+        write_pyramid(file, image, pixel_size_nm, "mosaic" if key == "image" else "raw")
+        shutil.rmtree(store)
+    return shape, files
 
 
 def _blend(parts: list[Part], shape, key: str, window, store: Path) -> Generator[Progress, None, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from napari_temdeblur.core import DEVICE_HELP, check_int, option
@@ -72,3 +73,66 @@ class RestoreOptions:
         check_int("adapt_steps", self.adapt_steps)
         if self.streak_px is not None and not (isinstance(self.streak_px, (int, float)) and 0 <= self.streak_px < 1e4):
             raise ValueError(f"streak_px must be a length in px from 0, got {self.streak_px!r}")
+
+
+def _seconds_or_none(text: str) -> float | None:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """How :func:`live` watches a session and when it writes (docs/live.md).
+
+    Attributes
+    ----------
+    idle_timeout : float or None
+        Stop (and finish) after this many seconds without a new frame; None: run until stopped.
+    poll : float
+        Seconds between looks at the stream folder when there is nothing to do.
+    grace : float
+        Seconds a frame file may stay unreadable (being written) before it is skipped.
+    rebuild_every : float
+        Rebuild OUT/mosaic.ome.zarr at most this often (seconds of wall time) while frames arrive,
+        when new positions were restored; always at the end.
+    neighbours : int
+        Each frame is matched to the 1 ... `neighbours` frames before it (1-5).
+    leave_gaps : bool
+        At the end, do not restore the positions skipped while restoration was behind the stream.
+    restore : RestoreOptions
+        Device and tiling (batch-norm adaptation is refused, as for a mosaic).
+    """
+
+    idle_timeout: float | None = option(
+        None,
+        "stop after this many seconds without a new frame, then finish (default: until interrupted)",
+        metavar="S",
+        parse=_seconds_or_none,
+    )
+    poll: float = option(0.05, "seconds between looks at the stream folder when idle", metavar="S")
+    grace: float = option(
+        10.0, "seconds a frame file may stay unreadable (being written) before it is skipped", metavar="S"
+    )
+    rebuild_every: float = option(
+        20.0, "rebuild the OME-Zarr mosaic at most this often while frames arrive (and at the end)", metavar="S"
+    )
+    neighbours: int = option(3, "match each frame to this many frames before it (1-5)", metavar="N")
+    leave_gaps: bool = option(
+        False, "at the end, do not restore the positions skipped while restoration was behind the stream"
+    )
+    restore: RestoreOptions = dataclasses.field(default_factory=RestoreOptions)
+
+    def __post_init__(self) -> None:
+        for name in ("poll", "grace", "rebuild_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        if self.idle_timeout is not None and not self.idle_timeout > 0:
+            raise ValueError(f"idle_timeout must be positive seconds or None, got {self.idle_timeout!r}")
+        check_int("neighbours", self.neighbours, maximum=5)
+        if not isinstance(self.restore, RestoreOptions):
+            raise ValueError(f"restore must be a RestoreOptions, got {type(self.restore).__name__}")
+        if self.restore.adapt_bn:
+            raise ValueError("live restoration runs without batch-norm adaptation (each position alone)")

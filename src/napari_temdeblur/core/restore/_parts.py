@@ -81,7 +81,7 @@ def restore_parts(
     """
     stream = session.stream
     n_frames = int(stream.shape[0])
-    source = session.path / "stream.tif"
+    source = session.path / ("stream.tif" if (session.path / "stream.tif").is_file() else "stream")
     required = frames_required(checkpoint.model)
     count = required or checkpoint.frames[1]
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_temdeblur.core import Progress, resolve_device
+from napari_temdeblur.core import DataError, Progress, resolve_device
 from napari_temdeblur.core.io import BurstPair, Session, open_session
-from napari_temdeblur.core.models import frames_required, load_model
-from napari_temdeblur.core.register import RegistrationSettings, register_stream_burst
+from napari_temdeblur.core.models import Checkpoint, frames_required, load_model
+from napari_temdeblur.core.register import RegistrationSettings, positioned_burst, register_stream_burst
 
-from ._apply import ImageRestored, Restored, restore_with
+from ._apply import ImageRestored, InputSkipped, Restored, restore_with
 from ._options import RestoreOptions
 
 
@@ -192,3 +192,92 @@ def restore_bursts(model, checkpoint, bursts: StreamBursts, options: RestoreOpti
         return done.value
     finally:
         work.close()
+
+
+def restore_position(
+    model,
+    checkpoint: Checkpoint,
+    stream,
+    position: int,
+    options: RestoreOptions | None = None,
+    *,
+    positions=None,
+    settings: RegistrationSettings | None = None,
+    source: str | Path | None = None,
+) -> Generator[Progress, None, Restored]:
+    """Restore one stream position with a run already loaded, for callers that restore position after
+    position with one model (the Restore dock's preview follows napari's frame slider).
+
+    The burst is made as :func:`restore_stream` makes it: the run's frame count of frames around
+    `position`, registered onto it on the fly (:func:`~napari_temdeblur.core.register.register_stream_burst`),
+    or, with solved `positions`, resampled at them (:func:`~napari_temdeblur.core.register.positioned_burst`,
+    no registration: faster).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, in eval mode (:func:`~napari_temdeblur.core.models.load_model`).
+    checkpoint : Checkpoint
+        Its checkpoint (windows, frame counts, model).
+    stream : array-like
+        (T, h, w) stream frames in counts (numpy, memmap or dask array; only the burst's frames are read).
+    position : int
+        The stream position, 0 <= position < T.
+    options : RestoreOptions, optional
+        Tiling as for :func:`restore`; ``adapt_bn`` must be off (the adaptation would change `model`
+        for every later position).
+    positions : StreamPositions, optional
+        Solved positions of this stream (``positions.json``); None: register on the fly.
+    settings : RegistrationSettings, optional
+        ECC and quality control of the on-the-fly registration.
+    source : str or Path, optional
+        The stream's file, named in errors.
+
+    Yields
+    ------
+    Progress
+        As :func:`restore` for one input: tile progress (where closing the generator stops the work)
+        and one :class:`ImageRestored`.
+
+    Returns
+    -------
+    Restored
+        Named ``frame_0123``, as a :func:`restore_stream` result: ``image`` float32 (H, W) in [0, 1]
+        covers the region of frame `position` that all burst frames show, ``metadata["origin_yx"]``
+        (row, col, stream px) is its top-left in that frame.
+
+    Raises
+    ------
+    ValueError
+        `position` outside the stream or flagged in `positions`; batch-norm adaptation asked for.
+    DataError
+        The position's own frame is unusable (blank, saturated, ...) or its frames share no region.
+    """
+    options = options or RestoreOptions()
+    if options.adapt_bn:
+        raise ValueError("a single stream position is restored without batch-norm adaptation (it changes the model)")
+    required = frames_required(checkpoint.model)
+    refused: list[DataError] = []
+
+    def make(t: int, count: int):
+        try:
+            if positions is not None:
+                return positioned_burst(stream, t, count, positions, source=source)
+            return register_stream_burst(stream, t, count, settings, source=source)
+        except DataError as exc:  # restore_with skips such an input; one position alone must say why
+            refused.append(exc)
+            raise
+
+    bursts = StreamBursts(stream, [position], required or checkpoint.frames[1], required is not None, make)
+    results = []
+    work = restore_bursts(model, checkpoint, bursts, options)
+    try:
+        for event in work:
+            if isinstance(event, InputSkipped):
+                raise refused[0]
+            if isinstance(event, ImageRestored):
+                results.append(event.result)
+            yield event
+    finally:
+        work.close()
+    return results[0]

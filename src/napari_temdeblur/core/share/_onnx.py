@@ -54,16 +54,36 @@ class OnnxExport:
     metadata: dict
 
 
-def _require_extra() -> None:
-    for name in _NEEDED:
+def require_extra(purpose: str = "ONNX export", needed: tuple[str, ...] = _NEEDED) -> None:
+    """DataError naming the first of `needed` that is not installed and the extra that installs it."""
+    for name in needed:
         try:
             importlib.import_module(name)
         except ImportError:
             raise DataError(
                 None,
-                f"ONNX export needs {name}, which is not installed: install the export extra "
+                f"{purpose} needs {name}, which is not installed: install the export extra "
                 '(pip install "napari-temdeblur[export]")',
             ) from None
+
+
+def describe_run(model, checkpoint, fmt: str) -> dict:
+    """What an exported model says of its run (JSON-ready): the model, frames, size multiple, windows,
+    epoch, validation SSIM, inference tile and exporter, under format tag `fmt` (docs/sharing.md)."""
+    from napari_temdeblur.core.models import frames_required, size_multiple
+
+    cfg = checkpoint.model
+    return {
+        "format": fmt,
+        "model": cfg.to_dict(),
+        "frames": frames_required(cfg) or checkpoint.frames[1],
+        "size_multiple": size_multiple(cfg),
+        "windows": {"gt": checkpoint.gt_window.to_dict(), "low": checkpoint.low_window.to_dict()},
+        "epoch": checkpoint.epoch,
+        "val_ssim": checkpoint.val_ssim,
+        "inference_tile": getattr(model, "inference_tile", None),
+        "exported_by": f"napari-temdeblur {__version__}",
+    }
 
 
 def _exported_by_us(path: Path) -> bool:
@@ -110,19 +130,21 @@ def export_onnx(
         The network could not be exported, or onnxruntime disagrees with torch by more than
         ``TOLERANCE``; nothing is written then.
     """
-    _require_extra()
+    require_extra()
     import onnx
     import onnxruntime
     import torch
 
     check_overwrite(None, [out], _exported_by_us, overwrite=overwrite)  # before the long export
 
-    from napari_temdeblur.core.models import ONNX_FORMAT, ONNX_METADATA_KEY, frames_required, load_model, size_multiple
+    from napari_temdeblur.core.models import ONNX_FORMAT, ONNX_METADATA_KEY, load_model
 
     model, checkpoint = load_model(run, "cpu")
     cfg = checkpoint.model
-    frames = frames_required(cfg) or checkpoint.frames[1]
-    multiple = size_multiple(cfg)
+    metadata = describe_run(model, checkpoint, ONNX_FORMAT)
+    metadata["input"] = "burst (B, F, H, W) float32 [0, 1], frames windowed with windows.low"
+    metadata["output"] = "restored (B, 1, H, W) float32 [0, 1] in windows.gt"
+    frames, multiple = metadata["frames"], metadata["size_multiple"]
     side = -(-check_size // multiple) * multiple
     rng = np.random.default_rng(seed)
     # traced with 2 bursts: torch.export would fix a batch of 1 (a size it specialises on)
@@ -135,19 +157,6 @@ def export_onnx(
     rows = torch.export.Dim("rows", min=1, max=MAX_SIZE_PX // multiple)
     cols = torch.export.Dim("cols", min=1, max=MAX_SIZE_PX // multiple)
     shapes = ({0: batch, 2: multiple * rows, 3: multiple * cols},)
-    metadata = {
-        "format": ONNX_FORMAT,
-        "model": cfg.to_dict(),
-        "frames": frames,
-        "size_multiple": multiple,
-        "windows": {"gt": checkpoint.gt_window.to_dict(), "low": checkpoint.low_window.to_dict()},
-        "epoch": checkpoint.epoch,
-        "val_ssim": checkpoint.val_ssim,
-        "inference_tile": getattr(model, "inference_tile", None),
-        "exported_by": f"napari-temdeblur {__version__}",
-        "input": "burst (B, F, H, W) float32 [0, 1], frames windowed with windows.low",
-        "output": "restored (B, 1, H, W) float32 [0, 1] in windows.gt",
-    }
     out = Path(out)
 
     def write(tmp: Path) -> float:

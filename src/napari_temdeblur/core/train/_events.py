@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from napari_temdeblur.core import STOP as _STOP
 from napari_temdeblur.core import Progress
 
-#: Send this into the training generator (``gen.send(STOP)``, e.g. superqt's ``worker.send``) to stop
-#: after the current batch and get a :class:`TrainResult` with ``stopped_reason="cancelled"``; the
+#: core.STOP: sent into the training generator (``gen.send(STOP)``, e.g. superqt's ``worker.send``), it
+#: stops after the current batch and gives a :class:`TrainResult` with ``stopped_reason="cancelled"``; the
 #: epoch in progress is discarded, the saved checkpoints stay as they are.
-STOP = "stop"
+STOP = _STOP
 
 STOP_REASONS = ("done", "early-stop", "time-limit", "cancelled")
 

@@ -26,7 +26,9 @@ from napari_temdeblur.layers import find_bursts
 from napari_temdeblur.widgets._dock import Dock, RunState, follow_choice, keep_choice, show_progress
 
 from ._job import SCORE_TILE_STEP, RestoreResult, burst_layer_names, gt_layer_names, restore_job, select
+from ._live import LiveBox
 from ._mosaic import MosaicBox
+from ._preview import PreviewBox
 from ._view import Comparison, ScoresTable, current_slot, overlay_text, show_result
 
 if TYPE_CHECKING:
@@ -67,7 +69,8 @@ class RestoreWidget(Dock):
             label="run folder",
             mode="d",
             nullable=True,
-            tooltip="a training run (best.pt), or the path of a model written by temdeblur export (.onnx); "
+            tooltip="a training run (best.pt), or the path of a model written by temdeblur export (.onnx, or a "
+            "bioimage.io package .zip); "
             "empty: the Train network dock's run, else the pretrained network",
         )
         self.checkpoint = ComboBox(
@@ -80,14 +83,14 @@ class RestoreWidget(Dock):
         self.gt = ComboBox(label="GT layer", choices=self._gt_choices)
         self.device = ComboBox(label="device", choices=available_devices(), value=restoring.device)
         self.inference_tile = SpinBox(
-            label="inference tile",
+            # superqt's spin box shows no special-value text, so the label says what 0 means
+            label="inference tile (0: auto)",
             min=0,
             max=8192,
             step=16,
             value=restoring.inference_tile or 0,
-            tooltip="side of the tiles the network sees, px (smaller: less memory); auto: the network's own",
+            tooltip="side of the tiles the network sees, px (smaller: less memory); 0: the network's own",
         )
-        self.inference_tile.native.setSpecialValueText("auto")
         self.overlap = SpinBox(label="overlap", min=0, max=1024, step=8, value=restoring.overlap)
         self.batch = SpinBox(label="batch", min=1, max=256, value=restoring.batch, tooltip="tiles per forward pass")
         self.adapt_bn = CheckBox(text="adapt batch norm to these images (new sample type)", value=restoring.adapt_bn)
@@ -134,8 +137,18 @@ class RestoreWidget(Dock):
         for button in (self.copy_button, self.save_button, self.compare_button):
             buttons.addWidget(button.native)
         self.mosaic_box = MosaicBox(napari_viewer)
+        self.preview_box = PreviewBox(self)
+        self.live_box = LiveBox(self)
         self.lay_out(
-            self.form, self.controls, self.status_label, self.table, buttons, self.mosaic_box, stretch=self.table
+            self.form,
+            self.controls,
+            self.status_label,
+            self.table,
+            buttons,
+            self.mosaic_box,
+            self.preview_box,
+            self.live_box,
+            stretch=self.table,
         )
         self.mosaic_box.make_button.changed.connect(self.make_mosaic)
 
@@ -225,12 +238,15 @@ class RestoreWidget(Dock):
         try:
             run = self.run_folder()
             session, out = self.mosaic_box.session_and_out()
-            options = dataclasses.replace(self.options(), adapt_bn=False)  # a restart must restore alike
+            # a restart must restore alike; a mosaic keeps no flags
+            options = dataclasses.replace(self.options(), adapt_bn=False, flags=False)
         except ValueError as exc:
             self.fail(exc)
             return
         self.progress.value, self._mosaic_out = 0, out
         self.status.message = f"making the mosaic of {session.name} in {out}"
+        if self.adapt_bn.value:
+            self.status.message += " without batch-norm adaptation (a mosaic continued later must restore alike)"
         self.run_work(mosaic, run, session, out, options=options, on_result=self._mosaic_made)
 
     def _mosaic_made(self, result: MosaicResult) -> None:
@@ -244,6 +260,11 @@ class RestoreWidget(Dock):
     def on_event(self, event: Progress) -> None:
         show_progress(self.progress, event)
         super().on_event(event)
+        self.live_box.on_event(event)
+
+    def request_stop(self, worker) -> None:
+        if not self.live_box.request_stop(worker):  # live finishes (gaps, mosaic); the rest is cancelled
+            super().request_stop(worker)
 
     def _on_returned(self, result: RestoreResult) -> None:
         self.result, self._gt_layer = result, self._requested_gt
