@@ -333,3 +333,31 @@ def test_the_checkpoint_of_the_run_can_be_chosen(viewer, run):
     assert widget.wait(60) is RunState.DONE, widget.status.message
     (restored,) = viewer.layers["Kidney Test restored"].metadata["temdeblur"]["restore"][:1]
     assert restored["run"] == str(run / "last.pt")
+
+
+def test_flags_layer_lies_on_the_restored_layer_and_the_overlay_gives_the_fraction(viewer, run, test_split):
+    from napari_temdeblur.widgets._dock import RunState
+
+    widget = _dock(viewer, run)
+    assert widget.flags.value  # on by default in the dock
+    widget.start()
+    assert widget.wait(60) is RunState.DONE, widget.status.message
+    restored, flags = viewer.layers["Kidney Test restored"], viewer.layers["Kidney Test flags"]
+    assert flags.data.shape == restored.data.shape and flags.data.dtype == np.uint8
+    assert set(np.unique(flags.data)) <= {0, 1}
+    np.testing.assert_array_equal(flags.scale, restored.scale)
+    np.testing.assert_array_equal(flags.translate, restored.translate)
+    assert flags.units == restored.units
+    made = [r.flags for r in widget.result.restored]
+    assert flags.metadata["temdeblur"]["fractions"] == [f.fraction for f in made]
+    n = restored.data.shape[0]
+    for k in (0, n - 1):
+        h, w = made[k].mask.shape
+        np.testing.assert_array_equal(flags.data[k, :h, :w], made[k].mask)
+        viewer.dims.set_current_step(viewer.dims.ndim - 3, k)
+        assert f"flags     {made[k].fraction:.1%} of the image" in viewer.canvas.overlays.text.text
+    # unticked, a restore removes the earlier flags and says nothing of them
+    widget.flags.value = False
+    widget.start()
+    assert widget.wait(60) is RunState.DONE, widget.status.message
+    assert "Kidney Test flags" not in viewer.layers and "flags" not in viewer.canvas.overlays.text.text

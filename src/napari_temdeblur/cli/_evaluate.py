@@ -32,8 +32,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--model", nargs="+", default=[], metavar="RUN", help="run folder(s) (with best.pt)")
     # --tile and --restore-tile: the flags' names before score and inference tiles were told apart
     add_options(p, EvaluateOptions, aliases={"score_tile": ("--tile",)})
-    # the runs' trust intervals are asked for with --uncertainty, which also scores them
-    restoring = [f.name for f in dataclasses.fields(RestoreOptions) if "help" in f.metadata and f.name != "trust"]
+    # scores only: the runs' trust intervals are asked for with --uncertainty (which also scores them);
+    # the flags are for looking at one restoration (restore --flags)
+    restoring = [
+        f.name
+        for f in dataclasses.fields(RestoreOptions)
+        if "help" in f.metadata and f.name not in ("trust", "flags", "streak_px")
+    ]
     add_options(p, RestoreOptions, restoring, aliases={"inference_tile": ("--restore-tile",)})
     p.add_argument("--json", metavar="FILE", help="write the scores as JSON")
     p.add_argument("--markdown", metavar="FILE", help="write the tables as markdown")

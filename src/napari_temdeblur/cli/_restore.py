@@ -8,7 +8,9 @@ Output, per restored image ``<name>`` (a burst's name, or ``frame_0123`` for str
     OUT/<name>_counts.tif   uint16 (H, W) in GT detector counts
     OUT/<name>_trust.tif    with --trust: float32 (H, W) width of each pixel's calibrated interval, in the
                             [0, 1] scale of <name>.tif (the interval is <name>.tif +- half of it; docs/trust.md)
-    OUT/restore.json        run, model, windows, tiling and per-image frames (also in each TIFF's description)
+    OUT/<name>_flags.tif    with --flags: uint8 (H, W), 1 where the frames contradict the restored image
+    OUT/restore.json        run, model, windows, tiling and per-image frames (also in each TIFF's description);
+                            with --flags each image's ``flagged_fraction`` and fitted ``flags`` model
 
 A dataset with more than one split writes into ``OUT/<Sample>/<Split>/`` so that names cannot collide.
 Bursts are read one at a time and each result is written as soon as it is made (restore.json first),
@@ -107,7 +109,8 @@ def _write_float(path: Path, image: np.ndarray, metadata: dict) -> Path:
 
 
 def _files(out: Path, key: str) -> list[Path]:
-    return [out / f"{key}.tif", out / f"{key}_counts.tif", out / f"{key}_trust.tif"]
+    """The files of image `key` in OUT: float, counts, and (with --trust, --flags) interval widths and flags."""
+    return [out / f"{key}.tif", out / f"{key}_counts.tif", out / f"{key}_trust.tif", out / f"{key}_flags.tif"]
 
 
 def _check_input(out: Path, source: Path, keys: list[str]) -> None:
@@ -185,7 +188,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                     print(f"  note: {message}")
                 # the input as an absolute path: the folder is opened again from anywhere (napari OUT)
                 meta = {**result.metadata, "name": result.name, "input": str(source)}
-                per_image = ("frames", "input_frames", "position", "origin_yx", "registration")
+                per_image = ("frames", "input_frames", "position", "origin_yx", "registration", "flags")
                 common = {k: v for k, v in result.metadata.items() if k not in per_image}
                 images[key] = {
                     **{k: meta[k] for k in per_image if k in meta},
@@ -195,17 +198,24 @@ def cmd_restore(args: argparse.Namespace) -> int:
                     # the restored image lies on its input's grid: opened alone, it shows in nm
                     **({"pixel_size_nm": pixel_sizes[event.index]} if pixel_sizes[event.index] else {}),
                 }
+                if result.flags is not None:
+                    images[key]["flagged_fraction"] = result.flags.fraction
                 # the record first: a kill between the two never leaves a file restore.json does not list
                 write_json(
                     out / RESTORE_RECORD, {"format": RESTORE_FORMAT, **common, "input": str(source), "images": images}
                 )
-                float_file, counts_file, trust_file = _files(out, key)
+                float_file, counts_file, trust_file, flags_file = _files(out, key)
                 _write_float(float_file, result.image, meta)
                 write_image(counts_file, result.counts, metadata=meta)
+                # an earlier --trust or --flags run's file would no longer match this image
                 if result.interval_width is not None:
                     _write_float(trust_file, result.interval_width, meta)
-                else:  # an earlier --trust run's width would no longer match this image
+                else:
                     trust_file.unlink(missing_ok=True)
+                if result.flags is not None:
+                    write_image(flags_file, result.flags.mask.astype(np.uint8), metadata=meta)
+                else:
+                    flags_file.unlink(missing_ok=True)
                 restored += 1
             elif isinstance(event, InputSkipped):
                 skipped += 1

@@ -25,6 +25,7 @@ class LayerKind(str, Enum):
     INPUT = "input"  #: the Restore dock's centre input frames
     SSIM_MAP = "ssim-map"  #: the Restore dock's SSIM maps
     TRUST = "trust"  #: the Restore dock's calibrated interval widths (docs/trust.md)
+    FLAGS = "flags"  #: the Restore dock's hallucination flags (labels: 1 where flagged)
     MOSAIC = "mosaic"  #: a ``temdeblur mosaic`` overview (restored or raw), multiscale, lazy
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_temdeblur.core import DataError, Progress, resolve_device
+from napari_temdeblur.core.flags import Flags, hallucination_flags
 from napari_temdeblur.core.imaging import IntensityWindow, apply_window, centred_frames
 from napari_temdeblur.core.io import BurstPair
 from napari_temdeblur.core.models import Checkpoint, frames_required, load_model
@@ -54,6 +55,9 @@ class Restored:
         in `image`'s units; None without trust.
     calibration : Calibration or None
         The run's calibration with ``options.trust``: the interval is ``image +- scale * spread``.
+    flags : Flags or None
+        With ``RestoreOptions.flags``: where the frames contradict `image`
+        (:func:`~napari_temdeblur.core.flags.hallucination_flags`, from every frame of the burst).
     """
 
     name: str
@@ -63,6 +67,7 @@ class Restored:
     centre: np.ndarray
     metadata: dict
     messages: list[str] = field(default_factory=list)
+    flags: Flags | None = None
     spread: np.ndarray | None = None
     calibration: Calibration | None = None
 
@@ -339,9 +344,22 @@ def restore_with(
             spread_map,
             calibration,
         )
+        if options.flags:
+            result.flags = _flags(name, image, low, options.streak_px, result.messages)
+            if result.flags is not None:
+                result.metadata["flags"] = result.flags.to_dict()
         restored += 1
         yield ImageRestored("restore", k + 1, total, name, index=k, result=result)
     return restored
+
+
+def _flags(name: str, image: np.ndarray, low: np.ndarray, streak_px, messages: list[str]) -> Flags | None:
+    """The flags of one restored image from every frame of its burst, or None with a message why not."""
+    try:
+        return hallucination_flags(image, low, streak_px=streak_px)
+    except ValueError as exc:
+        messages.append(f"{name}: no flags: {exc}")
+        return None
 
 
 def collect_restored(work: Generator[Progress, None, object]) -> Generator[Progress, None, list[Restored]]:

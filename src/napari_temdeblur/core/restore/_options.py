@@ -34,6 +34,14 @@ class RestoreOptions:
     trust : bool
         Also compute each pixel's calibrated interval (one more pass of the network; the run needs a
         calibration.json, docs/trust.md).
+    flags : bool
+        Also mark where the restored image disagrees with its frames beyond their noise
+        (:func:`napari_temdeblur.core.flags.hallucination_flags`, docs/flags.md).
+    streak_px : float or None
+        For the flags: the stage travel during one exposure, stream px (scan speed x exposure /
+        stream pixel size; the MiniTEM's 25 um/s x 15 ms / 31.25 nm = 12); each frame's own is fitted
+        within 2 px of it. None: fitted from the restored image alone (a blurred restoration then
+        matches a shorter streak and its missing detail goes unflagged).
     """
 
     device: str = option("auto", DEVICE_HELP)
@@ -52,12 +60,25 @@ class RestoreOptions:
     trust: bool = option(
         False, "also give each pixel its calibrated interval (the run must be calibrated: temdeblur calibrate)"
     )
+    flags: bool = option(
+        False,
+        "also flag where the restored image holds detail its frames contradict (re-blurred with each frame's "
+        "motion, compared beyond the noise; docs/flags.md)",
+    )
+    streak_px: float | None = option(
+        None,
+        "for --flags: the stage travel during one exposure, stream px (scan speed x exposure / pixel size; "
+        "default: fitted from the restored image)",
+        metavar="PX",
+    )
 
     def __post_init__(self) -> None:
         check_int("inference_tile", self.inference_tile, optional=True)
         check_int("overlap", self.overlap, minimum=0)
         check_int("batch", self.batch)
         check_int("adapt_steps", self.adapt_steps)
+        if self.streak_px is not None and not (isinstance(self.streak_px, (int, float)) and 0 <= self.streak_px < 1e4):
+            raise ValueError(f"streak_px must be a length in px from 0, got {self.streak_px!r}")
 
 
 def _seconds_or_none(text: str) -> float | None:

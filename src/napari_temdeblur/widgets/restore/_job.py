@@ -188,6 +188,7 @@ _NOT_EITHER = {
     LayerKind.INPUT,
     LayerKind.SSIM_MAP,
     LayerKind.TRUST,
+    LayerKind.FLAGS,
 }
 _NOT_BURSTS, _NOT_GT = _NOT_EITHER | {LayerKind.GT}, _NOT_EITHER | {LayerKind.LOW}
 

@@ -81,7 +81,7 @@ class LiveBox(Container):
             size = read_session_meta(session)["stream_pixel_size_nm"]
             options = LiveOptions(
                 idle_timeout=self.idle_timeout.value or None,
-                restore=dataclasses.replace(dock.options(), adapt_bn=False),
+                restore=dataclasses.replace(dock.options(), adapt_bn=False, flags=False),
             )
         except (ValueError, DataError) as exc:
             dock.fail(exc)

@@ -146,8 +146,9 @@ class PreviewBox(Container):
     def _start(self, layer, key: tuple, position: int) -> None:
         run, device = key[1], key[2]
         loaded = self._loaded[1] if self._loaded is not None and self._loaded[0] == key[1:3] else None
-        # one position's batch-norm adaptation would change the kept model for every later one
-        options = dataclasses.replace(self._dock.options(), adapt_bn=False)
+        # one position's batch-norm adaptation would change the kept model for every later one; the
+        # flags are for the Restore button's results (a preview shows no flags layer)
+        options = dataclasses.replace(self._dock.options(), adapt_bn=False, flags=False)
         path = Path(layer_info(layer).get("path", ""))
         out = self._dock.mosaic_box.out.value  # a mosaic folder of this session has its positions solved
         chosen = out is not None and str(out).strip() not in ("", ".") and path.name

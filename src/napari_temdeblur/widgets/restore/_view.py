@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import napari
 
 #: Result layer name suffixes, after the burst's title.
-RESTORED, INPUT, SSIM_MAP = " restored", " input", " SSIM map"
+RESTORED, INPUT, SSIM_MAP, FLAGS = " restored", " input", " SSIM map", " flags"
 #: The trust layer's suffix: what it shows and in which unit (napari's colour bar has no label).
 TRUST = " trust (interval width, 0-1 intensity)"
 #: Pixels the valid SSIM map loses on each side (11-tap window).
@@ -63,7 +63,8 @@ def _placement(selection, margin: float = 0.0) -> dict:
 
 
 def show_result(viewer: napari.Viewer, result: RestoreResult) -> dict[str, object]:
-    """Add (or refresh) the result layers; returns them by kind ("restored", "input", "ssim-map").
+    """Add (or refresh) the result layers; returns them by kind ("restored", "input", "ssim-map",
+    "flags").
 
     The restored and input layers are float32 [0, 1], stacked like the burst's GT ((N, H, W) or
     (H, W)); the SSIM map is (N, H - 10, W - 10), translated by 5 px so each value sits on the
@@ -120,6 +121,7 @@ def show_result(viewer: napari.Viewer, result: RestoreResult) -> dict[str, objec
         viewer.layers.remove(selection.title + TRUST)  # an earlier restore's, of other images
     if result.trust is not None:
         layers["trust"] = _trust_layer(viewer, result, info)
+    _show_flags(viewer, result, info, layers)
     # The SSIM map lies on top (hidden) so that showing it shows it; the restored layer is the active one.
     viewer.layers.selection.active = layers["restored"]
     return layers
@@ -146,12 +148,46 @@ def _trust_layer(viewer: napari.Viewer, result: RestoreResult, info: dict):
     return layer
 
 
+def _show_flags(viewer: napari.Viewer, result: RestoreResult, info: dict, layers: dict) -> None:
+    """Add (or refresh, or remove when none were made) the flags: a labels layer, 1 where flagged,
+    drawn as outlines over the restored image, placed like it."""
+    selection, name = result.selection, result.selection.title + FLAGS
+    made = [r.flags for r in result.restored]
+    if name in viewer.layers:
+        viewer.layers.remove(name)  # labels data of another shape cannot be swapped in place
+    if any(f is None for f in made):
+        return
+    stack = _stack(selection, [f.mask for f in made], selection.shape).astype(np.uint8)
+    fractions = [f.fraction for f in made]
+    layer = viewer.add_labels(
+        stack,
+        name=name,
+        opacity=0.8,
+        **_placement(selection),
+        metadata=tag(LayerKind.FLAGS, **info, fractions=fractions),
+    )
+    layer.contour = 1  # outlines: the restored detail inside stays visible
+    layers["flags"] = layer
+
+
+def _flags_text(result: RestoreResult, k: int) -> str:
+    flags = result.restored[k].flags
+    if flags is None:
+        return ""
+    return f"\nflags     {flags.fraction:.1%} of the image: the frames contradict the restored detail there"
+
+
 def overlay_text(result: RestoreResult, slot: int) -> str:
-    """The text overlay for the image in `slot`: input and restored SSIM / PSNR on the sample."""
+    """The text overlay for the image in `slot`: input and restored SSIM / PSNR on the sample, and the
+    fraction flagged."""
     try:
         k = result.selection.slots.index(slot)
     except ValueError:
         return "this image was not restored"
+    return _score_text(result, k) + _flags_text(result, k)
+
+
+def _score_text(result: RestoreResult, k: int) -> str:
     name = result.selection.pairs[k].name
     trust = ""
     if result.trust is not None:

@@ -21,7 +21,7 @@ from qtpy.QtWidgets import QFileDialog, QHBoxLayout
 from napari_temdeblur.core import Progress, available_devices
 from napari_temdeblur.core.evaluate import EvaluateOptions
 from napari_temdeblur.core.models import BEST, DEFAULT_MODEL, LAST, PRETRAINED, has_pretrained
-from napari_temdeblur.core.restore import MosaicResult, RestoreOptions, mosaic
+from napari_temdeblur.core.restore import RestoreOptions
 from napari_temdeblur.layers import find_bursts
 from napari_temdeblur.widgets._dock import Dock, RunState, follow_choice, keep_choice, show_progress
 
@@ -64,7 +64,6 @@ class RestoreWidget(Dock):
         self._gt_layer = self._requested_gt = None  # the GT of the result shown / of the restore running
         self._layers: dict = {}
         self._comparison: Comparison | None = None
-        self._mosaic_out: Path | None = None  # while a mosaic runs: where its parts are kept
 
         restoring, scoring = RestoreOptions(), EvaluateOptions()
         self.run = FileEdit(
@@ -96,6 +95,13 @@ class RestoreWidget(Dock):
         self.overlap = SpinBox(label="overlap", min=0, max=1024, step=8, value=restoring.overlap)
         self.batch = SpinBox(label="batch", min=1, max=256, value=restoring.batch, tooltip="tiles per forward pass")
         self.adapt_bn = CheckBox(text="adapt batch norm to these images (new sample type)", value=restoring.adapt_bn)
+        # on in the dock (off in the CLI, where it writes more files): a look at where to doubt costs seconds
+        self.flags = CheckBox(
+            text="flag what the frames contradict",
+            value=True,
+            tooltip="re-blur the restored image with each frame's motion and outline where it disagrees with the "
+            "frames beyond their noise (docs/flags.md)",
+        )
         self.score_tile = SpinBox(
             label="score tile",
             min=16,
@@ -123,6 +129,7 @@ class RestoreWidget(Dock):
                 self.overlap,
                 self.batch,
                 self.adapt_bn,
+                self.flags,
                 self.score_tile,
                 self.top_half,
                 self.trust,
@@ -137,7 +144,7 @@ class RestoreWidget(Dock):
         buttons = QHBoxLayout()
         for button in (self.copy_button, self.save_button, self.compare_what, self.compare_button):
             buttons.addWidget(button.native)
-        self.mosaic_box = MosaicBox(napari_viewer)
+        self.mosaic_box = MosaicBox(self)
         self.preview_box = PreviewBox(self)
         self.live_box = LiveBox(self)
         self.lay_out(
@@ -151,7 +158,6 @@ class RestoreWidget(Dock):
             self.live_box,
             stretch=self.table,
         )
-        self.mosaic_box.make_button.changed.connect(self.make_mosaic)
 
         self.copy_button.changed.connect(self.table.copy)
         self.save_button.changed.connect(self._ask_csv)
@@ -197,6 +203,7 @@ class RestoreWidget(Dock):
             overlap=self.overlap.value,
             batch=self.batch.value,
             adapt_bn=self.adapt_bn.value,
+            flags=self.flags.value,
         )
 
     # --- running ---------------------------------------------------------------------------------
@@ -216,7 +223,7 @@ class RestoreWidget(Dock):
             self.fail(exc)
             return
         self.end_compare()
-        self.progress.value, self._mosaic_out = 0, None
+        self.progress.value, self.mosaic_box.running_out = 0, None
         name = f"the pretrained {DEFAULT_MODEL} (no run chosen)" if run == PRETRAINED else _checkpoint_name(Path(run))
         self.status.message = f"restoring {len(selection.pairs)} image(s) of {selection.title} with {name}"
         self._requested_gt = gt
@@ -229,32 +236,6 @@ class RestoreWidget(Dock):
             top_half=self.top_half.value,
             on_result=self._on_returned,
         )
-
-    def make_mosaic(self) -> None:
-        """Restore the chosen session's stream into one mosaic (``temdeblur mosaic``) with this dock's
-        run and settings, then open it (the Make mosaic button)."""
-        if self.status.running:
-            return
-        try:
-            run = self.run_folder()
-            session, out = self.mosaic_box.session_and_out()
-            options = dataclasses.replace(self.options(), adapt_bn=False)  # a restart must restore alike
-        except ValueError as exc:
-            self.fail(exc)
-            return
-        self.progress.value, self._mosaic_out = 0, out
-        self.status.message = f"making the mosaic of {session.name} in {out}"
-        if self.adapt_bn.value:
-            self.status.message += " without batch-norm adaptation (a mosaic continued later must restore alike)"
-        self.run_work(mosaic, run, session, out, options=options, on_result=self._mosaic_made)
-
-    def _mosaic_made(self, result: MosaicResult) -> None:
-        self.viewer.open(str(result.out), plugin="napari-temdeblur")
-        done = f"mosaic of {len(result.positions)} positions in {result.out}"
-        if result.resumed:
-            done += f" ({result.resumed} restored before)"
-        self.status.message, self.status.state = done, RunState.DONE
-        show_info(f"napari-temdeblur: {done}")
 
     def on_event(self, event: Progress) -> None:
         show_progress(self.progress, event)
@@ -294,8 +275,9 @@ class RestoreWidget(Dock):
         show_info(f"napari-temdeblur: {done}")
 
     def stopped_message(self) -> str:
-        if self._mosaic_out is not None:  # parts are saved as they are restored
-            return f"cancelled: the positions restored so far are kept in {self._mosaic_out}; Make mosaic continues"
+        if self.mosaic_box.running_out is not None:  # parts are saved as they are restored
+            out = self.mosaic_box.running_out
+            return f"cancelled: the positions restored so far are kept in {out}; Make mosaic continues"
         return "cancelled: nothing was added"
 
     # --- results ---------------------------------------------------------------------------------
