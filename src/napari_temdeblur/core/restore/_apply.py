@@ -67,9 +67,9 @@ class Restored:
     centre: np.ndarray
     metadata: dict
     messages: list[str] = field(default_factory=list)
-    flags: Flags | None = None
     spread: np.ndarray | None = None
     calibration: Calibration | None = None
+    flags: Flags | None = None
 
     @property
     def interval_width(self) -> np.ndarray | None:
@@ -341,8 +341,8 @@ def restore_with(
             apply_window(frames[len(sel) // 2], window),
             metadata,
             messages,
-            spread_map,
-            calibration,
+            spread=spread_map,
+            calibration=calibration,
         )
         if options.flags:
             result.flags = _flags(name, image, low, options.streak_px, result.messages)
