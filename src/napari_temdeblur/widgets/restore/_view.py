@@ -174,7 +174,7 @@ def _flags_text(result: RestoreResult, k: int) -> str:
     flags = result.restored[k].flags
     if flags is None:
         return ""
-    return f"\nflags     {flags.fraction:.1%} of the image: the frames contradict the restored detail there"
+    return f"\nflags     {flags.fraction:.1%} of the image (outlined)"
 
 
 def overlay_text(result: RestoreResult, slot: int) -> str:
