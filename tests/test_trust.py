@@ -1,5 +1,4 @@
-"""Trust intervals (docs/trust.md): the conformal quantile, the spread's regression, coverage on held-out pixels,
-calibrating at the end
+"""Trust intervals (docs/trust.md): the conformal quantile, coverage on held-out pixels, calibrating at the end
 of training and with ``temdeblur calibrate``, uncalibrated runs, ``restore --trust``, ``evaluate --uncertainty``."""
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 
 from napari_temdeblur import cli
-from napari_temdeblur.core import DataError, drain
+from napari_temdeblur.core import drain
 from napari_temdeblur.core.imaging import window_pair
 from napari_temdeblur.core.io import read_dataset
 from napari_temdeblur.core.models import ModelConfig, load_model
@@ -23,12 +22,9 @@ from napari_temdeblur.core.restore import (
     calibrate,
     collect_restored,
     conformal_quantile,
-    fit_spread,
-    local_error,
     read_calibration,
     restore,
     restore_with,
-    spread_of,
 )
 from napari_temdeblur.core.train import TrainConfig, TrainingData, train
 
@@ -77,55 +73,21 @@ def test_coverage_holds_on_exchangeable_held_out_data():
         assert coverage - 0.01 <= held_out <= coverage + 0.01
 
 
-def test_fitted_spread_recovers_a_heteroscedastic_relation_and_coverage_holds():
-    # errors whose scale is a known log-linear function of three features; the local error the fit sees is
-    # a noisy estimate of it (the mean of 16 draws, as a blur averages neighbours)
-    rng = np.random.default_rng(2)
-    n, truth = 30_000, np.array([-1.5, 0.5, 0.8, -0.4])
-    features = rng.normal(0.0, 1.0, (3, n)).astype(np.float32)
-    sigma = np.exp(truth[0] + truth[1:] @ features)
-    local = np.abs(rng.normal(0.0, 1.0, (16, n))).mean(0) * sigma
-    coefficients = fit_spread(features, local)
-    # slopes recovered; the constant is the log of the mean |N(0, 1)| = sqrt(2 / pi) away
-    np.testing.assert_allclose(coefficients[1:], truth[1:], atol=0.03)
-    assert abs(coefficients[0] - truth[0] - np.log(np.sqrt(2 / np.pi))) < 0.05
-    # split conformal on fresh pixels: coverage holds, marginally and (as the fitted spread knows the
-    # error scale) also among the pixels of smallest and of largest error scale, where a constant
-    # interval of the same coverage over- and under-covers
-    error = np.abs(rng.normal(0.0, 1.0, n)) * sigma
-    u = spread_of(features, coefficients)
-    half = n // 2
-    low, high = sigma[half:] < np.quantile(sigma, 0.25), sigma[half:] > np.quantile(sigma, 0.75)
-    for coverage in (0.8, 0.9):
-        inside = error[half:] <= conformal_quantile(error[:half] / u[:half], coverage) * u[half:]
-        for where in (slice(None), low, high):
-            assert coverage - 0.03 <= np.mean(inside[where]) <= coverage + 0.03
-        constant = error[half:] <= conformal_quantile(error[:half], coverage)
-        assert np.mean(constant[low]) > 0.99 and np.mean(constant[high]) < coverage - 0.2
-    # it ranks the pixels by their error scale
-    assert np.corrcoef(np.log(u), np.log(sigma))[0, 1] > 0.99
-
-
 def test_coverage_holds_on_held_out_pixels_of_real_restorations(untrained_run, kidney, tmp_path):
-    # the fitted spread of a real (untrained) network on simulated images; fitting, calibration and held-out
-    # pixels are a random split of the same images' sample pixels, so the last two are exchangeable and
-    # coverage must hold
+    # the spread of a real (untrained) network on simulated images; calibration and held-out pixels are
+    # a random split of the same images' sample pixels, so they are exchangeable and coverage must hold
     model, checkpoint = load_model(untrained_run(tmp_path / "best.pt", "fast-burst"))
     pairs = [p for split in read_dataset(kidney, ["Val", "Test"]) for p in split.pairs]
     results = drain(collect_restored(restore_with(model, checkpoint, pairs, CPU, spread=True)))
-    features, local, errors = [], [], []
+    scores = []
     for pair, result in zip(pairs, results):
         truth, _, mask = window_pair(pair, checkpoint.gt_window, checkpoint.low_window)
-        assert result.spread is None and result.features.shape == (3, *truth.shape)
-        features.append(result.features[:, mask])
-        local.append(local_error(truth, result.image)[mask])
-        errors.append(np.abs(truth - result.image)[mask])
-    features, local, errors = np.concatenate(features, axis=1), np.concatenate(local), np.concatenate(errors)
-    fit, calibrate_on, held = np.array_split(np.random.default_rng(0).permutation(errors.size), 3)
-    u = spread_of(features, fit_spread(features[:, fit], local[fit]))
-    assert (u > 0).all() and np.isfinite(u).all()
-    scale = conformal_quantile(errors[calibrate_on] / u[calibrate_on], 0.9)
-    assert 0.88 <= np.mean(errors[held] <= scale * u[held]) <= 0.92
+        assert result.spread.shape == truth.shape and (result.spread > 0).all()
+        scores.append((np.abs(truth - result.image) / result.spread)[mask])
+    scores = np.random.default_rng(0).permutation(np.concatenate(scores))
+    half = len(scores) // 2
+    scale = conformal_quantile(scores[:half], 0.9)
+    assert 0.88 <= np.mean(scores[half:] <= scale) <= 0.92
 
 
 def test_training_calibrates_and_restore_gives_intervals(trained, kidney):
@@ -133,8 +95,6 @@ def test_training_calibrates_and_restore_gives_intervals(trained, kidney):
     assert calibration is not None and trained.calibration_message is None
     record = json.loads((trained.out / CALIBRATION).read_text())
     assert record["format"] == "temdeblur-calibration/1" and record["scale"] == calibration.scale > 0
-    assert record["method"] == "flip-regression/1" and len(record["coefficients"]) == 4
-    assert record["fit_pixels"] in (record["pixels"], record["pixels"] - 1)  # the draw split in two halves
     assert record["checkpoint"] == "best.pt" and record["epoch"] == 1 and record["nominal_coverage"] == 0.9
     assert record["split"] == "Val" and record["pixels"] > 1000 and record["empirical_coverage"] >= 0.9
     (test,) = read_dataset(kidney / "Test")
@@ -169,22 +129,12 @@ def test_cli_calibrate_writes_calibration_json_and_refuses_bad_input(
     data = str(simulated_dataset.out)
     assert cli.main(["calibrate", str(run), data, "--coverage", "0.8", "--pixels", "5000", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
-    assert "calibrated on 2,500 pixels of 4 Val image(s), the spread fitted on 2,500 others" in printed
-    assert "the 80% interval" in printed and str(run) in printed
+    assert "calibrated on 5,000 pixels of 4 Val image(s): the 80% interval" in printed and str(run) in printed
     record = json.loads((run / CALIBRATION).read_text())
-    assert record["nominal_coverage"] == 0.8 and record["pixels"] == 2500 and record["epoch"] == 3
+    assert record["nominal_coverage"] == 0.8 and record["pixels"] == 5000 and record["epoch"] == 3
     assert "Kidney/sess1_im3" in record["images"] and record["data"] == [data]
     checkpoint = load_model(run)[1]
     assert read_calibration(checkpoint).scale == record["scale"]
-    # a calibration of an earlier version's spread does not apply to this one
-    path = run / CALIBRATION
-    old = {k: v for k, v in record.items() if k not in ("coefficients", "fit_pixels")} | {"method": "flip-detail/1"}
-    path.write_text(json.dumps(old))
-    with pytest.raises(Uncalibrated, match="calibration is of method flip-detail/1, this version computes flip-regr"):
-        read_calibration(checkpoint)
-    path.write_text(json.dumps(record | {"coefficients": [1.0, 2.0]}))
-    with pytest.raises(DataError, match="invalid spread coefficients"):
-        read_calibration(checkpoint)
     # weights saved since (another epoch): the calibration no longer applies
     untrained_run(run / "best.pt", epoch=4)
     with pytest.raises(Uncalibrated, match="calibration is of best.pt at epoch 3, not of best.pt at epoch 4"):

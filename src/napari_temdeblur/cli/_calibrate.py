@@ -45,10 +45,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         calibrate(args.run, args.data, options), lambda e: print_progress(e) if e.stage == "calibrate" else None
     )
     print(
-        f"calibrated on {calibration.pixels:,} pixels of {len(calibration.images)} {calibration.split} image(s), "
-        f"the spread fitted on {calibration.fit_pixels:,} others: "
+        f"calibrated on {calibration.pixels:,} pixels of {len(calibration.images)} {calibration.split} image(s): "
         f"the {calibration.nominal_coverage:.0%} interval is the restoration +- {calibration.scale:.3g} x its "
-        f"fitted spread (it holds {calibration.empirical_coverage:.1%} of those pixels)"
+        f"flip spread (it holds {calibration.empirical_coverage:.1%} of those pixels)"
     )
     print(f"wrote {calibration_path(checkpoint_path(args.run))}")
     return 0

@@ -20,7 +20,7 @@ from napari_temdeblur.core.models import Checkpoint, frames_required, load_model
 from ._batchnorm import adapt_batchnorm
 from ._options import RestoreOptions
 from ._tiling import check_tiling, tile_layout, with_tile
-from ._trust import Calibration, read_calibration, restore_with_spread, spread_of
+from ._trust import Calibration, read_calibration, restore_with_spread
 
 # A run's Low window "does not fit" an input when more than this share of its sample saturates ...
 _SATURATION_WARNING = 0.05
@@ -50,13 +50,10 @@ class Restored:
     messages : list of str
         Notes for the user (fewer frames than trained with, a window that does not fit, ...).
     spread : ndarray or None
-        float32 (H, W) > 0: the calibrated regression's spread ``u`` (:func:`spread_of`, ``options.trust``),
+        float32 (H, W) > 0: the heuristic spread ``u`` of :func:`restore_with_spread` (``options.trust``),
         in `image`'s units; None without trust.
     calibration : Calibration or None
         The run's calibration with ``options.trust``: the interval is ``image +- scale * spread``.
-    features : ndarray or None
-        float32 (3, H, W): the spread's features (:func:`spread_features`) when restored for
-        calibrating (``restore_with(..., spread=True)`` without a calibration); None otherwise.
     """
 
     name: str
@@ -68,7 +65,6 @@ class Restored:
     messages: list[str] = field(default_factory=list)
     spread: np.ndarray | None = None
     calibration: Calibration | None = None
-    features: np.ndarray | None = None
 
     @property
     def interval_width(self) -> np.ndarray | None:
@@ -283,9 +279,8 @@ def restore_with(
 ) -> Generator[Progress, None, int]:
     """:func:`restore` with the run already loaded (:func:`~napari_temdeblur.core.models.load_model`),
     for callers that need the checkpoint before the inputs exist (:mod:`._stream`). `spread` computes
-    :attr:`Restored.features` without a calibration (what calibrating needs); ``options.trust`` reads
-    the run's calibration first (:class:`Uncalibrated` before any image when it has none) and gives
-    :attr:`Restored.spread`."""
+    :attr:`Restored.spread` without a calibration (what calibrating needs); ``options.trust`` reads
+    the run's calibration first (:class:`Uncalibrated` before any image when it has none)."""
     cfg = checkpoint.model
     calibration = read_calibration(checkpoint) if options.trust else None
     spread = spread or calibration is not None
@@ -313,12 +308,9 @@ def restore_with(
                 f"pass, mirror-padded to {layout[0][0]} x {layout[1][0]} px"
             )
         window = checkpoint.low_window
-        image, features = yield from restore_with_spread(
+        image, spread_map = yield from restore_with_spread(
             model, frames, options, stage=f"restore {name}", window=window, spread=spread
         )
-        spread_map = None
-        if calibration is not None:  # the features are not kept: three more images' worth of memory
-            spread_map, features = spread_of(features, calibration.coefficients), None
         metadata = {
             "run": str(checkpoint.path),
             "model": cfg.to_dict(),
@@ -346,7 +338,6 @@ def restore_with(
             messages,
             spread_map,
             calibration,
-            features,
         )
         restored += 1
         yield ImageRestored("restore", k + 1, total, name, index=k, result=result)

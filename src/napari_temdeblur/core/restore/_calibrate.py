@@ -16,7 +16,7 @@ from napari_temdeblur.core.models import PRETRAINED_DIR, Checkpoint, load_model
 
 from ._apply import ImageRestored, InputSkipped, restore_with
 from ._options import CalibrateOptions
-from ._trust import Calibration, conformal_quantile, fit_spread, local_error, spread_of, write_calibration
+from ._trust import Calibration, conformal_quantile, write_calibration
 
 
 def calibrate_with(
@@ -29,13 +29,10 @@ def calibrate_with(
 ) -> Generator[Progress, None, Calibration]:
     """Calibrate a loaded run on `pairs` (not written: see :func:`write_calibration`).
 
-    Each pair is restored with its spread's features (:func:`restore_with`), its GT windowed with the
-    run's GT window; up to ``options.pixels // len(pairs)`` pixels of its sample mask (no grid bar, no
-    registration padding) are drawn with ``options.seed`` and dealt at random into two halves. On the
-    first, the spread's regression is fitted (:func:`fit_spread`: the features against the local
-    error); on the second, the conformity score ``|y - yhat| / u`` is computed with that spread, and the
-    scale is their :func:`conformal_quantile` for ``options.coverage``. The regression never sees the
-    pixels the scale is computed on, so the coverage guarantee is that of split conformal prediction.
+    Each pair is restored with its spread (:func:`restore_with`), its GT windowed with the run's GT
+    window; on up to ``options.pixels // len(pairs)`` pixels of its sample mask (no grid bar, no
+    registration padding), drawn with ``options.seed``, the conformity score ``|y - yhat| / u`` is
+    computed; the scale is their :func:`conformal_quantile` for ``options.coverage``.
 
     Raises
     ------
@@ -49,7 +46,7 @@ def calibrate_with(
         raise ValueError(f"calibration needs the truth (GT) of every image; none for {', '.join(missing)}")
     rng = np.random.default_rng(options.seed)
     per_image = max(1, options.pixels // len(pairs))
-    features, local, errors, names = [], [], [], []
+    scores, names = [], []
     for event in restore_with(model, checkpoint, pairs, options.restore, spread=True):
         if isinstance(event, InputSkipped):
             raise DataError(pairs[event.index].name, event.message)
@@ -59,20 +56,15 @@ def calibrate_with(
             where = np.flatnonzero(mask)
             if where.size > per_image:
                 where = rng.choice(where, per_image, replace=False)
-            errors.append(np.abs(truth.ravel()[where] - result.image.ravel()[where]))
-            local.append(local_error(truth, result.image).ravel()[where])
-            features.append(result.features.reshape(len(result.features), -1)[:, where])
+            error = np.abs(truth.ravel()[where] - result.image.ravel()[where])
+            scores.append(error / result.spread.ravel()[where])
             names.append(pair.name)
             yield Progress("calibrate", len(names), len(pairs), pair.name)
         else:
             yield event
-    errors, local, features = np.concatenate(errors), np.concatenate(local), np.concatenate(features, axis=1)
-    if errors.size < 2:
-        raise ValueError(f"no sample pixels in {', '.join(names)} (all grid bar or padding): nothing to calibrate on")
-    order = rng.permutation(errors.size)
-    fit, held = order[: errors.size // 2], order[errors.size // 2 :]
-    coefficients = fit_spread(features[:, fit], local[fit])
-    scores = errors[held] / spread_of(features[:, held], coefficients)
+    scores = np.concatenate(scores)
+    if not scores.size:
+        raise ValueError(f"no sample pixel in {', '.join(names)} (all grid bar or padding): nothing to calibrate on")
     scale = conformal_quantile(scores, options.coverage)
     return Calibration(
         scale=scale,
@@ -80,8 +72,6 @@ def calibrate_with(
         pixels=int(scores.size),
         checkpoint=checkpoint.path.name,
         epoch=int(checkpoint.epoch),
-        coefficients=coefficients,
-        fit_pixels=int(fit.size),
         empirical_coverage=float(np.mean(scores <= scale)),
         data=[str(d) for d in data],
         split=options.split,

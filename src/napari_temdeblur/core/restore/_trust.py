@@ -1,16 +1,15 @@
 """Per-pixel intervals with a coverage guarantee (docs/trust.md).
 
-A run's restoration ``yhat`` of a burst gets, per pixel, a spread ``u``: a log-linear regression,
-fitted on calibration pixels, of the local absolute error on cheap features available at inference
-(how much the network's answer changes when the burst is mirrored left-right, at two scales, and how
-much fine detail the restoration holds around the pixel; :func:`spread_features`, :func:`spread_of`).
-Split conformal prediction (Angelopoulos et al. 2022, "Image-to-image regression with distribution-free
-uncertainty quantification") turns it into an interval: the calibration pixels (the Val split) are
-split in two, the regression fitted on one half (:func:`fit_spread`); on the other, the scores
-``|y - yhat| / u`` have the conformal quantile ``lam``; then ``[yhat - lam u, yhat + lam u]`` holds the
-truth with probability at least the nominal coverage for a pixel drawn at random from images like the
-calibration images (a marginal guarantee over pixels, not one for every pixel). The run keeps the
-regression's coefficients and ``lam`` in its folder's ``calibration.json``.
+A run's restoration ``yhat`` of a burst gets, per pixel, a heuristic spread ``u``: how much the
+network's answer changes when the burst is mirrored left-right (one extra pass, undone on the output),
+smoothed over a few pixels, plus a small floor so that no pixel has a zero-width interval, divided by
+the square root of the fine detail the restoration holds around the pixel (:func:`spread_of`). Split
+conformal prediction (Angelopoulos et al. 2022, "Image-to-image regression with distribution-free
+uncertainty quantification") turns it into an interval: on held-out pixels with truth ``y`` (the
+Val split), the scores ``|y - yhat| / u`` have the conformal quantile ``lam``; then
+``[yhat - lam u, yhat + lam u]`` holds the truth with probability at least the nominal coverage for
+a pixel drawn at random from images like the calibration images (a marginal guarantee over pixels,
+not one for every pixel). The run keeps ``lam`` in its folder's ``calibration.json``.
 
 Images are (row, col); bursts (frame, row, col). Intensities are the run's GT window, [0, 1].
 """
@@ -36,22 +35,17 @@ from ._tiling import restore_burst
 CALIBRATION = "calibration.json"
 CALIBRATION_FORMAT = "temdeblur-calibration/1"
 #: The spread this version computes; a calibration of another method does not apply to it.
-METHOD = "flip-regression/1"
-#: Gaussian sigmas (px) of the two passes' smoothed disagreement: one pixel's difference is a noisy
-#: estimate; the wider one says how unsure the network is over a region the size of a scoring tile.
-FLIP_SIGMAS = (2.0, 16.0)
+METHOD = "flip-detail/1"
+#: Gaussian sigma (px) smoothing the flip difference: one pixel's difference is a noisy estimate.
+SPREAD_SIGMA = 2.0
+#: Added to the flip difference ([0, 1] units): where both passes agree exactly there is still error.
+SPREAD_FLOOR = 0.01
 #: Gaussian sigma (px) of the restored image's fine detail (what a 1 px blur removes) ...
 DETAIL_SIGMA = 1.0
-#: ... averaged over this sigma (px): the neighbourhood whose detail the network restored.
+#: ... averaged over this sigma (px): the neighbourhood whose detail the network restored ...
 DETAIL_SCALE = 16.0
-#: Gaussian sigma (px) of the local error the regression is fitted to: the error's level around a
-#: pixel, not its noise (a single pixel's error is as often near 0 as not).
-ERROR_SCALE = 16.0
-#: Added ([0, 1] units) before every logarithm, so that agreement, a blank region or an exact pixel
-#: does not give minus infinity.
-LOG_FLOOR = 1e-3
-#: Names of the features of :func:`spread_features`, after the constant term.
-FEATURES = ("log flip disagreement (2 px)", "log flip disagreement (16 px)", "log restored detail (16 px)")
+#: ... plus this floor ([0, 1] units), so that a blank region does not divide by zero.
+DETAIL_FLOOR = 0.002
 
 
 class Uncalibrated(DataError):
@@ -68,15 +62,10 @@ class Calibration:
     scale : float
         The conformal quantile ``lam`` of ``|y - yhat| / u`` on the calibration pixels: the interval
         is ``yhat +- scale * u``.
-    coefficients : list of float
-        The spread's regression, ``log u = c . (1, features)`` (:func:`spread_of`): the constant,
-        then one per name of :data:`FEATURES`.
     nominal_coverage : float
         The coverage asked for, e.g. 0.9.
     pixels : int
-        Conformal calibration pixels ``n`` (sampled from the sample mask of the images).
-    fit_pixels : int
-        The other pixels of that draw, on which the regression was fitted.
+        Calibration pixels (sampled from the sample mask of the images).
     checkpoint : str
         File name of the checkpoint calibrated (``best.pt``); with `epoch`, it must match the weights.
     epoch : int
@@ -99,8 +88,6 @@ class Calibration:
     checkpoint: str
     epoch: int
     method: str = METHOD
-    coefficients: list[float] = field(default_factory=list)
-    fit_pixels: int = 0
     empirical_coverage: float = math.nan
     data: list[str] = field(default_factory=list)
     split: str = "Val"
@@ -110,12 +97,13 @@ class Calibration:
         return {"format": CALIBRATION_FORMAT, **asdict(self)}
 
 
-def spread_features(image: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
-    """The spread's features of a restoration: float32 (3, H, W), one per name of :data:`FEATURES`.
+def spread_of(image: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+    """The heuristic spread ``u`` of a restoration: float32 (H, W), > 0, in the image's units.
 
-    ``log(G2(d) + f)``, ``log(G16(d) + f)`` with ``d = |image - mirrored|`` (the two passes'
-    disagreement), and ``log(G16(|image - G1(image)|) + f)`` (the fine detail restored around the
-    pixel); Gk is a Gaussian filter of sigma k px, f = :data:`LOG_FLOOR`.
+    ``u = (G2(|image - mirrored|) + 0.01) / sqrt(G16(|image - G1(image)|) + 0.002)`` (Gk: a Gaussian
+    filter of sigma k px): the two passes' disagreement, scaled up where the restored image carries
+    little fine detail around the pixel (a specimen's texture the network could not restore: its
+    largest errors), down where it restored sharp detail (docs/trust.md, The spread).
 
     Parameters
     ----------
@@ -123,53 +111,9 @@ def spread_features(image: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
         (H, W) the restoration of a burst and of the same burst mirrored left-right, mirrored back.
     """
     image = np.ascontiguousarray(image, np.float32)
-    disagreement = np.abs(image - np.asarray(mirrored, np.float32))
-    detail = np.abs(image - _blur(image, DETAIL_SIGMA))
-    maps = [_blur(disagreement, sigma) for sigma in FLIP_SIGMAS] + [_blur(detail, DETAIL_SCALE)]
-    return np.log(np.stack(maps) + np.float32(LOG_FLOOR)).astype(np.float32)
-
-
-def spread_of(features: np.ndarray, coefficients) -> np.ndarray:
-    """The spread ``u = exp(c0 + sum_k c_k features_k)``: float32 (...), > 0, in [0, 1] intensity units.
-
-    Parameters
-    ----------
-    features : ndarray
-        (K, ...) :func:`spread_features` (of one image, (K, H, W); or of sampled pixels, (K, n)).
-    coefficients : sequence of float
-        K + 1 values: the constant, then one per feature (:attr:`Calibration.coefficients`).
-    """
-    coefficients = np.asarray(coefficients, np.float32)
-    log_u = np.tensordot(coefficients[1:], np.asarray(features, np.float32), axes=1) + coefficients[0]
-    return np.exp(log_u).astype(np.float32)
-
-
-def fit_spread(features: np.ndarray, local_error: np.ndarray) -> list[float]:
-    """Fit the spread's regression by least squares: ``log(local_error + f) ~ c . (1, features)``.
-
-    Parameters
-    ----------
-    features : ndarray
-        (K, n) :func:`spread_features` at n calibration pixels.
-    local_error : ndarray
-        (n,) the local mean absolute error there, [0, 1] units (the calibrated pixels' error smoothed
-        with a Gaussian of sigma :data:`ERROR_SCALE`).
-
-    Returns
-    -------
-    list of float
-        K + 1 coefficients for :func:`spread_of`.
-    """
-    features = np.asarray(features, np.float64)
-    design = np.concatenate([np.ones((1, features.shape[1])), features]).T
-    target = np.log(np.asarray(local_error, np.float64) + LOG_FLOOR)
-    return [float(c) for c in np.linalg.lstsq(design, target, rcond=None)[0]]
-
-
-def local_error(truth: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """float32 (H, W): ``G16(|truth - image|)``, the level of the error around each pixel that
-    :func:`fit_spread` fits."""
-    return _blur(np.abs(np.asarray(truth, np.float32) - np.asarray(image, np.float32)), ERROR_SCALE)
+    disagreement = _blur(np.abs(image - np.asarray(mirrored, np.float32)), SPREAD_SIGMA)
+    detail = _blur(np.abs(image - _blur(image, DETAIL_SIGMA)), DETAIL_SCALE) + np.float32(DETAIL_FLOOR)
+    return ((disagreement + np.float32(SPREAD_FLOOR)) / np.sqrt(detail)).astype(np.float32)
 
 
 def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -187,22 +131,21 @@ def restore_with_spread(
     window: IntensityWindow | None = None,
     spread: bool = True,
 ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray | None]]:
-    """:func:`~napari_temdeblur.core.restore.restore_burst` plus the spread's features
-    (:func:`spread_features`) of the result.
+    """:func:`~napari_temdeblur.core.restore.restore_burst` plus the spread (:func:`spread_of`) of the result.
 
     Two passes of the network (the burst, then the burst mirrored left-right); the restoration
     returned is the first pass's, identical to ``restore_burst``'s. Without `spread`, one pass.
 
     Returns
     -------
-    (image, features) : (ndarray, ndarray or None)
-        float32 (H, W) the image in [0, 1]; float32 (3, H, W) the features, None without `spread`.
+    (image, spread) : (ndarray, ndarray or None)
+        float32 (H, W) each, the image in [0, 1]; the spread None without `spread`.
     """
     image = yield from restore_burst(model, burst, options, stage=stage, window=window)
     if not spread:
         return image, None
     mirrored = yield from restore_burst(model, burst[..., ::-1], options, stage=f"{stage} (trust)", window=window)
-    return image, spread_features(image, mirrored[:, ::-1])
+    return image, spread_of(image, mirrored[:, ::-1])
 
 
 def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
@@ -270,7 +213,4 @@ def read_calibration(checkpoint) -> Calibration:
     if calibration.method != METHOD:
         found = f"the calibration is of method {calibration.method}, this version computes {METHOD}"
         raise Uncalibrated(run, f"{found}; {how}")
-    coefficients = np.asarray(calibration.coefficients, np.float64)
-    if coefficients.shape != (len(FEATURES) + 1,) or not np.isfinite(coefficients).all():
-        raise DataError(path, f"holds invalid spread coefficients {calibration.coefficients!r}; {how}")
     return calibration
