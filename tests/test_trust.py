@@ -156,14 +156,35 @@ def test_cli_calibrate_writes_calibration_json_and_refuses_bad_input(
 
 
 def test_restore_trust_writes_the_interval_width(trained, kidney, tmp_path, capsys):
+    from napari_temdeblur._reader import read_restored
+
     out = tmp_path / "out"
-    assert cli.main(["restore", str(trained.out), str(kidney / "Test"), str(out), "--trust", "--device", "cpu"]) == 0
+    args = ["restore", str(trained.out), str(kidney / "Test"), str(out), "--device", "cpu"]
+    assert cli.main([*args, "--trust", "--flags"]) == 0
     import tifffile
 
     image, width = tifffile.imread(out / "sess3_im1.tif"), tifffile.imread(out / "sess3_im1_trust.tif")
     assert width.shape == image.shape and width.dtype == np.float32 and (width > 0).all()
-    assert cli.main(["restore", str(trained.out), str(kidney / "Test"), str(out), "--device", "cpu"]) == 0
-    assert not (out / "sess3_im1_trust.tif").exists()  # a width of an earlier image would mislead
+    # the folder opens with its trust and flags layers, placed like the restored images
+    layers = {kwargs["name"]: (data, kwargs, kind) for data, kwargs, kind in read_restored(out)}
+    restored, trust, flags = (
+        layers[f"out {what}"] for what in ("restored", "trust (interval width, 0-1 intensity)", "flags")
+    )
+    assert trust[2] == "image" and flags[2] == "labels" and trust[1]["colormap"] == "magma"
+    for layer in (trust, flags):
+        assert layer[0].shape == restored[0].shape
+        for key in ("scale", "translate", "units", "axis_labels"):
+            assert layer[1].get(key) == restored[1].get(key), key
+    names = restored[1]["metadata"]["temdeblur"]["names"]
+    h, w = width.shape
+    np.testing.assert_array_equal(trust[0][names.index("sess3_im1"), :h, :w], width)
+    np.testing.assert_array_equal(
+        flags[0][names.index("sess3_im1"), :h, :w], tifffile.imread(out / "sess3_im1_flags.tif")
+    )
+    assert cli.main(args) == 0
+    # a width or flags of an earlier image would mislead
+    assert not (out / "sess3_im1_trust.tif").exists() and not (out / "sess3_im1_flags.tif").exists()
+    assert not any("trust" in kwargs["name"] or "flags" in kwargs["name"] for _, kwargs, _ in read_restored(out))
 
 
 def test_evaluate_uncertainty_adds_the_four_keys(trained, kidney, tmp_path, capsys):
@@ -183,10 +204,10 @@ def test_evaluate_uncertainty_adds_the_four_keys(trained, kidney, tmp_path, caps
 def test_restore_dock_shows_the_trust_layer_aligned_with_the_restored_layer(
     make_napari_viewer, trained, kidney, untrained_run, tmp_path
 ):
+    from napari_temdeblur.layers import TRUST_SUFFIX as TRUST
     from napari_temdeblur.layers import LayerKind, kind_of
     from napari_temdeblur.widgets._dock import RunState
     from napari_temdeblur.widgets.restore import RestoreWidget
-    from napari_temdeblur.widgets.restore._view import TRUST
     from napari_temdeblur.widgets.restore._widget import COMPARE_TRUST
 
     viewer = make_napari_viewer()

@@ -7,7 +7,14 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submod_attrs={
-        "_build": ["dataset_layers", "physical", "restored_layers", "session_layers", "split_layers"],
+        "_build": [
+            "TRUST_SUFFIX",
+            "dataset_layers",
+            "physical",
+            "restored_layers",
+            "session_layers",
+            "split_layers",
+        ],
         "_bursts": ["BurstLayers", "find_bursts", "hold_out", "validation_for"],
         "_geometry": ["frame_index", "frame_world"],
         "_kinds": ["METADATA_KEY", "LayerKind", "kind_of", "layer_info", "tag"],

@@ -25,6 +25,10 @@ from ._kinds import LayerKind, tag
 WINDOW_SAMPLE_FRAMES = 5
 
 
+#: The trust layer's name after its title: what it shows and in which unit (a colour bar has no label).
+TRUST_SUFFIX = " trust (interval width, 0-1 intensity)"
+
+
 def _contrast(window: IntensityWindow) -> list[float]:
     return [float(window.low), float(window.high)]
 
@@ -223,18 +227,50 @@ def restored_layers(
             "skipped": list(folder.skipped),
         }
         single = len(order) == 1
+        placement = {
+            "axis_labels": ("y", "x") if single else ("image", "y", "x"),
+            **physical(pixel_size_nm, () if single else (1.0,)),
+            **({} if single else {"translate": (first, 0, 0)}),
+        }
         layers.append(
             (
                 data[0] if single else data,
                 {
                     "name": f"{title} restored",
                     "contrast_limits": _contrast(window),
-                    "axis_labels": ("y", "x") if single else ("image", "y", "x"),
-                    **physical(pixel_size_nm, () if single else (1.0,)),
-                    **({} if single else {"translate": (first, 0, 0)}),
+                    **placement,
                     "metadata": tag(LayerKind.RESTORED, **info),
                 },
                 "image",
             )
         )
+        layers += _extra_layers(folder.extras.get(group, {}), order, (rows, cols), title, placement, info)
+    return layers
+
+
+def _extra_layers(extras: dict, order: list[str], shape: tuple[int, int], title: str, placement: dict, info: dict):
+    """The trust (interval widths, hidden at first, NaN in the padding) and flags (labels) layers of a
+    restored group, placed like its restored layer, when every image of the group has them."""
+    layers = []
+    for kind, fill, dtype in (("trust", np.nan, np.float32), ("flags", 0, np.uint8)):
+        items = extras.get(kind, [])
+        if len(items) != len(order):  # restored without --trust / --flags, or only some images
+            continue
+        data = np.full((len(order), *shape), fill, dtype)
+        for name, image in items:
+            data[order.index(name), : image.shape[0], : image.shape[1]] = image
+        data = data[0] if len(order) == 1 else data
+        if kind == "trust":
+            top = float(np.nanpercentile(data, 99)) if np.isfinite(data).any() else 1.0
+            kwargs = {
+                "name": f"{title}{TRUST_SUFFIX}",
+                "colormap": "magma",
+                "contrast_limits": [0.0, max(top, 1e-6)],
+                "visible": False,
+                "metadata": tag(LayerKind.TRUST, **info, unit="restored layer's 0-1 intensity"),
+            }
+            layers.append((data, {**kwargs, **placement}, "image"))
+        else:
+            kwargs = {"name": f"{title} flags", "opacity": 0.8, "metadata": tag(LayerKind.FLAGS, **info)}
+            layers.append((data, {**kwargs, **placement}, "labels"))
     return layers

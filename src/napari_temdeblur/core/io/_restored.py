@@ -3,7 +3,9 @@
 ``OUT/restore.json`` (format ``temdeblur-restore/1``) records the run, model, windows and tiling, the
 input and, under ``images``, one entry per restored image keyed by its path below OUT without suffix
 (``sess4_im1``, or ``Kidney/Test/sess4_im1`` for a dataset of several splits); each image is
-``<key>.tif`` (float32 in [0, 1]) and ``<key>_counts.tif`` (uint16 counts in the run's GT window).
+``<key>.tif`` (float32 in [0, 1]) and ``<key>_counts.tif`` (uint16 counts in the run's GT window),
+with ``--trust`` also ``<key>_trust.tif`` (float32 interval widths) and with ``--flags``
+``<key>_flags.tif`` (uint8, 1 = flagged).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from ._tiff import read_image
 RESTORE_FORMAT = "temdeblur-restore/1"
 #: The record ``temdeblur restore`` keeps in its output folder.
 RESTORE_RECORD = "restore.json"
+#: What restore writes beside an image with ``--trust`` and ``--flags`` (``<name>_<kind>.tif``), and its pixel type.
+EXTRAS = {"trust": np.dtype(np.float32), "flags": np.dtype(np.uint8)}
 
 
 @dataclass(frozen=True)
@@ -40,12 +44,17 @@ class RestoredFolder:
         order restore.json lists them.
     skipped : list of str
         Images restore.json lists whose counts file is missing or unreadable, with the reason.
+    extras : dict
+        Sub-folder -> {"trust": [(image name, float32 (H, W) interval widths)], "flags": [(image name,
+        uint8 (H, W) flags)]}, for the images restored with ``--trust`` / ``--flags`` (in the order of
+        `groups`; an unreadable one is named in `skipped`).
     """
 
     path: Path
     record: dict
     groups: dict[str, list[tuple[str, np.ndarray]]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    extras: dict[str, dict[str, list[tuple[str, np.ndarray]]]] = field(default_factory=dict)
 
 
 def is_restored_folder(path: str | Path) -> bool:
@@ -77,6 +86,7 @@ def read_restored_folder(path: str | Path) -> RestoredFolder:
     if not (isinstance(gt_window, dict) and {"low", "high"} <= set(gt_window)):
         raise DataError(path / RESTORE_RECORD, "has no GT intensity window (windows.gt with low and high)")
     groups: dict[str, list[tuple[str, np.ndarray]]] = {}
+    extras: dict[str, dict[str, list[tuple[str, np.ndarray]]]] = {}
     skipped = []
     for key in images:
         relative = PurePosixPath(key)
@@ -88,6 +98,14 @@ def read_restored_folder(path: str | Path) -> RestoredFolder:
             continue
         group = "" if str(relative.parent) == "." else str(relative.parent)
         groups.setdefault(group, []).append((relative.name, image))
+        for kind in EXTRAS:  # written beside the image by restore --trust / --flags
+            extra = counts.with_name(f"{relative.name}_{kind}.tif")
+            if extra.is_file():
+                try:
+                    pixels = read_image(extra, dtypes=(EXTRAS[kind],))
+                    extras.setdefault(group, {}).setdefault(kind, []).append((relative.name, pixels))
+                except DataError as exc:
+                    skipped.append(str(exc))
     if not groups:
         raise DataError(path, "none of the restored images could be read: " + "; ".join(skipped))
-    return RestoredFolder(path, record, groups, skipped)
+    return RestoredFolder(path, record, groups, skipped, extras)

@@ -21,10 +21,10 @@ from napari_temdeblur.core import DataError, atomic_write
 ACCEPTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 
-def _check_page_kind(path: Path, dtype: np.dtype, shape: tuple[int, ...], samples: int) -> None:
+def _check_page_kind(path: Path, dtype: np.dtype, shape: tuple[int, ...], samples: int, dtypes=ACCEPTED_DTYPES):
     if samples > 1 or (len(shape) >= 3 and shape[-1] in (3, 4)):
         raise DataError(path, f"RGB/multi-channel image (shape {shape}); expected a grey-scale TEM image")
-    if np.dtype(dtype) not in ACCEPTED_DTYPES:
+    if np.dtype(dtype) not in dtypes:
         raise DataError(
             path,
             f"pixel type {np.dtype(dtype)} is not supported; expected unsigned 16-bit (or 8-bit) "
@@ -145,13 +145,13 @@ def _check_declared_shape(path: Path, tif: tifffile.TiffFile, shape: tuple[int, 
         raise DataError(path, f"header declares shape {tuple(declared)} but the file holds {shape} (truncated?)")
 
 
-def _read_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+def _read_header(path: Path, dtypes=ACCEPTED_DTYPES) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of the first series, after the checks of :func:`tiff_info` (the truncation last,
     so that an RGB or float file is named as such even when cut short)."""
     try:
         with tifffile.TiffFile(path) as tif:
             first = tif.pages.first
-            _check_page_kind(path, first.dtype, first.shape, first.samplesperpixel)
+            _check_page_kind(path, first.dtype, first.shape, first.samplesperpixel, dtypes)
             _check_truncation(path, tif)
             series = tif.series[0]
             shape, dtype = tuple(series.shape), series.dtype
@@ -164,24 +164,26 @@ def _read_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
         raise
     except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError, struct.error) as exc:
         raise DataError(path, f"not a readable TIFF file (corrupt or truncated?): {exc}") from None
-    _check_page_kind(path, dtype, shape, 1)
+    _check_page_kind(path, dtype, shape, 1, dtypes)
     return shape, np.dtype(dtype)
 
 
-def tiff_info(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
+def tiff_info(path: str | Path, dtypes=ACCEPTED_DTYPES) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of the first image series of a TIFF file, read from its header only.
 
     Parameters
     ----------
     path : str or Path
         TIFF file.
+    dtypes : tuple of numpy.dtype
+        The pixel types accepted (detector counts: uint8, uint16).
 
     Returns
     -------
     shape : tuple of int
         (rows, cols) for a single image, (frames, rows, cols) for a multipage stack.
     dtype : numpy.dtype
-        uint8 or uint16.
+        One of `dtypes`.
 
     Raises
     ------
@@ -189,12 +191,12 @@ def tiff_info(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
         When the file ends before its pages or pixel data (a DataError saying how many frames are
         complete).
     DataError
-        When the file is missing, unreadable, not a TIFF, corrupt, RGB or not unsigned-integer data.
+        When the file is missing, unreadable, not a TIFF, corrupt, RGB or not of `dtypes`.
     """
-    return _read_header(Path(path))
+    return _read_header(Path(path), dtypes)
 
 
-def read_image(path: str | Path, *, ndim: int = 2) -> np.ndarray:
+def read_image(path: str | Path, *, ndim: int = 2, dtypes=ACCEPTED_DTYPES) -> np.ndarray:
     """Read a grey-scale TIFF fully into memory.
 
     Parameters
@@ -203,19 +205,22 @@ def read_image(path: str | Path, *, ndim: int = 2) -> np.ndarray:
         TIFF file.
     ndim : int
         Expected number of dimensions: 2 for one image (rows, cols), 3 for a stack (frames, rows, cols).
+    dtypes : tuple of numpy.dtype
+        The pixel types accepted: detector counts (uint8, uint16) unless a caller reads its own float
+        output (restore's interval widths).
 
     Returns
     -------
     numpy.ndarray
-        uint8 or uint16 array with `ndim` dimensions.
+        Array of one of `dtypes` with `ndim` dimensions.
 
     Raises
     ------
     DataError
-        For any unreadable, truncated, RGB, float or wrongly shaped file.
+        For any unreadable, truncated, RGB or wrongly shaped file, or pixels not of `dtypes`.
     """
     path = Path(path)
-    shape, _ = tiff_info(path)
+    shape, _ = tiff_info(path, dtypes)
     if len(shape) != ndim:
         what = "a single 2-D image" if ndim == 2 else f"a {ndim}-D stack"
         raise DataError(path, f"expected {what}, found an array of shape {shape}")

@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 
 from napari_temdeblur.core import atomic_write
 from napari_temdeblur.core.imaging import WINDOW
-from napari_temdeblur.layers import LayerKind, frame_index, tag
+from napari_temdeblur.layers import TRUST_SUFFIX, LayerKind, frame_index, tag
 
 from ._job import CSV_COLUMNS, ImageScores, RestoreResult
 
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 #: Result layer name suffixes, after the burst's title.
 RESTORED, INPUT, SSIM_MAP, FLAGS = " restored", " input", " SSIM map", " flags"
-#: The trust layer's suffix: what it shows and in which unit (napari's colour bar has no label).
-TRUST = " trust (interval width, 0-1 intensity)"
 #: Pixels the valid SSIM map loses on each side (11-tap window).
 SSIM_MARGIN = WINDOW // 2
 
@@ -117,8 +115,8 @@ def show_result(viewer: napari.Viewer, result: RestoreResult) -> dict[str, objec
         )
         layer.colorbar.visible = True
         layers["ssim-map"] = layer
-    if result.trust is None and selection.title + TRUST in viewer.layers:
-        viewer.layers.remove(selection.title + TRUST)  # an earlier restore's, of other images
+    if result.trust is None and selection.title + TRUST_SUFFIX in viewer.layers:
+        viewer.layers.remove(selection.title + TRUST_SUFFIX)  # an earlier restore's, of other images
     if result.trust is not None:
         layers["trust"] = _trust_layer(viewer, result, info)
     _show_flags(viewer, result, info, layers)
@@ -136,7 +134,7 @@ def _trust_layer(viewer: napari.Viewer, result: RestoreResult, info: dict):
     coverage = result.restored[0].calibration.nominal_coverage
     layer = _put(
         viewer,
-        selection.title + TRUST,
+        selection.title + TRUST_SUFFIX,
         data,
         colormap="magma",
         **_placement(selection),
