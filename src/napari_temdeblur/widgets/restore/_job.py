@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_temdeblur.core import Progress
+from napari_temdeblur.core import Progress, resolve_device
 from napari_temdeblur.core.evaluate import (
     EvalImage,
     MethodScores,
@@ -39,12 +39,14 @@ from napari_temdeblur.core.imaging import (
     suggest_window,
 )
 from napari_temdeblur.core.io import BurstPair
+from napari_temdeblur.core.models import load_model
 from napari_temdeblur.core.restore import (
     Restored,
     RestoreOptions,
     Uncalibrated,
     collect_restored,
-    restore,
+    read_calibration,
+    restore_with,
 )
 from napari_temdeblur.layers import BurstLayers, LayerKind, find_bursts, kind_of, layer_info
 
@@ -269,7 +271,7 @@ class RestoreResult:
 def restore_job(
     run: str | Path, selection: Selection, options: RestoreOptions, *, score_tile: int = 128, top_half: bool = True
 ) -> Generator[Progress, None, RestoreResult]:
-    """Restore a selection with :func:`core.restore.restore`, then score it.
+    """Restore a selection with the run (:func:`core.restore.restore_with`), then score it.
 
     A generator of progress events returning a :class:`RestoreResult`; closing it (a cancel) stops
     at the next event. `score_tile` and `top_half` are evaluate's ``score_tile`` and ``not all_rows``
@@ -277,14 +279,13 @@ def restore_job(
     ``TOP_HALF_ROWS``, or None for all rows.
     """
     pairs, note = selection.pairs, None
-    work = restore(run, pairs, options)
-    try:
-        first = next(work)  # the run is loaded (and its calibration read) before the first event
-    except Uncalibrated as exc:  # trust is on by default: an uncalibrated run restores without it
-        note, options = str(exc), dataclasses.replace(options, trust=False)
-        work = restore(run, pairs, options)
-        first = next(work)
-    restored = yield from collect_restored(_chain(first, work))
+    model, checkpoint = load_model(run, resolve_device(options.device))
+    if options.trust:
+        try:
+            read_calibration(checkpoint)
+        except Uncalibrated as exc:  # trust is on by default: an uncalibrated run restores without it
+            note, options = str(exc), dataclasses.replace(options, trust=False)
+    restored = yield from collect_restored(restore_with(model, checkpoint, pairs, options))
     if any(p.gt is None for p in pairs):
         low_window = suggest_window([p.low for p in pairs])
         inputs = [apply_window(p.low[len(p.low) // 2], low_window) for p in pairs]
@@ -321,15 +322,6 @@ def restore_job(
         result.ssim_maps.append(smap)
     yield Progress("scoring", len(pairs), len(pairs))
     return _with_trust(result, note)
-
-
-def _chain(first: Progress, work: Generator) -> Generator[Progress, None, object]:
-    """`work` with its first event (already taken) put back in front; closing it closes `work`."""
-    try:
-        yield first
-        return (yield from work)
-    finally:
-        work.close()
 
 
 def _with_trust(result: RestoreResult, note: str | None) -> RestoreResult:

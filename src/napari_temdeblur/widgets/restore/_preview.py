@@ -31,6 +31,8 @@ from napari_temdeblur.core.restore import Restored, mosaic_positions, restore_po
 from napari_temdeblur.layers import LayerKind, frame_index, layer_info, tag
 from napari_temdeblur.widgets._dock import describe_error
 
+from ._view import put_image
+
 #: Restored positions kept (per stream, run and settings), so that going back to one shows it at once.
 CACHE_POSITIONS = 8
 #: The preview layer's name after the stream layer's title.
@@ -224,18 +226,15 @@ class PreviewBox(Container):
             restore=result.metadata,
         )
         name = layer.name.removesuffix(" stream") + PREVIEW
-        if name in self._viewer.layers:
-            target = self._viewer.layers[name]
-            target.data, target.metadata = result.image, metadata
-            target.scale, target.translate, target.units = (
-                placement["scale"],
-                placement["translate"],
-                placement["units"],
-            )
-        else:
-            self._viewer.add_image(
-                result.image, name=name, contrast_limits=(0.0, 1.0), colormap="gray", metadata=metadata, **placement
-            )
+        put_image(
+            self._viewer,
+            name,
+            result.image,
+            contrast_limits=(0.0, 1.0),
+            colormap="gray",
+            metadata=metadata,
+            **placement,
+        )
         took = f"restored in {shown.seconds:.2f} s" + (" (kept: shown again at once)" if cached else "")
         notes = f"; {'; '.join(result.messages)}" if result.messages else ""
         self._say(f"preview: position {shown.position} in '{name}', {took}{notes}")

@@ -42,7 +42,7 @@ def _stack(selection, images: list[np.ndarray], shape: tuple[int, ...], fill: fl
     return out
 
 
-def _put(viewer: napari.Viewer, name: str, data: np.ndarray, **kwargs):
+def put_image(viewer: napari.Viewer, name: str, data: np.ndarray, **kwargs):
     """Add an image layer, or refresh the layer of that name from an earlier restore."""
     if name in viewer.layers:
         layer = viewer.layers[name]
@@ -79,7 +79,7 @@ def show_result(viewer: napari.Viewer, result: RestoreResult) -> dict[str, objec
     }
     grey = {"contrast_limits": (0.0, 1.0), "colormap": "gray"}
     layers = {
-        "input": _put(
+        "input": put_image(
             viewer,
             selection.title + INPUT,
             _stack(selection, result.inputs, selection.shape),
@@ -91,7 +91,7 @@ def show_result(viewer: napari.Viewer, result: RestoreResult) -> dict[str, objec
     }
     # With GT the restored image is re-windowed into the scoring GT window, else it keeps the run's.
     window = result.gt_window.to_dict() if result.gt_window else result.restored[0].metadata["windows"]["gt"]
-    layers["restored"] = _put(
+    layers["restored"] = put_image(
         viewer,
         selection.title + RESTORED,
         _stack(selection, result.images, selection.shape),
@@ -103,7 +103,7 @@ def show_result(viewer: napari.Viewer, result: RestoreResult) -> dict[str, objec
         viewer.layers.remove(selection.title + SSIM_MAP)  # an earlier restore's, scored against a GT
     if result.ssim_maps is not None:
         shape = (*selection.shape[:-2], *(max(s - 2 * SSIM_MARGIN, 0) for s in selection.shape[-2:]))
-        layer = _put(
+        layer = put_image(
             viewer,
             selection.title + SSIM_MAP,
             _stack(selection, result.ssim_maps, shape, np.nan),
@@ -132,7 +132,7 @@ def _trust_layer(viewer: napari.Viewer, result: RestoreResult, info: dict):
     data = _stack(selection, result.trust, selection.shape, np.nan)
     top = float(np.nanpercentile(data, 99)) if np.isfinite(data).any() else 1.0
     coverage = result.restored[0].calibration.nominal_coverage
-    layer = _put(
+    layer = put_image(
         viewer,
         selection.title + TRUST_SUFFIX,
         data,
