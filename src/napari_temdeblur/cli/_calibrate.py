@@ -9,11 +9,8 @@ import argparse
 
 from napari_temdeblur.core.restore import CalibrateOptions, RestoreOptions
 
-from ._options import add_options, options_from
+from ._options import POSITION_OPTIONS, add_options, options_from
 from ._output import print_progress
-
-#: The restoration options that matter to a calibration (not batch-norm adaptation: the run as it is).
-_RESTORE_OPTIONS = ("device", "inference_tile", "overlap", "batch")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -30,7 +27,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN", help="run folder (with best.pt) or checkpoint file")
     p.add_argument("data", nargs="+", metavar="DATA", help="dataset folder(s) in the published layout")
     add_options(p, CalibrateOptions)
-    add_options(p, RestoreOptions, _RESTORE_OPTIONS)
+    add_options(p, RestoreOptions, POSITION_OPTIONS)
     p.set_defaults(func=cmd_calibrate, memory_flags=("--inference-tile", "--batch"))
     return p
 

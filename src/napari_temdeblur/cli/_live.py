@@ -9,10 +9,7 @@ import argparse
 
 from napari_temdeblur.core.restore import LiveOptions, RestoreOptions
 
-from ._options import add_options, options_from
-
-#: RestoreOptions live restoration takes (each position alone: no batch-norm adaptation).
-_OPTIONS = ("device", "inference_tile", "overlap", "batch")
+from ._options import POSITION_OPTIONS, add_options, options_from
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -31,7 +28,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("session", metavar="SESSION", help="session folder (session.json; frames arrive in stream/)")
     p.add_argument("--out", required=True, metavar="OUT", help="output folder (continued when begun live before)")
     add_options(p, LiveOptions)
-    add_options(p, RestoreOptions, _OPTIONS)
+    add_options(p, RestoreOptions, POSITION_OPTIONS)
     p.set_defaults(func=cmd_live, memory_flags=("--inference-tile", "--batch"))
     return p
 

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import argparse
 
+from napari_temdeblur.core import drain
 from napari_temdeblur.core.restore import RestoreOptions
 
-from ._options import add_options, options_from
-
-#: RestoreOptions a mosaic takes (batch-norm adaptation would differ after a restart).
-_OPTIONS = ("device", "inference_tile", "overlap", "batch")
+from ._options import POSITION_OPTIONS, add_options, options_from
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -40,13 +38,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "processes, an address (tcp://host:8786) uses a running cluster (default: in this process)",
     )
     p.add_argument("--workers", type=int, metavar="N", help="workers of the LocalCluster (with --scheduler local)")
-    add_options(p, RestoreOptions, _OPTIONS)
+    add_options(p, RestoreOptions, POSITION_OPTIONS)
     p.set_defaults(func=cmd_mosaic, memory_flags=("--inference-tile", "--batch"))
     return p
 
 
 def cmd_mosaic(args: argparse.Namespace) -> int:
-    from napari_temdeblur.core.restore import ImageRestored, InputSkipped, PositionRestored, mosaic
+    from napari_temdeblur.core.restore import InputSkipped, PositionRestored, mosaic
 
     options = options_from(RestoreOptions, args)
     if args.every is not None and args.every < 1:
@@ -61,19 +59,16 @@ def cmd_mosaic(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         workers=args.workers,
     )
-    try:
-        while True:
-            event = next(work)
-            if isinstance(event, PositionRestored):
-                print(f"  restored {event.message} ({event.done}/{event.total})", flush=True)
-            elif isinstance(event, InputSkipped):
-                print(f"  skipped: {event.message}", flush=True)
-            elif event.stage in ("positions", "blend") and event.done == event.total:
-                print(f"  {event.stage}: {event.done}/{event.total}", flush=True)
-            elif isinstance(event, ImageRestored):
-                continue
-    except StopIteration as done:
-        result = done.value
+
+    def show(event) -> None:
+        if isinstance(event, PositionRestored):
+            print(f"  restored {event.message} ({event.done}/{event.total})", flush=True)
+        elif isinstance(event, InputSkipped):
+            print(f"  skipped: {event.message}", flush=True)
+        elif event.stage in ("positions", "blend") and event.done == event.total:
+            print(f"  {event.stage}: {event.done}/{event.total}", flush=True)
+
+    result = drain(work, show)
     for message in result.messages:
         print(f"  note: {message}")
     rows, cols = result.shape

@@ -9,6 +9,11 @@ import types
 import typing
 from collections.abc import Iterable
 
+#: The RestoreOptions of mosaic, live and calibrate: device and tiling. No batch-norm adaptation (a
+#: calibration measures the run as it is; a restarted mosaic would adapt differently); no trust or flags
+#: (their outputs keep neither).
+POSITION_OPTIONS = ("device", "inference_tile", "overlap", "batch")
+
 
 def _value_type(annotation):
     """(type, optional): int for ``int``; the first non-None member of a union, and whether None is one."""

@@ -27,14 +27,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from napari_temdeblur.core import drain
     from napari_temdeblur.core.io import replay_session
 
     work = replay_session(args.source, args.dest, args.fps, corrupt=set(args.corrupt), frames=args.frames)
-    try:
-        while True:
-            event = next(work)
-            if event.done % 10 == 0 or event.done == event.total:
-                print(f"  {event.done}/{event.total} frames written", flush=True)
-    except StopIteration as done:
-        print(f"replayed {done.value} frames into {args.dest}")
+
+    def show(event) -> None:
+        if event.done % 10 == 0 or event.done == event.total:
+            print(f"  {event.done}/{event.total} frames written", flush=True)
+
+    print(f"replayed {drain(work, show)} frames into {args.dest}")
     return 0
