@@ -70,9 +70,10 @@ def read_inputs(path: str | Path) -> BurstInputs:
         raise DataError(path, "no such file or folder")
     splits = find_splits(path)
     if splits:
+        sizes = {folder: _pixel_size(folder.parent) for _, _, folder in splits}  # once per split, not per image
         try:
             found = [
-                (Path(sample, split), gt, _pixel_size(folder.parent))
+                (Path(sample, split), gt, sizes[folder])
                 for sample, split, folder in splits
                 for gt in tiff_files(folder / "GT")
             ]

@@ -9,6 +9,7 @@ fraction (bicubic) and weighted by a feather that falls towards its edges, so se
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -186,10 +187,17 @@ def next_live_position(spans: dict, restored: set, final: bool = False) -> int |
     return None
 
 
+@functools.lru_cache(maxsize=8)
 def feather(shape: tuple[int, int]) -> np.ndarray:
-    """float32 `shape` weights: 1 inside, falling linearly to 1 / FEATHER at the outermost pixels."""
+    """float32 `shape` weights: 1 inside, falling linearly to 1 / FEATHER at the outermost pixels.
+
+    Read-only and kept per shape: the parts of a mosaic share a few shapes, and every band of rows a
+    part reaches into weighs it again.
+    """
     ramps = [np.minimum(np.minimum(np.arange(n), np.arange(n)[::-1]) + 1, FEATHER) / FEATHER for n in shape]
-    return np.minimum(ramps[0][:, None], ramps[1][None, :]).astype(np.float32)
+    weights = np.minimum(ramps[0][:, None], ramps[1][None, :]).astype(np.float32)
+    weights.setflags(write=False)
+    return weights
 
 
 def mosaic_shape(parts: list[Part]) -> tuple[int, int]:

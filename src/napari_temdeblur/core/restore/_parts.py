@@ -16,7 +16,7 @@ from napari_temdeblur.core.register import positioned_burst
 
 from ._apply import ImageRestored, InputSkipped
 from ._options import RestoreOptions
-from ._stream import StreamBursts, frame_name, restore_bursts
+from ._stream import StreamBursts, frame_name, restore_bursts, stream_and_source
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,8 @@ def restore_parts(
     messages : list of str
         The restoration's notes and the positions skipped.
     """
-    stream = session.stream
+    stream, source = stream_and_source(session)
     n_frames = int(stream.shape[0])
-    source = session.path / ("stream.tif" if (session.path / "stream.tif").is_file() else "stream")
     required = frames_required(checkpoint.model)
     count = required or checkpoint.frames[1]
 

@@ -65,7 +65,7 @@ class StreamBursts(Sequence):
         return BurstPair(frame_name(position, len(self.stream)), None, burst.low[order])
 
 
-def _stream_of(session_or_stream) -> tuple[object, Path | None]:
+def stream_and_source(session_or_stream) -> tuple[object, Path | None]:
     """(stream array, its file for messages) of a Session, a session folder or a (T, h, w) array."""
     if isinstance(session_or_stream, (str, Path)):
         session_or_stream = open_session(session_or_stream)
@@ -159,7 +159,7 @@ def restore_stream(
         Unreadable session or checkpoint.
     """
     options = options or RestoreOptions()
-    stream, source = _stream_of(session_or_stream)
+    stream, source = stream_and_source(session_or_stream)
     n_frames = int(stream.shape[0])
     positions = list(range(n_frames)) if positions is None else [int(p) for p in positions]
     if not positions:

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_temdeblur.core import DataError, atomic_write, first_line
+from napari_temdeblur.core import atomic_write, first_line
 from napari_temdeblur.core.io import check_overwrite
 
 from ._bioimageio_parts import describe_model, example_burst, write_cover, write_tensors
-from ._onnx import TOLERANCE, describe_run, export_onnx, require_extra
+from ._onnx import TOLERANCE, describe_run, export_onnx, exported_by_us, require_extra
 
 _NEEDED = ("bioimageio.spec", "bioimageio.core", "onnx", "onnxruntime", "onnxscript")
 
@@ -53,17 +53,6 @@ class BioimageioExport:
     max_abs_difference: float
     metadata: dict
     test: str | None
-
-
-def _exported_by_us(path: Path) -> bool:
-    """Whether `path` is a package this package exported (an earlier export it may replace)."""
-    from napari_temdeblur.core.models import read_bioimageio_description
-
-    try:
-        read_bioimageio_description(path)
-    except DataError:
-        return False
-    return True
 
 
 def _torchscript(model, cfg, checks: list[np.ndarray], path: Path) -> float:
@@ -142,10 +131,10 @@ def export_bioimageio(
     from bioimageio.core import test_model
     from bioimageio.spec import save_bioimageio_package
 
-    check_overwrite(None, [out], _exported_by_us, overwrite=overwrite)  # before the long export
-
     from napari_temdeblur.core.imaging import apply_window
-    from napari_temdeblur.core.models import BIOIMAGEIO_FORMAT, load_model
+    from napari_temdeblur.core.models import BIOIMAGEIO_FORMAT, load_model, read_bioimageio_description
+
+    check_overwrite(None, [out], exported_by_us(read_bioimageio_description), overwrite=overwrite)  # before the export
 
     model, checkpoint = load_model(run, "cpu")
     cfg = checkpoint.model

@@ -17,6 +17,7 @@ import importlib
 import json
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,15 +87,18 @@ def describe_run(model, checkpoint, fmt: str) -> dict:
     }
 
 
-def _exported_by_us(path: Path) -> bool:
-    """Whether `path` is a model this package exported (an earlier export it may replace)."""
-    from napari_temdeblur.core.models import read_onnx_description
+def exported_by_us(read_description) -> Callable[[Path], bool]:
+    """`check_overwrite`'s test of an existing file: whether `read_description` (a reader of our own
+    exported models, raising DataError for anything else) reads it, so an earlier export may be replaced."""
 
-    try:
-        read_onnx_description(path)
-    except DataError:
-        return False
-    return True
+    def ours(path: Path) -> bool:
+        try:
+            read_description(path)
+        except DataError:
+            return False
+        return True
+
+    return ours
 
 
 def export_onnx(
@@ -135,9 +139,9 @@ def export_onnx(
     import onnxruntime
     import torch
 
-    check_overwrite(None, [out], _exported_by_us, overwrite=overwrite)  # before the long export
+    from napari_temdeblur.core.models import ONNX_FORMAT, ONNX_METADATA_KEY, load_model, read_onnx_description
 
-    from napari_temdeblur.core.models import ONNX_FORMAT, ONNX_METADATA_KEY, load_model
+    check_overwrite(None, [out], exported_by_us(read_onnx_description), overwrite=overwrite)  # before the export
 
     model, checkpoint = load_model(run, "cpu")
     cfg = checkpoint.model
