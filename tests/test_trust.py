@@ -11,7 +11,7 @@ import pytest
 
 from napari_temdeblur import cli
 from napari_temdeblur.core import drain
-from napari_temdeblur.core.imaging import window_pair
+from napari_temdeblur.core.imaging import IntensityWindow, window_pair
 from napari_temdeblur.core.io import read_dataset
 from napari_temdeblur.core.models import ModelConfig, load_model
 from napari_temdeblur.core.restore import (
@@ -19,13 +19,17 @@ from napari_temdeblur.core.restore import (
     CalibrateOptions,
     RestoreOptions,
     Uncalibrated,
+    burst_sample,
     calibrate,
     collect_restored,
     conformal_quantile,
+    edge_factor,
     read_calibration,
     restore,
     restore_with,
+    spread_of,
 )
+from napari_temdeblur.core.restore._trust import EDGE_DISTANCE_PX, EDGE_FACTOR
 from napari_temdeblur.core.train import TrainConfig, TrainingData, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -59,6 +63,35 @@ def test_conformal_quantile_is_the_ceil_n_plus_1_rank():
         conformal_quantile(np.arange(8.0), 0.9)
     with pytest.raises(ValueError, match="coverage must be between 0 and 1"):
         conformal_quantile(scores, 1.0)
+
+
+def test_the_spread_widens_near_the_sample_edge_by_the_edge_factor():
+    # a 40 px bar (non-sample) down the middle of a 64 x 200 image: the factor at each pixel is the
+    # profile at its distance to the bar, 1 far from it; the image border is no edge
+    sample = np.ones((64, 200), bool)
+    sample[:, 80:120] = False
+    factor = edge_factor(sample)
+    for col, distance in ((79, 1.0), (75, 5.0), (72, 8.0), (60, 20.0), (0, 80.0), (125, 6.0), (199, 80.0)):
+        assert factor[30, col] == pytest.approx(np.interp(distance, EDGE_DISTANCE_PX, EDGE_FACTOR), rel=1e-3)
+    assert factor[30, 0] == factor[0, 40] == 1.0  # the image's border and corners are not edges
+    assert np.all(edge_factor(np.ones((16, 16), bool)) == 1.0)
+    image = np.random.default_rng(0).random((64, 200), np.float32)
+    mirrored = image + np.float32(0.05)
+    assert np.allclose(spread_of(image, mirrored, sample), spread_of(image, mirrored) * factor, rtol=1e-6)
+
+
+def test_the_burst_sample_excludes_bars_and_any_frames_padding():
+    window = IntensityWindow(100.0, 1100.0)
+    rng = np.random.default_rng(2)
+    burst = rng.integers(300, 1000, (3, 96, 96)).astype(np.uint16)
+    burst[:, :, 40:60] = 100  # a grid bar: at the window minimum in every frame
+    burst[1, :8, :] = 0  # one frame's registration padding
+    burst[2, 70, 10] = 50  # a lone dark pixel in the sample is noise, not an edge
+    sample = burst_sample(burst, window)
+    assert not sample[:, 40:60].any() and not sample[:8].any()
+    assert sample[8:, :40].all() and sample[8:, 60:].all()
+    windowed = np.clip((burst.astype(np.float32) - 100) / 1000, 0, 1)
+    assert np.array_equal(burst_sample(windowed), sample)  # frames already in [0, 1]: the same sample
 
 
 def test_coverage_holds_on_exchangeable_held_out_data():

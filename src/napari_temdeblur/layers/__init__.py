@@ -8,12 +8,15 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submod_attrs={
         "_build": [
+            "FLAGS_SUFFIX",
             "TRUST_SUFFIX",
             "dataset_layers",
+            "flags_kwargs",
             "physical",
             "restored_layers",
             "session_layers",
             "split_layers",
+            "trust_kwargs",
         ],
         "_bursts": ["BurstLayers", "find_bursts", "hold_out", "validation_for"],
         "_geometry": ["frame_index", "frame_world"],

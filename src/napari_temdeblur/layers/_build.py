@@ -27,6 +27,27 @@ WINDOW_SAMPLE_FRAMES = 5
 
 #: The trust layer's name after its title: what it shows and in which unit (a colour bar has no label).
 TRUST_SUFFIX = " trust (interval width, 0-1 intensity)"
+#: The flags layer's name after its title.
+FLAGS_SUFFIX = " flags"
+
+
+def trust_kwargs(title: str, data: np.ndarray, info: dict, **meta) -> dict:
+    """napari kwargs of a trust layer of `title` (interval widths `data`, NaN in the padding): magma on
+    0 to the widths' 99th percentile, hidden at first (Compare or the layer list shows it), tagged
+    with `info` and `meta`."""
+    top = float(np.nanpercentile(data, 99)) if np.isfinite(data).any() else 1.0
+    return {
+        "name": f"{title}{TRUST_SUFFIX}",
+        "colormap": "magma",
+        "contrast_limits": [0.0, max(top, 1e-6)],
+        "visible": False,
+        "metadata": tag(LayerKind.TRUST, **info, **meta, unit="restored layer's 0-1 intensity"),
+    }
+
+
+def flags_kwargs(title: str, info: dict, **meta) -> dict:
+    """napari kwargs of a flags (labels) layer of `title`, tagged with `info` and `meta`."""
+    return {"name": f"{title}{FLAGS_SUFFIX}", "opacity": 0.8, "metadata": tag(LayerKind.FLAGS, **info, **meta)}
 
 
 def _contrast(window: IntensityWindow) -> list[float]:
@@ -261,16 +282,7 @@ def _extra_layers(extras: dict, order: list[str], shape: tuple[int, int], title:
             data[order.index(name), : image.shape[0], : image.shape[1]] = image
         data = data[0] if len(order) == 1 else data
         if kind == "trust":
-            top = float(np.nanpercentile(data, 99)) if np.isfinite(data).any() else 1.0
-            kwargs = {
-                "name": f"{title}{TRUST_SUFFIX}",
-                "colormap": "magma",
-                "contrast_limits": [0.0, max(top, 1e-6)],
-                "visible": False,
-                "metadata": tag(LayerKind.TRUST, **info, unit="restored layer's 0-1 intensity"),
-            }
-            layers.append((data, {**kwargs, **placement}, "image"))
+            layers.append((data, {**trust_kwargs(title, data, info), **placement}, "image"))
         else:
-            kwargs = {"name": f"{title} flags", "opacity": 0.8, "metadata": tag(LayerKind.FLAGS, **info)}
-            layers.append((data, {**kwargs, **placement}, "labels"))
+            layers.append((data, {**flags_kwargs(title, info), **placement}, "labels"))
     return layers

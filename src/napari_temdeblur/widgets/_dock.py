@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import Label, ProgressBar, PushButton
@@ -90,6 +91,14 @@ def describe_error(exc: BaseException, *, data_hint: str = "", memory_hint: str 
 #: the user follows layers as they arrive (a dataset's splits open one after the other) while a choice
 #: the user made stays.
 _AUTOMATIC: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def chosen_path(value) -> Path | None:
+    """A file or folder field's value as a path, None when nothing is chosen: magicgui's FileEdit holds
+    ``Path(".")`` (or an empty or blank text) until the user picks something."""
+    if value is None or str(value).strip() in ("", "."):
+        return None
+    return Path(value)
 
 
 def keep_choice(combo, preferred: Callable[[], Any] | None = None) -> None:

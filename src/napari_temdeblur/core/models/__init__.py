@@ -8,7 +8,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     submod_attrs={
         "_bioimageio_network": [
             "BIOIMAGEIO_FORMAT",
-            "PackageNetwork",
             "load_bioimageio",
             "read_bioimageio_description",
         ],
@@ -35,7 +34,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_onnx_network": [
             "ONNX_FORMAT",
             "ONNX_METADATA_KEY",
-            "OnnxNetwork",
+            "FixedNetwork",
             "load_onnx",
             "read_onnx_description",
         ],

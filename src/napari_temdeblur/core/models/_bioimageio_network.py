@@ -19,7 +19,7 @@ import torch
 
 from napari_temdeblur.core import DataError, first_line
 
-from ._onnx_network import EXTRA_HINT
+from ._onnx_network import EXTRA_HINT, FixedNetwork
 
 #: Format of the run description in an exported package's ``config["temdeblur"]``.
 BIOIMAGEIO_FORMAT = "temdeblur-bioimageio/1"
@@ -83,22 +83,6 @@ def _ours(path: Path, descr) -> dict:
     return dict(found)
 
 
-class PackageNetwork(torch.nn.Module):
-    """A package's network: (B, F, H, W) windowed bursts -> (B, 1, H, W), H and W multiples of
-    ``size_multiple``. Its weights are fixed: batch-norm adaptation does not apply."""
-
-    adaptable = False
-
-    def __init__(self, run, size_multiple: int, inference_tile: int | None = None):
-        super().__init__()
-        self.run, self.size_multiple = run, int(size_multiple)
-        if inference_tile:
-            self.inference_tile = int(inference_tile)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.run(x)
-
-
 def _torchscript(path: Path, descr, device) -> torch.jit.ScriptModule:
     entry = descr.weights.torchscript
     if entry is None:
@@ -136,7 +120,7 @@ def _misfits(descr) -> list[str]:
     return problems
 
 
-def load_bioimageio(path: str | Path, device: str | torch.device = "cpu") -> tuple[PackageNetwork, dict]:
+def load_bioimageio(path: str | Path, device: str | torch.device = "cpu") -> tuple[FixedNetwork, dict]:
     """A bioimage.io package for restoration: the network and the run description (docs/sharing.md).
 
     The package must be one napari-temdeblur exported: its TorchScript weights run on `device`.
@@ -150,7 +134,7 @@ def load_bioimageio(path: str | Path, device: str | torch.device = "cpu") -> tup
     descr = _describe(path)
     description = _ours(path, descr)
     try:
-        network = PackageNetwork(
+        network = FixedNetwork(
             _torchscript(path, descr, device), description["size_multiple"], description.get("inference_tile")
         )
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:

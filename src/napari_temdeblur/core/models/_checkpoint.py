@@ -33,7 +33,7 @@ from napari_temdeblur.core.imaging import IntensityWindow
 from ._bioimageio_network import BIOIMAGEIO_SUFFIX, load_bioimageio
 from ._onnx_network import ONNX_SUFFIX, load_onnx
 from ._pretrained import resolve_run
-from ._registry import MODEL_NAMES, ModelConfig, build_model
+from ._registry import MODEL_NAMES, ModelConfig, build_model, frames_required
 
 CHECKPOINT_FORMAT = "temdeblur-checkpoint/1"
 BEST, LAST = "best.pt", "last.pt"
@@ -53,6 +53,12 @@ class Checkpoint:
     val_ssim: float | None
     versions: dict
     training: dict | None = None
+
+    @property
+    def burst_frames(self) -> int:
+        """Frames of each burst it restores: the exact count a frames-as-channels network takes
+        (deblurgan), else the most it trained with."""
+        return frames_required(self.model) or self.frames[1]
 
 
 def versions() -> dict:

@@ -22,24 +22,33 @@ ONNX_SUFFIX = ".onnx"
 EXTRA_HINT = 'install the export extra (pip install "napari-temdeblur[export]")'
 
 
-class OnnxNetwork(torch.nn.Module):
-    """An exported network: (B, F, H, W) windowed bursts -> (B, 1, H, W), H and W multiples of
-    ``size_multiple``, computed by onnxruntime on the CPU (results go back to the input's device).
+class FixedNetwork(torch.nn.Module):
+    """An exported network (an ONNX model, a bioimage.io package's TorchScript): (B, F, H, W) windowed
+    bursts -> (B, 1, H, W), H and W multiples of ``size_multiple``, computed by `run`.
 
     Its weights are fixed: batch-norm adaptation does not apply (``adaptable`` is False).
     """
 
     adaptable = False
 
-    def __init__(self, session, size_multiple: int, inference_tile: int | None):
+    def __init__(self, run, size_multiple: int, inference_tile: int | None = None):
         super().__init__()
-        self.session, self.size_multiple = session, int(size_multiple)
+        self.run, self.size_multiple = run, int(size_multiple)
         if inference_tile:
             self.inference_tile = int(inference_tile)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.session.run(None, {"burst": x.detach().cpu().numpy().astype(np.float32, copy=False)})[0]
+        return self.run(x)
+
+
+def _onnx_runner(session):
+    """`session` as a torch function: onnxruntime computes on the CPU, results go back to the input's device."""
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        out = session.run(None, {"burst": x.detach().cpu().numpy().astype(np.float32, copy=False)})[0]
         return torch.from_numpy(out).to(x.device)
+
+    return run
 
 
 def _session(path: Path):
@@ -81,7 +90,7 @@ def read_onnx_description(path: str | Path, session=None) -> dict:
     return description
 
 
-def load_onnx(path: str | Path) -> tuple[OnnxNetwork, dict]:
+def load_onnx(path: str | Path) -> tuple[FixedNetwork, dict]:
     """An exported model for restoration: the network and its description (docs/sharing.md).
 
     Raises
@@ -95,7 +104,7 @@ def load_onnx(path: str | Path) -> tuple[OnnxNetwork, dict]:
     session = _session(path)
     description = read_onnx_description(path, session)
     try:
-        network = OnnxNetwork(session, description["size_multiple"], description.get("inference_tile"))
+        network = FixedNetwork(_onnx_runner(session), description["size_multiple"], description.get("inference_tile"))
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(path, f"incomplete napari-temdeblur description: {type(exc).__name__}: {exc}") from None
     return network, description

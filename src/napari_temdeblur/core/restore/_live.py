@@ -38,7 +38,7 @@ from napari_temdeblur.core.io import (
     folder_lock,
     read_session_meta,
 )
-from napari_temdeblur.core.models import frames_required, load_model
+from napari_temdeblur.core.models import load_model
 from napari_temdeblur.core.register import POSITIONS_FILE, PositionChain, StreamPositions, save_positions
 
 from ._apply import ImageRestored, InputSkipped, restore_with
@@ -97,7 +97,7 @@ def live(
             "temdeblur replay to restore it live",
         )
     model, checkpoint = load_model(run, resolve_device(options.restore.device))
-    count = frames_required(checkpoint.model) or checkpoint.frames[1]
+    count = checkpoint.burst_frames
     asked = {
         "format": MOSAIC_FORMAT,
         "mode": "live",

@@ -36,7 +36,7 @@ from napari_temdeblur.core.io import (
     read_json,
     write_pyramid,
 )
-from napari_temdeblur.core.models import frames_required, load_model
+from napari_temdeblur.core.models import load_model
 from napari_temdeblur.core.register import POSITIONS_FILE, load_positions, save_positions, stream_positions
 
 from ._apply import to_counts
@@ -206,8 +206,7 @@ def mosaic(
     session = session if isinstance(session, Session) else open_session(session)
     out = Path(out)
     model, checkpoint = load_model(run, resolve_device(options.device))
-    required = frames_required(checkpoint.model)
-    count = required or checkpoint.frames[1]
+    count = checkpoint.burst_frames
     asked = {
         "format": MOSAIC_FORMAT,
         "session": str(session.path.resolve()),

@@ -82,12 +82,11 @@ def restore_parts(
     stream, source = stream_and_source(session)
     n_frames = int(stream.shape[0])
     required = frames_required(checkpoint.model)
-    count = required or checkpoint.frames[1]
 
     def burst(position: int, n: int):
         return positioned_burst(stream, position, n, positions, source=source)
 
-    bursts = StreamBursts(stream, todo, count, required is not None, burst, keep_own=True)
+    bursts = StreamBursts(stream, todo, checkpoint.burst_frames, required is not None, burst, keep_own=True)
     parts, messages = {}, []
     work = restore_bursts(model, checkpoint, bursts, options)
     try:

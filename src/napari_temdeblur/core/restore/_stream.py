@@ -174,7 +174,7 @@ def restore_stream(
     def register(position: int, count: int):
         return register_stream_burst(stream, position, count, settings, source=source)
 
-    bursts = StreamBursts(stream, positions, required or checkpoint.frames[1], required is not None, register)
+    bursts = StreamBursts(stream, positions, checkpoint.burst_frames, required is not None, register)
     return (yield from restore_bursts(model, checkpoint, bursts, options))
 
 
@@ -268,7 +268,7 @@ def restore_position(
             refused.append(exc)
             raise
 
-    bursts = StreamBursts(stream, [position], required or checkpoint.frames[1], required is not None, make)
+    bursts = StreamBursts(stream, [position], checkpoint.burst_frames, required is not None, make)
     results = []
     work = restore_bursts(model, checkpoint, bursts, options)
     try:

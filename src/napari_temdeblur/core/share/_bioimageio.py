@@ -28,7 +28,7 @@ from napari_temdeblur.core import atomic_write, first_line
 from napari_temdeblur.core.io import check_overwrite
 
 from ._bioimageio_parts import describe_model, example_burst, write_cover, write_tensors
-from ._onnx import TOLERANCE, describe_run, export_onnx, exported_by_us, require_extra
+from ._onnx import TOLERANCE, describe_run, exported_by_us, largest_difference, require_extra, write_onnx
 
 _NEEDED = ("bioimageio.spec", "bioimageio.core", "onnx", "onnxruntime", "onnxscript")
 
@@ -73,11 +73,7 @@ def _torchscript(model, cfg, checks: list[np.ndarray], path: Path) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         loaded = torch.jit.load(str(path), map_location="cpu")
-    worst = 0.0
-    with torch.no_grad():
-        for burst in checks:
-            expected = model(torch.from_numpy(burst)).numpy()
-            worst = max(worst, float(np.abs(loaded(torch.from_numpy(burst)).numpy() - expected).max()))
+    worst = largest_difference(model, lambda burst: loaded(torch.from_numpy(burst)).numpy(), checks)
     if not worst <= TOLERANCE:
         raise ValueError(f"the TorchScript model of {cfg.name} differs from torch by {worst:.2e} (> {TOLERANCE})")
     return worst
@@ -152,7 +148,7 @@ def export_bioimageio(
     with tempfile.TemporaryDirectory(prefix="temdeblur-bioimageio-") as tmp:
         folder = Path(tmp)
         worst = _torchscript(model, cfg, checks, folder / "weights.torchscript.pt")
-        worst = max(worst, export_onnx(run, folder / "weights.onnx").max_abs_difference)
+        worst = max(worst, write_onnx(model, checkpoint, folder / "weights.onnx")[0])
         gt = checkpoint.gt_window  # the output's post-processing: [0, 1] -> GT counts
         write_tensors(folder, burst, restored[0] * np.float32(gt.high - gt.low) + np.float32(gt.low))
         write_cover(folder / "cover.png", windowed[0, frames // 2], restored[0, 0])

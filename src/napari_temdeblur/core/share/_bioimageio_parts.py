@@ -65,9 +65,8 @@ def example_burst(run: str | Path, sample: str | Path | None, frames: int, multi
                 inputs = read_inputs(source)
             except DataError:
                 continue
-            names = list(inputs.names)
-            k = next((i for i, name in enumerate(names) if name in val), 0)
-            sample, index = source, k
+            index = next((i for i, name in enumerate(inputs.names) if name in val), 0)
+            sample = source
             break
         else:
             raise DataError(
@@ -76,8 +75,8 @@ def example_burst(run: str | Path, sample: str | Path | None, frames: int, multi
                 "registered burst (dataset, burst folder or TIFF) with --sample",
             )
     else:
-        index = 0
-    pair = read_inputs(sample)[index]
+        inputs, index = read_inputs(sample), 0
+    pair = inputs[index]
     low = np.asarray(pair.low)
     if low.ndim == 2:
         low = low[None]

@@ -71,13 +71,13 @@ def require_extra(purpose: str = "ONNX export", needed: tuple[str, ...] = _NEEDE
 def describe_run(model, checkpoint, fmt: str) -> dict:
     """What an exported model says of its run (JSON-ready): the model, frames, size multiple, windows,
     epoch, validation SSIM, inference tile and exporter, under format tag `fmt` (docs/sharing.md)."""
-    from napari_temdeblur.core.models import frames_required, size_multiple
+    from napari_temdeblur.core.models import size_multiple
 
     cfg = checkpoint.model
     return {
         "format": fmt,
         "model": cfg.to_dict(),
-        "frames": frames_required(cfg) or checkpoint.frames[1],
+        "frames": checkpoint.burst_frames,
         "size_multiple": size_multiple(cfg),
         "windows": {"gt": checkpoint.gt_window.to_dict(), "low": checkpoint.low_window.to_dict()},
         "epoch": checkpoint.epoch,
@@ -99,6 +99,19 @@ def exported_by_us(read_description) -> Callable[[Path], bool]:
         return True
 
     return ours
+
+
+def largest_difference(model, run: Callable[[np.ndarray], np.ndarray], checks: list[np.ndarray]) -> float:
+    """Largest ``|run(burst) - model(burst)|`` over the bursts of `checks` (each float32 (B, F, H, W)):
+    how far an exported copy of `model` (`run`, numpy in and out) strays from torch."""
+    import torch
+
+    worst = 0.0
+    with torch.no_grad():
+        for burst in checks:
+            expected = model(torch.from_numpy(burst)).numpy()
+            worst = max(worst, float(np.abs(np.asarray(run(burst)) - expected).max()))
+    return worst
 
 
 def export_onnx(
@@ -135,15 +148,32 @@ def export_onnx(
         ``TOLERANCE``; nothing is written then.
     """
     require_extra()
+    from napari_temdeblur.core.models import load_model, read_onnx_description
+
+    check_overwrite(None, [out], exported_by_us(read_onnx_description), overwrite=overwrite)  # before the export
+    model, checkpoint = load_model(run, "cpu")
+    out = Path(out)
+    result = {}
+    atomic_write(out, lambda tmp: result.setdefault("done", write_onnx(model, checkpoint, tmp, check_size, seed)))
+    return OnnxExport(out, *result["done"])
+
+
+def write_onnx(model, checkpoint, path: Path, check_size: int = 64, seed: int = 0) -> tuple[float, dict]:
+    """Export loaded `model` (of `checkpoint`) to ONNX at `path` and check onnxruntime against torch
+    (:func:`export_onnx` without its overwrite rule and atomic replace; the bioimage.io package's
+    ONNX weights). Returns the largest difference ([0, 1] scale) and the metadata stored.
+
+    Raises
+    ------
+    ValueError
+        The network could not be exported, or onnxruntime disagrees with torch by more than ``TOLERANCE``.
+    """
     import onnx
     import onnxruntime
     import torch
 
-    from napari_temdeblur.core.models import ONNX_FORMAT, ONNX_METADATA_KEY, load_model, read_onnx_description
+    from napari_temdeblur.core.models import ONNX_FORMAT, ONNX_METADATA_KEY
 
-    check_overwrite(None, [out], exported_by_us(read_onnx_description), overwrite=overwrite)  # before the export
-
-    model, checkpoint = load_model(run, "cpu")
     cfg = checkpoint.model
     metadata = describe_run(model, checkpoint, ONNX_FORMAT)
     metadata["input"] = "burst (B, F, H, W) float32 [0, 1], frames windowed with windows.low"
@@ -161,48 +191,34 @@ def export_onnx(
     rows = torch.export.Dim("rows", min=1, max=MAX_SIZE_PX // multiple)
     cols = torch.export.Dim("cols", min=1, max=MAX_SIZE_PX // multiple)
     shapes = ({0: batch, 2: multiple * rows, 3: multiple * cols},)
-    out = Path(out)
-
-    def write(tmp: Path) -> float:
-        # the exporter logs a warning per torchvision operator it cannot register (nothing we use)
-        # and raises torch.export's own deprecations: neither is the user's to act on
-        onnx_log = logging.getLogger("torch.onnx")
-        level = onnx_log.level
-        onnx_log.setLevel(logging.ERROR)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                program = torch.onnx.export(
-                    model,
-                    (torch.from_numpy(checks[0]),),
-                    dynamo=True,
-                    dynamic_shapes=shapes,
-                    input_names=["burst"],
-                    output_names=["restored"],
-                    opset_version=OPSET,
-                    verbose=False,
-                )
-        except Exception as exc:  # torch.export names the operation it could not trace
-            raise ValueError(f"{cfg.name} could not be exported to ONNX: {first_line(exc)}") from None
-        finally:
-            onnx_log.setLevel(level)
-        proto = program.model_proto
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = ONNX_METADATA_KEY, json.dumps(metadata)
-        onnx.save(proto, str(tmp))
-        session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        worst = 0.0
-        for burst in checks:
-            with torch.no_grad():
-                expected = model(torch.from_numpy(burst)).numpy()
-            got = session.run(None, {"burst": burst})[0]
-            worst = max(worst, float(np.abs(got - expected).max()))
-        if not worst <= TOLERANCE:
-            raise ValueError(
-                f"the ONNX model of {cfg.name} differs from torch by {worst:.2e} (> {TOLERANCE}): not written"
+    # the exporter logs a warning per torchvision operator it cannot register (nothing we use)
+    # and raises torch.export's own deprecations: neither is the user's to act on
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            program = torch.onnx.export(
+                model,
+                (torch.from_numpy(checks[0]),),
+                dynamo=True,
+                dynamic_shapes=shapes,
+                input_names=["burst"],
+                output_names=["restored"],
+                opset_version=OPSET,
+                verbose=False,
             )
-        return worst
-
-    result = {}
-    atomic_write(out, lambda tmp: result.setdefault("worst", write(tmp)))
-    return OnnxExport(out, result["worst"], metadata)
+    except Exception as exc:  # torch.export names the operation it could not trace
+        raise ValueError(f"{cfg.name} could not be exported to ONNX: {first_line(exc)}") from None
+    finally:
+        onnx_log.setLevel(level)
+    proto = program.model_proto
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = ONNX_METADATA_KEY, json.dumps(metadata)
+    onnx.save(proto, str(path))
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = largest_difference(model, lambda burst: session.run(None, {"burst": burst})[0], checks)
+    if not worst <= TOLERANCE:
+        raise ValueError(f"the ONNX model of {cfg.name} differs from torch by {worst:.2e} (> {TOLERANCE}): not written")
+    return worst, metadata

@@ -11,7 +11,6 @@ mosaic, then the box shows it.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import Container, FileEdit, FloatSpinBox, Label, PushButton
@@ -27,7 +26,7 @@ from napari_temdeblur.core.restore import (
     MosaicWritten,
     live,
 )
-from napari_temdeblur.widgets._dock import RunState
+from napari_temdeblur.widgets._dock import RunState, chosen_path
 
 
 class LiveBox(Container):
@@ -73,11 +72,11 @@ class LiveBox(Container):
         dock = self._dock
         try:
             run = dock.run_folder()
-            if self.session.value is None or str(self.session.value).strip() in ("", "."):
+            session, out = chosen_path(self.session.value), chosen_path(self.out.value)
+            if session is None:
                 raise ValueError("choose the live session folder (session.json, stream/)")
-            if self.out.value is None or str(self.out.value).strip() in ("", "."):
+            if out is None:
                 raise ValueError("choose the live mosaic folder to write to")
-            session, out = Path(self.session.value), Path(self.out.value)
             size = read_session_meta(session)["stream_pixel_size_nm"]
             options = LiveOptions(
                 idle_timeout=self.idle_timeout.value or None,

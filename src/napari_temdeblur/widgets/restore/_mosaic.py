@@ -16,7 +16,7 @@ from napari.utils.notifications import show_info
 
 from napari_temdeblur.core.restore import MosaicResult, mosaic
 from napari_temdeblur.layers import LayerKind, kind_of, layer_info
-from napari_temdeblur.widgets._dock import RunState
+from napari_temdeblur.widgets._dock import RunState, chosen_path
 
 
 class MosaicBox(Container):
@@ -62,9 +62,10 @@ class MosaicBox(Container):
         """
         if self.stream.value is None:
             raise ValueError("no session stream: open an acquisition session (File > Open Folder)")
-        if self.out.value is None or str(self.out.value).strip() in ("", "."):
+        out = chosen_path(self.out.value)
+        if out is None:
             raise ValueError("choose the mosaic folder to write to")
-        return Path(layer_info(self._viewer.layers[self.stream.value])["path"]), Path(self.out.value)
+        return Path(layer_info(self._viewer.layers[self.stream.value])["path"]), out
 
     def make(self) -> None:
         """Restore the chosen session's stream into one mosaic (``temdeblur mosaic``) with the dock's

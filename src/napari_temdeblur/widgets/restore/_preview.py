@@ -29,7 +29,7 @@ from napari_temdeblur.core import DataError, Progress, resolve_device
 from napari_temdeblur.core.models import load_model
 from napari_temdeblur.core.restore import Restored, mosaic_positions, restore_position
 from napari_temdeblur.layers import LayerKind, frame_index, layer_info, tag
-from napari_temdeblur.widgets._dock import describe_error
+from napari_temdeblur.widgets._dock import chosen_path, describe_error
 
 from ._view import put_image
 
@@ -152,9 +152,8 @@ class PreviewBox(Container):
         # flags are for the Restore button's results (a preview shows no flags layer)
         options = dataclasses.replace(self._dock.options(), adapt_bn=False, flags=False)
         path = Path(layer_info(layer).get("path", ""))
-        out = self._dock.mosaic_box.out.value  # a mosaic folder of this session has its positions solved
-        chosen = out is not None and str(out).strip() not in ("", ".") and path.name
-        positions = mosaic_positions(out, path, layer.data.shape[0]) if chosen else None
+        out = chosen_path(self._dock.mosaic_box.out.value)  # a mosaic folder of this session has its positions solved
+        positions = mosaic_positions(out, path, layer.data.shape[0]) if out is not None and path.name else None
         source = path / "stream" if (path / "stream").is_dir() else path / "stream.tif"
         worker = create_worker(
             preview_job,

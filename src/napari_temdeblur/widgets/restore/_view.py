@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 
 from napari_temdeblur.core import atomic_write
 from napari_temdeblur.core.imaging import WINDOW
-from napari_temdeblur.layers import TRUST_SUFFIX, LayerKind, frame_index, tag
+from napari_temdeblur.layers import FLAGS_SUFFIX, TRUST_SUFFIX, LayerKind, flags_kwargs, frame_index, tag, trust_kwargs
 
 from ._job import CSV_COLUMNS, ImageScores, RestoreResult
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import napari
 
 #: Result layer name suffixes, after the burst's title.
-RESTORED, INPUT, SSIM_MAP, FLAGS = " restored", " input", " SSIM map", " flags"
+RESTORED, INPUT, SSIM_MAP = " restored", " input", " SSIM map"
 #: Pixels the valid SSIM map loses on each side (11-tap window).
 SSIM_MARGIN = WINDOW // 2
 
@@ -130,18 +130,11 @@ def _trust_layer(viewer: napari.Viewer, result: RestoreResult, info: dict):
     colour bar from 0 to their 99th percentile, hidden until asked for (Compare, or the layer list)."""
     selection = result.selection
     data = _stack(selection, result.trust, selection.shape, np.nan)
-    top = float(np.nanpercentile(data, 99)) if np.isfinite(data).any() else 1.0
     coverage = result.restored[0].calibration.nominal_coverage
-    layer = put_image(
-        viewer,
-        selection.title + TRUST_SUFFIX,
-        data,
-        colormap="magma",
-        **_placement(selection),
-        visible=False,
-        metadata=tag(LayerKind.TRUST, **info, nominal_coverage=coverage, unit="restored layer's 0-1 intensity"),
-    )
-    layer.contrast_limits = (0.0, max(top, 1e-6))  # also when an earlier restore's layer is refreshed
+    kwargs = trust_kwargs(selection.title, data, info, nominal_coverage=coverage)
+    limits = kwargs.pop("contrast_limits")
+    layer = put_image(viewer, kwargs.pop("name"), data, **kwargs, **_placement(selection))
+    layer.contrast_limits = limits  # also when an earlier restore's layer is refreshed
     layer.colorbar.visible = True
     return layer
 
@@ -149,7 +142,7 @@ def _trust_layer(viewer: napari.Viewer, result: RestoreResult, info: dict):
 def _show_flags(viewer: napari.Viewer, result: RestoreResult, info: dict, layers: dict) -> None:
     """Add (or refresh, or remove when none were made) the flags: a labels layer, 1 where flagged,
     drawn as outlines over the restored image, placed like it."""
-    selection, name = result.selection, result.selection.title + FLAGS
+    selection, name = result.selection, result.selection.title + FLAGS_SUFFIX
     made = [r.flags for r in result.restored]
     if name in viewer.layers:
         viewer.layers.remove(name)  # labels data of another shape cannot be swapped in place
@@ -157,13 +150,8 @@ def _show_flags(viewer: napari.Viewer, result: RestoreResult, info: dict, layers
         return
     stack = _stack(selection, [f.mask for f in made], selection.shape).astype(np.uint8)
     fractions = [f.fraction for f in made]
-    layer = viewer.add_labels(
-        stack,
-        name=name,
-        opacity=0.8,
-        **_placement(selection),
-        metadata=tag(LayerKind.FLAGS, **info, fractions=fractions),
-    )
+    kwargs = flags_kwargs(selection.title, info, fractions=fractions)
+    layer = viewer.add_labels(stack, **kwargs, **_placement(selection))
     layer.contour = 1  # outlines: the restored detail inside stays visible
     layers["flags"] = layer
 

@@ -23,7 +23,7 @@ from napari_temdeblur.core.evaluate import EvaluateOptions
 from napari_temdeblur.core.models import BEST, DEFAULT_MODEL, LAST, PRETRAINED, has_pretrained
 from napari_temdeblur.core.restore import RestoreOptions
 from napari_temdeblur.layers import find_bursts
-from napari_temdeblur.widgets._dock import Dock, RunState, follow_choice, keep_choice, show_progress
+from napari_temdeblur.widgets._dock import Dock, RunState, chosen_path, follow_choice, keep_choice, show_progress
 
 from ._job import SCORE_TILE_STEP, RestoreResult, burst_layer_names, gt_layer_names, restore_job, select
 from ._live import LiveBox
@@ -184,9 +184,9 @@ class RestoreWidget(Dock):
         """The checkpoint to restore with: the chosen one (best.pt or last.pt) of the chosen run folder,
         else of the Train network dock's run; else ``"pretrained"`` (the default model's shipped
         weights, so a user can restore before any training)."""
-        chosen = self.run.value
-        if chosen is not None and str(chosen).strip() not in ("", "."):
-            return Path(chosen) / self.checkpoint.value if Path(chosen).is_dir() else Path(chosen)
+        chosen = chosen_path(self.run.value)
+        if chosen is not None:
+            return chosen / self.checkpoint.value if chosen.is_dir() else chosen
         trained = self.trained_run()
         if trained is not None:
             self.run.value = trained
