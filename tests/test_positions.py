@@ -11,8 +11,10 @@ import pytest
 from napari_temdeblur.core import DataError, drain
 from napari_temdeblur.core.io import open_session, write_session
 from napari_temdeblur.core.register import (
+    FramePosition,
     FrameRegistration,
     PairRegistration,
+    StreamPositions,
     load_positions,
     save_positions,
     save_registration,
@@ -21,6 +23,16 @@ from napari_temdeblur.core.register import (
 )
 
 BLANK, CORRUPT = 10, 14
+
+
+def test_shifted_positions_move_the_origin_of_frames_and_hq_images_alike():
+    frames = (FramePosition(0, (10.0, 5.0), 0.1), FramePosition(1, (7.5, 4.0), 0.2, "blank"))
+    positions = StreamPositions(31.25, frames, {"im1": (12.0, -3.0)}, ("a note",))
+    moved = positions.shifted((10.0, 5.0))
+    assert [f.yx for f in moved.frames] == [(0.0, 0.0), (-2.5, -1.0)]
+    assert [(f.index, f.residual_px, f.flag) for f in moved.frames] == [(0, 0.1, None), (1, 0.2, "blank")]
+    assert moved.hq == {"im1": (2.0, -8.0)} and moved.messages == ("a note",) and moved.pixel_size_nm == 31.25
+    assert positions.frames[0].yx == (10.0, 5.0)  # the original is unchanged
 
 
 def _truth(out, sample="Kidney", session=1):

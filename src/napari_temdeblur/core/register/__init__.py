@@ -16,7 +16,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "sample_name",
         ],
         "_file": ["FrameRegistration", "PairRegistration", "load_registrations", "save_registration", "user_starts"],
-        "_matching": ["hq_at_stream_pixels", "image_problem", "match_frames"],
+        "_matching": ["burst_frames", "hq_at_stream_pixels", "image_problem", "match_frames"],
         "_positions": [
             "FramePosition",
             "POSITIONS_FILE",

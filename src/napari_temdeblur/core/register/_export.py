@@ -195,8 +195,10 @@ def _plain(relative: str) -> bool:
         return False
 
 
-def _owned(out: Path) -> list[Path]:
-    pairs, ours = _recorded(out)
+def _owned(out: Path, recorded: tuple[dict, bool] | None = None) -> list[Path]:
+    """The files an earlier export into `out` wrote (from `recorded`, :func:`_recorded` of `out`, when
+    the caller has read it)."""
+    pairs, ours = recorded or _recorded(out)
     return [out / f for entry in pairs.values() for f in _files_of(entry)] + ([out / EXPORT_RECORD] if ours else [])
 
 
@@ -302,8 +304,9 @@ def export_dataset(
         return result
     with folder_lock(out, "exporting a dataset"):
         planned = [out / f for *_, files in plan for f in files] + [out / EXPORT_RECORD]
-        check_overwrite(out, planned, _owned(out), overwrite=overwrite)
-        recorded = _recorded(out)[0]
+        before = _recorded(out)
+        check_overwrite(out, planned, _owned(out, before), overwrite=overwrite)
+        recorded = before[0]
         # the viewer's scale bar, once per sample folder (a second size for one folder is refused)
         samples = [(_pair_folder(s, p.hq, split).parent, s.meta["stream_pixel_size_nm"]) for s, p, split, *_ in plan]
         for sample, pixel_size_nm in dict.fromkeys(samples):

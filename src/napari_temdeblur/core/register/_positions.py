@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,13 @@ class StreamPositions:
     def placed(self) -> tuple[FramePosition, ...]:
         """Frames not flagged."""
         return tuple(f for f in self.frames if f.flag is None)
+
+    def shifted(self, yx: tuple[float, float]) -> StreamPositions:
+        """These positions with the origin moved to `yx` (row, col, stream px): `yx` subtracted from
+        every frame's and HQ image's position."""
+        frames = tuple(replace(f, yx=(f.yx[0] - yx[0], f.yx[1] - yx[1])) for f in self.frames)
+        hq = {name: (at[0] - yx[0], at[1] - yx[1]) for name, at in self.hq.items()}
+        return replace(self, frames=frames, hq=hq)
 
     def to_dict(self) -> dict:
         """The ``positions.json`` content (strict JSON: a flagged frame's residual is null)."""

@@ -15,6 +15,8 @@ import math
 import cv2
 import numpy as np
 
+from napari_temdeblur.core.register import burst_frames
+
 from ._parts import Part
 
 #: Width (stream px) over which a part's weight rises from its edge to 1.
@@ -37,8 +39,8 @@ def burst_box(positions, position: int, count: int, frame_shape: tuple[int, int]
     `position` covers (as :func:`~napari_temdeblur.core.register.positioned_burst` cuts it); None when
     they share none."""
     n = len(positions.frames)
-    first = int(np.clip(position - count // 2, 0, max(n - count, 0)))
-    frames = [positions.frames[t] for t in range(first, min(first + count, n)) if positions.frames[t].flag is None]
+    indices, _ = burst_frames(position, n, min(count, n))
+    frames = [positions.frames[t] for t in indices if positions.frames[t].flag is None]
     h, w = frame_shape
     top, left = max(f.yx[0] for f in frames), max(f.yx[1] for f in frames)
     bottom, right = min(f.yx[0] for f in frames) + h, min(f.yx[1] for f in frames) + w

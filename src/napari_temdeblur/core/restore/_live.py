@@ -34,7 +34,6 @@ from napari_temdeblur.core.io import (
     FrameFolder,
     Session,
     StreamView,
-    check_overwrite,
     folder_lock,
     read_session_meta,
 )
@@ -44,7 +43,7 @@ from napari_temdeblur.core.register import POSITIONS_FILE, PositionChain, Stream
 from ._apply import ImageRestored, InputSkipped, restore_with
 from ._blend import next_live_position, scan_spans
 from ._live_events import RATE_WINDOW, FrameArrived, LiveRate, LiveRestored, LiveResult, MosaicWritten
-from ._mosaic import MOSAIC_FORMAT, PARTS, check_record, write_mosaic
+from ._mosaic import PARTS, claim_folder, mosaic_request, write_mosaic
 from ._options import LiveOptions
 from ._parts import Part, read_part, restore_parts
 
@@ -98,18 +97,9 @@ def live(
         )
     model, checkpoint = load_model(run, resolve_device(options.restore.device))
     count = checkpoint.burst_frames
-    asked = {
-        "format": MOSAIC_FORMAT,
-        "mode": "live",
-        "session": str(session.resolve()),
-        "run": str(checkpoint.path),
-        "every": None,
-        "frames": count,
-    }
     with folder_lock(out, "restoring live"):
-        if not (out / MOSAIC_RECORD).is_file():
-            check_overwrite(out, [out / name for name in (POSITIONS_FILE, PARTS, MOSAIC_IMAGE)])
-        record = {**check_record(out, asked), **asked, "state": "running"}
+        asked = mosaic_request(checkpoint, session, None, mode="live")
+        record = {**claim_folder(out, asked, (POSITIONS_FILE, PARTS, MOSAIC_IMAGE)), "state": "running"}
         write_json(out / MOSAIC_RECORD, record)
         state = _Live(model, checkpoint, Session(session, meta, [], None, None), out, count, options, record)
         return (yield from state.run())
@@ -218,10 +208,7 @@ class _Live:
         if not placed:
             self.positions = None
             return
-        g = placed[0].yx
-        frames = tuple(dataclasses.replace(f, yx=(f.yx[0] - g[0], f.yx[1] - g[1])) for f in positions.frames)
-        hq = {name: (yx[0] - g[0], yx[1] - g[1]) for name, yx in positions.hq.items()}
-        self.positions = dataclasses.replace(positions, frames=frames, hq=hq)
+        self.positions = positions.shifted(placed[0].yx)
 
     def _origin(self) -> tuple[int, int]:
         """Where the mosaic's (0, 0) lies in the gauge: the floor of the smallest placed position."""
@@ -321,9 +308,7 @@ class _Live:
     def _write(self, positions, parts: list, o: tuple[int, int]):
         """(shape, files) of the mosaic written, or None without parts (in the worker thread)."""
         if positions is not None:
-            frames = tuple(dataclasses.replace(f, yx=(f.yx[0] - o[0], f.yx[1] - o[1])) for f in positions.frames)
-            hq = {name: (yx[0] - o[0], yx[1] - o[1]) for name, yx in positions.hq.items()}
-            save_positions(self.out / POSITIONS_FILE, dataclasses.replace(positions, frames=frames, hq=hq))
+            save_positions(self.out / POSITIONS_FILE, positions.shifted(o))
         if not parts:
             return None
         ordered = [dataclasses.replace(p, yx=(p.yx[0] - o[0], p.yx[1] - o[1])) for _, p in parts]

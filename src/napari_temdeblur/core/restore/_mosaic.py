@@ -78,6 +78,22 @@ class MosaicResult:
     messages: list[str] = field(default_factory=list)
 
 
+def mosaic_request(checkpoint, session: Path, every: int | None, mode: str | None = None) -> dict:
+    """What a mosaic folder's mosaic.json records of the work asked (and :func:`check_record` holds a
+    begun folder to): the session, the run, the choice of positions, the burst frames, and the mode
+    (``"live"``; none for ``temdeblur mosaic``)."""
+    asked = {"format": MOSAIC_FORMAT, "session": str(session.resolve()), "run": str(checkpoint.path)}
+    return {**asked, **({"mode": mode} if mode else {}), "every": every, "frames": checkpoint.burst_frames}
+
+
+def claim_folder(out: Path, asked: dict, files: tuple[str, ...]) -> dict:
+    """With `out` locked: the record to write, from :func:`check_record` and `asked`; a new folder must
+    not hold `files` (names in it) of another program (:func:`~napari_temdeblur.core.io.check_overwrite`)."""
+    if not (out / MOSAIC_RECORD).is_file():  # a new OUT: nothing of another program is replaced
+        check_overwrite(out, [out / name for name in files])
+    return {**check_record(out, asked), **asked}
+
+
 def check_record(out: Path, asked: dict) -> dict:
     """The folder's mosaic.json; refuses a folder begun for another session, run or choice of positions,
     or by the other mode (``temdeblur mosaic`` or ``temdeblur live``, whose parts lie in other coordinates)."""
@@ -206,24 +222,15 @@ def mosaic(
     session = session if isinstance(session, Session) else open_session(session)
     out = Path(out)
     model, checkpoint = load_model(run, resolve_device(options.device))
-    count = checkpoint.burst_frames
-    asked = {
-        "format": MOSAIC_FORMAT,
-        "session": str(session.path.resolve()),
-        "run": str(checkpoint.path),
-        "every": every,
-        "frames": count,
-    }
+    asked = mosaic_request(checkpoint, session.path, every)
     with folder_lock(out, "making a mosaic"):  # two mosaics into one OUT would mix their parts
-        if not (out / MOSAIC_RECORD).is_file():  # a new OUT: nothing of another program is replaced
-            check_overwrite(out, [out / name for name in (POSITIONS_FILE, PARTS, MOSAIC_IMAGE, RAW_IMAGE)])
-        return (yield from _make(run, model, checkpoint, session, out, asked, every, raw, options, scheduler, workers))
+        record = claim_folder(out, asked, (POSITIONS_FILE, PARTS, MOSAIC_IMAGE, RAW_IMAGE))
+        return (yield from _make(run, model, checkpoint, session, out, record, every, raw, options, scheduler, workers))
 
 
-def _make(run, model, checkpoint, session, out, asked, every, raw, options, scheduler, workers):
-    """:func:`mosaic` once OUT is locked and checked."""
-    count = asked["frames"]
-    record = {**check_record(out, asked), **asked}
+def _make(run, model, checkpoint, session, out, record, every, raw, options, scheduler, workers):
+    """:func:`mosaic` once OUT is locked and checked (`record`: its mosaic.json to be)."""
+    count = record["frames"]
     write_json(out / MOSAIC_RECORD, record)
     positions = yield from _positions(session, out)
     stream = session.stream
