@@ -4,10 +4,12 @@ of training and with ``temdeblur calibrate``, uncalibrated runs, ``restore --tru
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from napari_temdeblur import cli
 from napari_temdeblur.core import drain
@@ -75,9 +77,29 @@ def test_the_spread_widens_near_the_sample_edge_by_the_edge_factor():
         assert factor[30, col] == pytest.approx(np.interp(distance, EDGE_DISTANCE_PX, EDGE_FACTOR), rel=1e-3)
     assert factor[30, 0] == factor[0, 40] == 1.0  # the image's border and corners are not edges
     assert np.all(edge_factor(np.ones((16, 16), bool)) == 1.0)
-    image = np.random.default_rng(0).random((64, 200), np.float32)
-    mirrored = image + np.float32(0.05)
-    assert np.allclose(spread_of(image, mirrored, sample), spread_of(image, mirrored) * factor, rtol=1e-6)
+
+
+def test_the_spread_is_the_disagreement_over_the_root_of_the_images_detail():
+    # the formula of docs/trust.md, written out with scipy: u = e(d) (G2(|y - y'|) + 0.005) /
+    # sqrt(median over the sample of |y - G1(y)| + 0.002); the bar's pixels do not enter the median
+    rng = np.random.default_rng(0)
+    image = rng.random((64, 200)).astype(np.float32)
+    mirrored = image + rng.normal(0, 0.05, image.shape).astype(np.float32)
+    sample = np.ones(image.shape, bool)
+    sample[:, 80:120] = False
+    image[:, 80:120] = 0.0  # a flat bar: its zero detail would pull the median down
+    mirrored[:, 80:120] = 0.0
+    blur = {s: functools.partial(ndimage.gaussian_filter, sigma=s, mode="reflect", truncate=4.0) for s in (1, 2)}
+    detail = np.median(np.abs(image - blur[1](image))[sample]) + 0.002
+    expected = edge_factor(sample) * (blur[2](np.abs(image - mirrored)) + 0.005) / np.sqrt(detail)
+    np.testing.assert_allclose(spread_of(image, mirrored, sample), expected, rtol=2e-3, atol=2e-5)
+    everywhere = np.median(np.abs(image - blur[1](image))) + 0.002  # without a sample: the whole image, no edge
+    np.testing.assert_allclose(
+        spread_of(image, mirrored),
+        (blur[2](np.abs(image - mirrored)) + 0.005) / np.sqrt(everywhere),
+        rtol=2e-3,
+        atol=2e-5,
+    )
 
 
 def test_the_burst_sample_excludes_bars_and_any_frames_padding():

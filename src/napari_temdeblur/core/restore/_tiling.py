@@ -158,6 +158,28 @@ def restore_burst(
     ndarray
         float32 (H, W), clipped to [0, 1].
     """
+    (image,) = yield from restore_passes(model, burst, options, stage=stage, window=window)
+    return image
+
+
+def restore_passes(
+    model: nn.Module,
+    burst: np.ndarray,
+    options: RestoreOptions | None = None,
+    *,
+    stage: str = "restore",
+    window: IntensityWindow | None = None,
+    mirrored: bool = False,
+) -> Generator[TileProgress, None, tuple[np.ndarray, ...]]:
+    """:func:`restore_burst`, and with `mirrored` also each tile restored mirrored left-right (a second
+    forward pass on the same tiles, its output mirrored back), blended alike: a test-time variation for
+    the trust intervals that cuts, pads and windows the burst once for both passes.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(image,)``, or ``(image, mirrored_image)`` with `mirrored`; float32 (H, W) each, in [0, 1].
+    """
     if not hasattr(burst, "shape"):
         burst = np.asarray(burst)
     if burst.ndim != 3 or min(burst.shape) < 1:
@@ -173,7 +195,8 @@ def restore_burst(
     )
     top, left = (len_y - height) // 2, (len_x - width) // 2
     rows, cols = _reflect_index(len_y, top, height), _reflect_index(len_x, left, width)
-    out = np.zeros((height, width), dtype=np.float32)
+    passes = 2 if mirrored else 1
+    out = np.zeros((passes, height, width), dtype=np.float32)
     weights = np.zeros((height, width), dtype=np.float32)
     tiles = [(y, x) for y in origins_y for x in origins_x]
     model.eval()
@@ -182,9 +205,13 @@ def restore_burst(
         inputs = np.stack([burst[:, rows[y : y + tile_y, None], cols[None, x : x + tile_x]] for y, x in chunk])
         if window is not None:
             inputs = apply_window(inputs, window)
+        inputs = inputs.astype(np.float32, copy=False)
         with torch.inference_mode():  # not held across the yield: the consumer may run torch code meanwhile
-            pred = model(torch.from_numpy(inputs.astype(np.float32, copy=False)).to(device))[:, 0].float().cpu().numpy()
-        for (y, x), tile_out in zip(chunk, pred):
+            preds = [model(torch.from_numpy(inputs).to(device))[:, 0].float().cpu().numpy()]
+            if mirrored:  # two calls, not one batch of two: on the CPU a batch of two is slower
+                flipped = model(torch.from_numpy(np.ascontiguousarray(inputs[..., ::-1])).to(device))
+                preds.append(flipped[:, 0].float().cpu().numpy()[..., ::-1])
+        for k, (y, x) in enumerate(chunk):
             weight = np.outer(
                 _profile(tile_y, overlap, y > 0, y + tile_y < len_y),
                 _profile(tile_x, overlap, x > 0, x + tile_x < len_x),
@@ -195,8 +222,9 @@ def restore_burst(
             if y0 >= y1 or x0 >= x1:
                 continue
             ty, tx = slice(y0 + top - y, y1 + top - y), slice(x0 + left - x, x1 + left - x)
-            out[y0:y1, x0:x1] += tile_out[ty, tx] * weight[ty, tx]
+            for n in range(passes):
+                out[n, y0:y1, x0:x1] += preds[n][k][ty, tx] * weight[ty, tx]
             weights[y0:y1, x0:x1] += weight[ty, tx]
         yield TileProgress(stage, min(start + batch, len(tiles)), len(tiles))
     out /= weights
-    return np.clip(out, 0.0, 1.0, out=out)
+    return tuple(np.clip(out, 0.0, 1.0, out=out))

@@ -3,8 +3,8 @@
 A run's restoration ``yhat`` of a burst gets, per pixel, a heuristic spread ``u``: how much the
 network's answer changes when the burst is mirrored left-right (one extra pass, undone on the output),
 smoothed over a few pixels, plus a small floor so that no pixel has a zero-width interval, divided by
-the square root of the fine detail the restoration holds around the pixel, and widened near the edge
-of the sample (a grid bar, the registration padding), where the restoration errs most (:func:`spread_of`). Split
+the square root of the fine detail the restoration holds in the image, and widened near the edge of
+the sample (a grid bar, the registration padding), where the restoration errs most (:func:`spread_of`). Split
 conformal prediction (Angelopoulos et al. 2022, "Image-to-image regression with distribution-free
 uncertainty quantification") turns it into an interval: on held-out pixels with truth ``y`` (the
 Val split), the scores ``|y - yhat| / u`` have the conformal quantile ``lam``; then
@@ -30,32 +30,33 @@ from napari_temdeblur.core.imaging import IntensityWindow, sample_mask
 from napari_temdeblur.core.io import read_json
 
 from ._options import RestoreOptions
-from ._tiling import restore_burst
+from ._tiling import restore_passes
 
 #: The calibration record in a run folder (beside the checkpoint it calibrates).
 CALIBRATION = "calibration.json"
 CALIBRATION_FORMAT = "temdeblur-calibration/1"
 #: The spread this version computes; a calibration of another method does not apply to it.
-METHOD = "flip-detail-edge/1"
+METHOD = "flip-image-detail-edge/1"
 #: Gaussian sigma (px) smoothing the flip difference: one pixel's difference is a noisy estimate.
 SPREAD_SIGMA = 2.0
 #: Added to the flip difference ([0, 1] units): where both passes agree exactly there is still error.
-SPREAD_FLOOR = 0.01
-#: Gaussian sigma (px) of the restored image's fine detail (what a 1 px blur removes) ...
+SPREAD_FLOOR = 0.005
+#: Gaussian sigma (px) of the restored image's fine detail (what a 1 px blur removes), whose median
+#: over the image's sample ...
 DETAIL_SIGMA = 1.0
-#: ... averaged over this sigma (px): the neighbourhood whose detail the network restored ...
-DETAIL_SCALE = 16.0
-#: ... plus this floor ([0, 1] units), so that a blank region does not divide by zero.
+#: ... plus this floor ([0, 1] units) divides the spread, so that a blank image does not divide by zero.
 DETAIL_FLOOR = 0.002
+#: Pixels the median is taken over at most (evenly spaced through the sample).
+MEDIAN_PIXELS = 100_000
 #: The spread's factor by distance (px) to the nearest non-sample pixel of the burst (grid bar,
 #: registration padding; the image border is no edge), linear between these points, 1 beyond: the
 #: motion blur mixes the dark bar into the frames' first 10 px of sample, where the restoration's
 #: errors (relative to the spread) are two to three times those far from an edge. Measured with the
 #: shipped fast-burst on simulated kidney and grid data it never saw (seeds 12-16, Train and Val, 3.3 M
-#: pixels): the 90 % quantile of |error| / spread at each distance over the one far from edges
-#: (docs/trust.md, Near the edge of the sample).
-EDGE_DISTANCE_PX = (0.0, 4.0, 6.0, 8.0, 9.0, 10.0, 12.0, 16.0, 20.0)
-EDGE_FACTOR = (2.0, 2.3, 3.2, 2.05, 1.45, 1.3, 1.18, 1.08, 1.0)
+#: pixels): the 90 % quantile of |error| / spread (without the factor) at each distance over the one
+#: far from edges (docs/trust.md, Near the edge of the sample).
+EDGE_DISTANCE_PX = (0.0, 2.0, 4.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 16.0)
+EDGE_FACTOR = (1.8, 2.0, 2.3, 3.3, 2.8, 2.0, 1.4, 1.22, 1.11, 1.0)
 
 
 class Uncalibrated(DataError):
@@ -110,23 +111,30 @@ class Calibration:
 def spread_of(image: np.ndarray, mirrored: np.ndarray, sample: np.ndarray | None = None) -> np.ndarray:
     """The heuristic spread ``u`` of a restoration: float32 (H, W), > 0, in the image's units.
 
-    ``u = e(d) (G2(|image - mirrored|) + 0.01) / sqrt(G16(|image - G1(image)|) + 0.002)`` (Gk: a Gaussian
-    filter of sigma k px): the two passes' disagreement, scaled up where the restored image carries
-    little fine detail around the pixel (a specimen's texture the network could not restore: its
-    largest errors), down where it restored sharp detail, and by :func:`edge_factor` ``e(d)`` of the
-    pixel's distance ``d`` to the edge of the sample (docs/trust.md, The spread).
+    ``u = e(d) (G2(|image - mirrored|) + 0.005) / sqrt(median(|image - G1(image)|) + 0.002)`` (Gk: a
+    Gaussian filter of sigma k px; the median over the sample's pixels): the two passes' disagreement,
+    which says where in the image the network is unsure, scaled by how much fine detail the image's
+    restoration holds, which sets how large its errors are (a textured specimen that no pass restores,
+    like kidney, errs more per unit of disagreement than one restored with sharp detail, like the
+    grid's replica lines), and by :func:`edge_factor` ``e(d)`` of the pixel's distance ``d`` to the
+    edge of the sample (docs/trust.md, The spread).
 
     Parameters
     ----------
     image, mirrored : ndarray
-        (H, W) the restoration of a burst and of the same burst mirrored left-right, mirrored back.
+        (H, W) the restoration of a burst, and of its tiles mirrored left-right, mirrored back.
     sample : ndarray, optional
-        bool (H, W): the burst's sample (:func:`burst_sample`); without it, no edge factor.
+        bool (H, W): the burst's sample (:func:`burst_sample`); without it (or an empty one), the
+        detail is the median over the whole image and there is no edge factor.
     """
     image = np.ascontiguousarray(image, np.float32)
     disagreement = _blur(np.abs(image - np.asarray(mirrored, np.float32)), SPREAD_SIGMA)
-    detail = _blur(np.abs(image - _blur(image, DETAIL_SIGMA)), DETAIL_SCALE) + np.float32(DETAIL_FLOOR)
-    spread = (disagreement + np.float32(SPREAD_FLOOR)) / np.sqrt(detail)
+    fine = np.abs(image - _blur(image, DETAIL_SIGMA))
+    values = fine[sample] if sample is not None and np.any(sample) else fine.ravel()
+    if values.size > MEDIAN_PIXELS:  # every k-th pixel: the same median to 1e-3, a tenth of the time
+        values = values[:: values.size // MEDIAN_PIXELS]
+    detail = float(np.median(values)) + DETAIL_FLOOR
+    spread = (disagreement + np.float32(SPREAD_FLOOR)) / np.float32(math.sqrt(detail))
     if sample is not None:
         spread *= edge_factor(sample)
     return spread.astype(np.float32)
@@ -153,8 +161,8 @@ def edge_factor(sample: np.ndarray) -> np.ndarray:
 
 
 def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian filter of `sigma` px, mirrored at the border (OpenCV's: a sigma-16 blur of a 4096 px
-    image in a fraction of scipy's time, which would add a tenth to the restoring)."""
+    """Gaussian filter of `sigma` px, mirrored at the border (OpenCV's: a fraction of scipy's time on a
+    4096 px image, which would add a tenth to the restoring)."""
     return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
 
 
@@ -169,20 +177,20 @@ def restore_with_spread(
 ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray | None]]:
     """:func:`~napari_temdeblur.core.restore.restore_burst` plus the spread (:func:`spread_of`) of the result.
 
-    Two passes of the network (the burst, then the burst mirrored left-right); the restoration
-    returned is the first pass's, identical to ``restore_burst``'s. The edge factor's sample is the
-    burst's own (:func:`burst_sample`). Without `spread`, one pass.
+    Two passes of the network on each tile (as it is, and mirrored left-right, mirrored back:
+    :func:`~napari_temdeblur.core.restore._tiling.restore_passes`); the restoration returned is the
+    first pass's, identical to ``restore_burst``'s. The edge factor's sample is the burst's own
+    (:func:`burst_sample`). Without `spread`, one pass.
 
     Returns
     -------
     (image, spread) : (ndarray, ndarray or None)
         float32 (H, W) each, the image in [0, 1]; the spread None without `spread`.
     """
-    image = yield from restore_burst(model, burst, options, stage=stage, window=window)
+    images = yield from restore_passes(model, burst, options, stage=stage, window=window, mirrored=spread)
     if not spread:
-        return image, None
-    mirrored = yield from restore_burst(model, burst[..., ::-1], options, stage=f"{stage} (trust)", window=window)
-    return image, spread_of(image, mirrored[:, ::-1], burst_sample(burst, window))
+        return images[0], None
+    return images[0], spread_of(images[0], images[1], burst_sample(burst, window))
 
 
 def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
