@@ -8,9 +8,10 @@
    (``temdeblur calibrate`` refuses the shipped weights, so that a user never rewrites the package);
 3. evaluate on their Test splits with ``--uncertainty``: coverage, width, width-error Spearman;
 4. the coverage of every Test pixel of the sample by its distance to the sample's edge (a grid bar,
-   the registration padding), where the spread's edge factor widens the intervals.
+   the registration padding), where the spread's edge factor widens the intervals. The distance is
+   to the edge of the scoring mask (GT and every frame), not of the frames alone as the factor's.
 
-A step whose output exists is not redone (delete it to redo it).
+Step 1 and step 3 are not redone when their output exists (delete it to redo it); steps 2 and 4 always run.
 """
 
 from __future__ import annotations

@@ -77,6 +77,7 @@ def test_the_spread_widens_near_the_sample_edge_by_the_edge_factor():
         assert factor[30, col] == pytest.approx(np.interp(distance, EDGE_DISTANCE_PX, EDGE_FACTOR), rel=1e-3)
     assert factor[30, 0] == factor[0, 40] == 1.0  # the image's border and corners are not edges
     assert np.all(edge_factor(np.ones((16, 16), bool)) == 1.0)
+    assert np.all(edge_factor(np.zeros((16, 16), bool)) == 1.0)  # no sample (a blank frame): no edge either
 
 
 def test_the_spread_is_the_disagreement_over_the_root_of_the_images_detail():
@@ -94,6 +95,8 @@ def test_the_spread_is_the_disagreement_over_the_root_of_the_images_detail():
     expected = edge_factor(sample) * (blur[2](np.abs(image - mirrored)) + 0.005) / np.sqrt(detail)
     np.testing.assert_allclose(spread_of(image, mirrored, sample), expected, rtol=2e-3, atol=2e-5)
     everywhere = np.median(np.abs(image - blur[1](image))) + 0.002  # without a sample: the whole image, no edge
+    # an empty sample (a blank frame) is as none: the whole image's detail, no edge factor
+    np.testing.assert_array_equal(spread_of(image, mirrored, np.zeros(image.shape, bool)), spread_of(image, mirrored))
     np.testing.assert_allclose(
         spread_of(image, mirrored),
         (blur[2](np.abs(image - mirrored)) + 0.005) / np.sqrt(everywhere),

@@ -196,7 +196,7 @@ def restore_passes(
     top, left = (len_y - height) // 2, (len_x - width) // 2
     rows, cols = _reflect_index(len_y, top, height), _reflect_index(len_x, left, width)
     passes = 2 if mirrored else 1
-    out = np.zeros((passes, height, width), dtype=np.float32)
+    out = [np.zeros((height, width), dtype=np.float32) for _ in range(passes)]  # apart: each freed alone
     weights = np.zeros((height, width), dtype=np.float32)
     tiles = [(y, x) for y in origins_y for x in origins_x]
     model.eval()
@@ -223,8 +223,10 @@ def restore_passes(
                 continue
             ty, tx = slice(y0 + top - y, y1 + top - y), slice(x0 + left - x, x1 + left - x)
             for n in range(passes):
-                out[n, y0:y1, x0:x1] += preds[n][k][ty, tx] * weight[ty, tx]
+                out[n][y0:y1, x0:x1] += preds[n][k][ty, tx] * weight[ty, tx]
             weights[y0:y1, x0:x1] += weight[ty, tx]
         yield TileProgress(stage, min(start + batch, len(tiles)), len(tiles))
-    out /= weights
-    return tuple(np.clip(out, 0.0, 1.0, out=out))
+    for image in out:
+        image /= weights
+        np.clip(image, 0.0, 1.0, out=image)
+    return tuple(out)

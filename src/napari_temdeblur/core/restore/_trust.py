@@ -1,7 +1,8 @@
 """Per-pixel intervals with a coverage guarantee (docs/trust.md).
 
 A run's restoration ``yhat`` of a burst gets, per pixel, a heuristic spread ``u``: how much the
-network's answer changes when the burst is mirrored left-right (one extra pass, undone on the output),
+network's answer changes when each tile of the burst is mirrored left-right (one extra pass, undone on
+the output),
 smoothed over a few pixels, plus a small floor so that no pixel has a zero-width interval, divided by
 the square root of the fine detail the restoration holds in the image, and widened near the edge of
 the sample (a grid bar, the registration padding), where the restoration errs most (:func:`spread_of`). Split
@@ -54,7 +55,8 @@ MEDIAN_PIXELS = 100_000
 #: errors (relative to the spread) are two to three times those far from an edge. Measured with the
 #: shipped fast-burst on simulated kidney and grid data it never saw (seeds 12-16, Train and Val, 3.3 M
 #: pixels): the 90 % quantile of |error| / spread (without the factor) at each distance over the one
-#: far from edges (docs/trust.md, Near the edge of the sample).
+#: far from edges (docs/trust.md, Near the edge of the sample). It is the same for every run: for
+#: another network, or a stage speed that streaks other than the paper's 12 px, it may lie elsewhere.
 EDGE_DISTANCE_PX = (0.0, 2.0, 4.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 16.0)
 EDGE_FACTOR = (1.8, 2.0, 2.3, 3.3, 2.8, 2.0, 1.4, 1.22, 1.11, 1.0)
 
@@ -130,7 +132,8 @@ def spread_of(image: np.ndarray, mirrored: np.ndarray, sample: np.ndarray | None
     image = np.ascontiguousarray(image, np.float32)
     disagreement = _blur(np.abs(image - np.asarray(mirrored, np.float32)), SPREAD_SIGMA)
     fine = np.abs(image - _blur(image, DETAIL_SIGMA))
-    values = fine[sample] if sample is not None and np.any(sample) else fine.ravel()
+    sample = None if sample is None or not np.any(sample) else np.asarray(sample, bool)
+    values = fine.ravel() if sample is None else fine[sample]
     if values.size > MEDIAN_PIXELS:  # every k-th pixel: the same median to 1e-3, a tenth of the time
         values = values[:: values.size // MEDIAN_PIXELS]
     detail = float(np.median(values)) + DETAIL_FLOOR
@@ -146,15 +149,18 @@ def burst_sample(burst: np.ndarray, window: IntensityWindow | None = None) -> np
     the sample without grid bars and registration padding, from the frames alone (the same rule that
     scores and calibrates against the GT)."""
     floor = 0.0 if window is None else window.low
-    return sample_mask(np.all(np.asarray(burst) > floor, axis=0).astype(np.float32))
+    above = np.ones(burst.shape[1:], bool)
+    for frame in burst:  # frame by frame: a large burst is never held whole (nor as booleans)
+        above &= np.asarray(frame) > floor
+    return sample_mask(above.astype(np.float32))
 
 
 def edge_factor(sample: np.ndarray) -> np.ndarray:
     """float32 (H, W) >= 1: the spread's factor :data:`EDGE_FACTOR` at each pixel's distance to the
     nearest non-sample pixel of bool (H, W) `sample` (Euclidean, px; the image border is no edge, so a
-    sample that fills the image has factor 1 everywhere)."""
-    inside = np.pad(np.asarray(sample, np.uint8), 1, constant_values=1)
-    if inside.all():
+    sample that fills the image has factor 1 everywhere, as has an empty one: no sample, no edge)."""
+    inside = np.pad(np.asarray(sample, bool).astype(np.uint8), 1, constant_values=1)
+    if inside.all() or not inside[1:-1, 1:-1].any():
         return np.ones(np.shape(sample), np.float32)
     distance = cv2.distanceTransform(inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
     return np.interp(distance, EDGE_DISTANCE_PX, EDGE_FACTOR).astype(np.float32)
