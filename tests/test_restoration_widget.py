@@ -361,3 +361,40 @@ def test_flags_layer_lies_on_the_restored_layer_and_the_overlay_gives_the_fracti
     widget.start()
     assert widget.wait(60) is RunState.DONE, widget.status.message
     assert "Kidney Test flags" not in viewer.layers and "flags" not in viewer.canvas.overlays.text.text
+
+
+def test_dock_work_runs_with_the_callers_torch_threads():
+    # a pooled worker thread keeps the torch thread count of its first job, and another count sums in
+    # another order; the dock's work first sets the count of the thread that started it, so that a
+    # restoration in the dock equals the same one in the console, to the last digit
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from napari_temdeblur.core.models import ModelConfig, build_model
+    from napari_temdeblur.widgets._dock import in_callers_torch_threads
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.tiny("bu")).eval()
+    burst = torch.rand(1, 5, 256, 256)
+
+    def restore():
+        with torch.no_grad():
+            return model(burst).numpy()
+
+    def job():
+        yield "event"
+        return restore()
+
+    before = torch.get_num_threads()
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            pool.submit(lambda: (torch.set_num_threads(2), restore())).result()  # the thread's first job
+            torch.set_num_threads(1)  # the caller's count
+            expected = restore()
+            assert not np.array_equal(pool.submit(restore).result(), expected)  # the premise
+            wrapped_job, wrapped_restore = in_callers_torch_threads(job), in_callers_torch_threads(restore)  # here
+            assert np.array_equal(pool.submit(lambda: drain(wrapped_job())).result(), expected)
+            assert np.array_equal(pool.submit(wrapped_restore).result(), expected)
+        finally:
+            torch.set_num_threads(before)

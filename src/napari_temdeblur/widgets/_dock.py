@@ -9,6 +9,9 @@ run; a worker left behind reports to no one.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import sys
 import time
 import weakref
 from collections.abc import Callable, Generator
@@ -91,6 +94,33 @@ def describe_error(exc: BaseException, *, data_hint: str = "", memory_hint: str 
 #: the user follows layers as they arrive (a dataset's splits open one after the other) while a choice
 #: the user made stays.
 _AUTOMATIC: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def in_callers_torch_threads(work: Callable) -> Callable:
+    """`work` (a generator or plain function) that, wherever it runs, first sets torch's CPU threads to
+    the caller's count (when torch is loaded at all).
+
+    torch keeps its thread count per thread once a thread has computed: a worker thread that Qt's pool
+    reuses keeps the count of its first job, so without this the dock's results could differ in the
+    last digits from the same restoration run in the console, and from one run to the next.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return work
+    threads = torch.get_num_threads()
+    if inspect.isgeneratorfunction(work):
+
+        def run(*args, **kwargs):
+            torch.set_num_threads(threads)
+            return (yield from work(*args, **kwargs))
+
+    else:
+
+        def run(*args, **kwargs):
+            torch.set_num_threads(threads)
+            return work(*args, **kwargs)
+
+    return functools.wraps(work)(run)
 
 
 def chosen_path(value) -> Path | None:
@@ -237,6 +267,7 @@ class Dock(QWidget):
         a stopped worker returns nothing and the state becomes ``stopped``. The dock reports errors
         itself (status line and notification), so napari does not re-raise them.
         """
+        work = in_callers_torch_threads(work)
         worker = create_worker(work, *args, **kwargs, _start_thread=False, _ignore_errors=True)
 
         def current(handler):  # a worker left behind by a newer run reports to no one

@@ -29,7 +29,7 @@ from napari_temdeblur.core import DataError, Progress, resolve_device
 from napari_temdeblur.core.models import load_model
 from napari_temdeblur.core.restore import Restored, mosaic_positions, restore_position
 from napari_temdeblur.layers import LayerKind, frame_index, layer_info, tag
-from napari_temdeblur.widgets._dock import chosen_path, describe_error
+from napari_temdeblur.widgets._dock import chosen_path, describe_error, in_callers_torch_threads
 
 from ._view import put_image
 
@@ -156,7 +156,7 @@ class PreviewBox(Container):
         positions = mosaic_positions(out, path, layer.data.shape[0]) if out is not None and path.name else None
         source = path / "stream" if (path / "stream").is_dir() else path / "stream.tif"
         worker = create_worker(
-            preview_job,
+            in_callers_torch_threads(preview_job),
             loaded,
             run,
             device,
