@@ -30,6 +30,32 @@ def simulated_dataset(tmp_path_factory, small_cfg):
     return result
 
 
+@pytest.fixture(scope="session")
+def kidney(simulated_dataset):
+    """The simulated dataset's Kidney sample folder (its Train, Val and Test splits)."""
+    return simulated_dataset.out / "Kidney"
+
+
+@pytest.fixture
+def restore_in_dock(make_napari_viewer, simulated_dataset):
+    """``restore(run)``: open the simulated Kidney Test split in a new viewer and restore it from the
+    Restore dock with `run` (a run folder, checkpoint or exported model), on the CPU; returns the
+    restored layer."""
+
+    def restore(run):
+        from napari_temdeblur.widgets._dock import RunState
+
+        viewer = make_napari_viewer()
+        viewer.open(str(simulated_dataset.out / "Kidney" / "Test"), plugin="napari-temdeblur")
+        _, widget = viewer.window.add_plugin_dock_widget("napari-temdeblur", "Restore")
+        widget.device.value, widget.score_tile.value, widget.run.value = "cpu", 64, run
+        widget.start()
+        assert widget.wait(120) is RunState.DONE, widget.status.message
+        return viewer.layers["Kidney Test restored"]
+
+    return restore
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Run torch on one CPU thread for a test module: tiny networks gain nothing from more, and on a

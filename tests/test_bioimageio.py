@@ -165,15 +165,7 @@ def test_export_of_a_run_without_data_asks_for_a_sample(untrained_run, tmp_path,
     assert not (tmp_path / "m.zip").exists()
 
 
-def test_the_restore_dock_takes_a_package_as_its_run(package, simulated_dataset, make_napari_viewer):
-    from napari_temdeblur.widgets._dock import RunState
-
-    viewer = make_napari_viewer()
-    viewer.open(str(simulated_dataset.out / "Kidney" / "Test"), plugin="napari-temdeblur")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-temdeblur", "Restore")
-    widget.device.value, widget.score_tile.value, widget.run.value = "cpu", 64, package[0]
-    widget.start()
-    assert widget.wait(120) is RunState.DONE, widget.status.message
-    restored = viewer.layers["Kidney Test restored"]
+def test_the_restore_dock_takes_a_package_as_its_run(package, restore_in_dock):
+    restored = restore_in_dock(package[0])
     assert restored.metadata["temdeblur"]["restore"][0]["run"] == str(package[0])
     assert restored.metadata["temdeblur"]["restore"][0]["windows"]["gt"] == {"low": 100.0, "high": 20000.0}

@@ -39,11 +39,6 @@ FAST = RestoreOptions(device="cpu", inference_tile=256)  # one inference tile pe
 SUMMARY = {"ssim_mean", "ssim_std", "psnr_mean", "psnr_std"}
 
 
-@pytest.fixture(scope="module")
-def kidney(simulated_dataset):
-    return simulated_dataset.out / "Kidney"
-
-
 def _train(out, data):
     """A tiny bu trained for one step: real weights, BN statistics and config.json in seconds."""
     data = dataclasses.replace(data, val=data.val[:1])

@@ -27,11 +27,6 @@ from napari_temdeblur.core.train import TrainConfig, TrainingData, train
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def kidney(simulated_dataset):
-    return simulated_dataset.out / "Kidney"
-
-
 @pytest.fixture
 def damaged(tmp_path, monkeypatch):
     """The shipped weights with one byte changed, as a broken download or disk would leave them."""

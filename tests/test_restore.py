@@ -42,11 +42,6 @@ class LocalNet(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def kidney(simulated_dataset):
-    return simulated_dataset.out / "Kidney"
-
-
-@pytest.fixture(scope="module")
 def run(tmp_path_factory, kidney):
     """A tiny bu trained for one short epoch on 2-3 frames (enough for real weights and BN statistics)."""
     from napari_temdeblur.core.train import TrainingData

@@ -117,16 +117,8 @@ def test_a_foreign_onnx_model_is_refused_with_its_inputs_named(tmp_path, capsys)
     assert "foreign.onnx: an ONNX model without napari-temdeblur's description (inputs image [1, 3, 256, 256])" in err
 
 
-def test_the_restore_dock_takes_an_exported_model_as_its_run(exported, simulated_dataset, make_napari_viewer):
-    from napari_temdeblur.widgets._dock import RunState
-
-    viewer = make_napari_viewer()
-    viewer.open(str(simulated_dataset.out / "Kidney" / "Test"), plugin="napari-temdeblur")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-temdeblur", "Restore")
-    widget.device.value, widget.score_tile.value, widget.run.value = "cpu", 64, exported[0]
-    widget.start()
-    assert widget.wait(120) is RunState.DONE, widget.status.message
-    restored = viewer.layers["Kidney Test restored"]
+def test_the_restore_dock_takes_an_exported_model_as_its_run(exported, restore_in_dock):
+    restored = restore_in_dock(exported[0])
     assert restored.metadata["temdeblur"]["restore"][0]["run"] == str(exported[0])
     assert restored.metadata["temdeblur"]["restore"][0]["tile"] == 1088  # fast-burst's own tile, from the model
 

@@ -41,11 +41,6 @@ UNCERTAINTY = {"coverage", "nominal_coverage", "interval_width_mean", "uncertain
 
 
 @pytest.fixture(scope="module")
-def kidney(simulated_dataset):
-    return simulated_dataset.out / "Kidney"
-
-
-@pytest.fixture(scope="module")
 def trained(tmp_path_factory, kidney):
     """A tiny bu trained for two steps: training calibrates it on its Val pairs at the end."""
     data = TrainingData.from_folders(kidney)
