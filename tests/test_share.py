@@ -133,3 +133,20 @@ def test_export_replaces_only_a_model_it_exported(tiny_run, exported, tmp_path, 
     ours.write_bytes(exported[0].read_bytes())  # an earlier export: replaced without asking
     assert main(["export", str(tiny_run), "--out", str(ours)]) == 0
     assert main(["export", str(tiny_run), "--out", str(foreign), "--overwrite"]) == 0
+
+
+def test_a_network_that_cannot_be_exported_is_named_with_the_reason(tiny_run, tmp_path):
+    # a forward pass through numpy cannot be traced: the export says which network and why, writes nothing
+    from napari_temdeblur.core.models import load_model
+    from napari_temdeblur.core.share._onnx import write_onnx
+
+    model, checkpoint = load_model(tiny_run, "cpu")
+
+    class ThroughNumpy(torch.nn.Module):
+        def forward(self, x):
+            return model(torch.from_numpy(x.numpy()))
+
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ValueError, match=r"^fast-burst could not be exported to ONNX: \S"):
+        write_onnx(ThroughNumpy().eval(), checkpoint, out)
+    assert not out.exists()
